@@ -1,0 +1,63 @@
+# The course's commands. `make lab` opens the course, `make test` proves it still works.
+# Both create the local virtual environment .venv on first use (only python3 is needed).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+NB     ?= notebooks/*.ipynb
+JOBS   ?= 2
+
+# Same thread count and hashing everywhere, so stored outputs match CI.
+export OMP_NUM_THREADS := 2
+export MKL_NUM_THREADS := 2
+export PYTHONHASHSEED  := 0
+export CUBLAS_WORKSPACE_CONFIG := :4096:8
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: install lab test unit nbval ui execute lint format bench assets clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -c "import matplotlib.pyplot"  # warm the font cache once, not in a test
+	touch $@
+
+lab: install  ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: install  ## unit tests + every notebook under nbval + browser tests (skipped without Chromium)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
+	$(BIN)/python -m pytest -m ui tests/ui -rs
+
+unit: install
+	$(BIN)/python -m pytest -n $(JOBS) -m "not ui" tests
+
+nbval: install  ## make nbval NB=notebooks/01_change_of_variables.ipynb
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) $(NB)
+
+ui: install
+	$(BIN)/python -m pytest -m ui tests/ui -rs
+
+execute: install  ## re-run notebooks in place to refresh stored outputs
+	for nb in $(NB); do echo "== $$nb"; $(BIN)/jupyter execute --inplace "$$nb" || exit 1; done
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python benchmarks/widgets.py
+
+assets: install
+	$(BIN)/python tools/make_assets.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Pure draw functions behind the notebook widgets, one module per notebook topic."""

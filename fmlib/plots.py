@@ -1,0 +1,135 @@
+"""The course's figure style and the small plotting helpers every notebook shares.
+
+Plumbing only (styling, grids, colorbars): the lesson's own lines stay in the notebooks.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+CMAP = "viridis"  # one colormap for every density and heatmap in the course
+DIVERGING = "RdBu_r"  # for signed quantities (residuals, errors)
+SOURCE_COLOR = "#4C72B0"  # x0 ~ p (noise)
+TARGET_COLOR = "#DD8452"  # x1 ~ q (data)
+PATH_COLOR = "#55A868"  # x_t along the path
+LIM = 4.5  # default half-width of 2D views: N(0, I) and the 2D targets fit inside
+
+_STYLE = {
+    "figure.dpi": 80,  # small PNGs keep widget redraws fast
+    "savefig.dpi": 80,
+    "figure.facecolor": "white",
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "image.cmap": CMAP,
+    "figure.constrained_layout.use": True,
+}
+
+
+def use_style() -> None:
+    """Apply the course style to matplotlib (call once, in the setup cell)."""
+    mpl.rcParams.update(_STYLE)
+
+
+def new_axes(n: int = 1, size: float = 3.2, ncols: int | None = None) -> tuple[Figure, list[Axes]]:
+    """A figure with n square panels of side `size` inches, returned as a flat list of axes."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    ncols = n if ncols is None else ncols
+    if not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be an integer >= 1, got {ncols!r}")
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _numpy(x: Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def scatter2d(
+    ax: Axes,
+    x: Tensor | np.ndarray,
+    title: str | None = None,
+    lim: float = LIM,
+    color: str = TARGET_COLOR,
+    s: float = 2.0,
+    alpha: float = 0.5,
+    label: str | None = None,
+) -> None:
+    """A 2D point cloud x: [N, 2] on equal axes [-lim, lim]^2."""
+    pts = _numpy(x)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"x must have shape [N, 2], got {tuple(pts.shape)}")
+    ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, color=color, lw=0, label=label)
+    square(ax, lim)
+    if title:
+        ax.set_title(title)
+
+
+def square(ax: Axes, lim: float = LIM) -> None:
+    """Equal aspect on [-lim, lim]^2 with labelled axes: the frame of every 2D view."""
+    if lim <= 0:
+        raise ValueError(f"lim must be > 0, got {lim}")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x^{(1)}$")
+    ax.set_ylabel("$x^{(2)}$")
+
+
+def heatmap(
+    ax: Axes,
+    z: Tensor | np.ndarray,
+    extent: tuple[float, float, float, float],
+    title: str | None = None,
+    label: str | None = None,
+    cmap: str = CMAP,
+    vmin: float | None = None,
+    vmax: float | None = None,
+):
+    """z: [ny, nx] on `extent` = (xmin, xmax, ymin, ymax), with a labelled colorbar."""
+    img = _numpy(z)
+    if img.ndim != 2:
+        raise ValueError(f"z must be 2-D [ny, nx], got shape {tuple(img.shape)}")
+    im = ax.imshow(
+        img, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal"
+    )
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label)
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return im
+
+
+def grid2d(lim: float = LIM, n: int = 100) -> tuple[Tensor, Tensor, Tensor]:
+    """A regular n x n grid on [-lim, lim]^2: (xx [n, n], yy [n, n], points [n*n, 2]).
+
+    Row i of xx / yy is y = yy[i, 0] (image convention), so `f(points).reshape(n, n)` can
+    be passed straight to `heatmap(..., extent=(-lim, lim, -lim, lim))`.
+    """
+    if lim <= 0:
+        raise ValueError(f"lim must be > 0, got {lim}")
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    axis = torch.linspace(-lim, lim, n)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return xx, yy, torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
