@@ -1,0 +1,326 @@
+"""Notebook 05 (conditional flow matching training): the figures behind its widget and plots.
+
+The notebook trains the fields; this module only *draws* them. What the sliders do not
+change is precomputed once by `precompute_atlas` (Euler trajectories of every trained
+model for every number of steps in a grid), so `FlowAtlas.draw(sigma_min, steps, t)` only
+looks samples up and plots them (no ODE solve per redraw).
+
+Also here, as plumbing for the loss-floor estimate: `checkerboard_mixture`, a fine
+Gaussian-mixture stand-in for the checkerboard q, so that fmlib.marginal's closed-form
+marginal field (notebook 04) applies to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from fmlib import data, plots
+from fmlib.marginal import GaussianMixture
+from fmlib.paths import OTPath
+from fmlib.solvers import integrate
+
+Field = Callable[[Tensor, Tensor], Tensor]
+
+STEP_GRID = (1, 2, 4, 8, 16, 32, 64)  # Euler steps precomputed for the widget
+SNAPSHOT_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
+QUIVER_N = 15  # arrows per side of the quiver grid
+
+
+# --------------------------------------------------------------------------- helpers
+def running_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """m_k = (1 / w_k) sum_{j = k - w_k + 1}^{k} v_j, w_k = min(window, k + 1).
+
+    A trailing moving average with the same length as `values` (shorter windows at the start).
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D sequence, got shape {v.shape}")
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    k = np.arange(1, v.size + 1)
+    lo = np.maximum(k - window, 0)
+    return (csum[k] - csum[lo]) / (k - lo)
+
+
+def nearest(value: float, options: Sequence[float]) -> float:
+    """The element of `options` closest to `value` (the first one on a tie)."""
+    if len(options) == 0:
+        raise ValueError("options must not be empty")
+    return min(options, key=lambda o: abs(o - value))
+
+
+def checkerboard_mixture(cells: int = 8) -> GaussianMixture:
+    """q ≈ (1/K) sum_k N(m_k, s^2 I): each of the 8 squares of side a = 1/0.45 is cut into
+    cells x cells sub-squares of side h = a / cells, with m_k their centres and s = h / 2.
+
+    With s = h / 2 the bumps of the grid of Gaussians merge: inside a square the density is
+    flat to about 2 exp(-2 pi^2 s^2 / h^2) ≈ 1.4 %; the edges are blurred over ~h, and the
+    variance per coordinate is Var(q) + h^2 / 6. A local helper (the closed-form marginal
+    field of fmlib.marginal needs a Gaussian mixture); as cells grows it converges to q.
+    """
+    if isinstance(cells, bool) or not isinstance(cells, int) or cells < 1:
+        raise ValueError(f"cells must be an integer >= 1, got {cells!r}")
+    a = data.CHECKER_SCALE
+    h = a / cells
+    centres = (torch.arange(cells) + 0.5) * h
+    blocks = []
+    for i in range(-2, 2):
+        for j in range(-2, 2):
+            if (i + j) % 2 == 0:  # the dark squares: floor(u) + floor(v) even
+                yy, xx = torch.meshgrid(j * a + centres, i * a + centres, indexing="ij")
+                blocks.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1))
+    return GaussianMixture(torch.cat(blocks), stds=h / 2)
+
+
+@torch.no_grad()
+def field_on_grid(model: Field, t: float, lim: float = plots.LIM, n: int = QUIVER_N):
+    """u_theta(x, t) on an n x n grid of [-lim, lim]^2: (xx, yy, u [n, n, 2])."""
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must be in [0, 1], got {t}")
+    xx, yy, pts = plots.grid2d(lim, n)
+    u = model(pts, torch.full((pts.shape[0],), float(t)))
+    return xx, yy, u.reshape(n, n, 2)
+
+
+def quiver(ax: Axes, model: Field, t: float, lim: float = plots.LIM, n: int = QUIVER_N) -> None:
+    """The learned field at time t as arrows coloured by their speed |u_theta(x, t)|."""
+    xx, yy, u = field_on_grid(model, t, lim, n)
+    speed = u.norm(dim=-1)
+    q = ax.quiver(xx, yy, u[..., 0], u[..., 1], speed, cmap=plots.CMAP, angles="xy")
+    ax.figure.colorbar(q, ax=ax, shrink=0.8, label="speed |u|")
+    plots.square(ax, lim)
+
+
+# --------------------------------------------------------------------------- static figures
+def draw_loss_curve(
+    losses: Sequence[float],
+    floor: float | None = None,
+    floor_err: float = 0.0,
+    window: int = 50,
+    title: str = "CFM training loss",
+) -> Figure:
+    """Minibatch losses (faint), their running mean over `window` steps, and the loss
+    floor E ||u_t(x_t | x1) - u_t(x_t)||^2 (notebook 04) as a band floor ± floor_err."""
+    fig, (ax,) = plots.new_axes(1, size=3.6)
+    fig.set_size_inches(7.0, 3.4)
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, color="0.7", lw=0.6, label="minibatch loss")
+    smooth = running_mean(losses, window)
+    ax.plot(steps, smooth, color=plots.SOURCE_COLOR, lw=1.5, label=f"running mean ({window})")
+    if floor is not None:
+        ax.axhline(floor, color=plots.TARGET_COLOR, ls="--", label=f"loss floor ≈ {floor:.2f}")
+        if floor_err > 0:
+            ax.axhspan(floor - floor_err, floor + floor_err, color=plots.TARGET_COLOR, alpha=0.2)
+    top = float(np.percentile(losses, 99)) if len(losses) > 10 else float(max(losses))
+    ax.set_ylim(0.0 if floor is None else 0.8 * floor, max(top, smooth[0]) * 1.05)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("CFM loss")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    return fig
+
+
+def nearest_index(times: Tensor, t: float) -> int:
+    """Index k of the solver time t_k closest to t."""
+    return int((times - t).abs().argmin())
+
+
+def draw_snapshots(
+    trajectory: Tensor,
+    times: Tensor,
+    title: str,
+    ts: Sequence[float] = SNAPSHOT_TIMES,
+    lim: float = plots.LIM,
+) -> Figure:
+    """Small multiples of p_t: the ODE samples x_t (trajectory [K+1, N, 2] at `times`) at the
+    solver times closest to each t in `ts`."""
+    fig, axes = plots.new_axes(len(ts), size=2.4)
+    for ax, t in zip(axes, ts, strict=True):
+        k = nearest_index(times, t)
+        plots.scatter2d(ax, trajectory[k], lim=lim, color=plots.PATH_COLOR, s=1.5)
+        ax.set_title(f"t = {float(times[k]):.2f}")
+    fig.suptitle(title)
+    return fig
+
+
+@dataclass
+class GalleryRow:
+    """One trained 2D example: its data x1 ~ q, Euler trajectories [K+1, N, 2] and the field."""
+
+    name: str
+    x1: Tensor
+    trajectory: Tensor
+    times: Tensor
+    model: Field
+
+
+def draw_gallery(
+    rows: Sequence[GalleryRow],
+    ts: Sequence[float] = (0.25, 0.5, 0.75),
+    quiver_t: float = 0.5,
+    n_lines: int = 40,
+    lim: float = plots.LIM,
+) -> Figure:
+    """Rows = datasets; columns: data q | p_t at each t in ts | samples (t = 1) |
+    trajectories | the learned field at quiver_t."""
+    ncols = len(ts) + 4
+    fig, axes = plots.new_axes(len(rows) * ncols, size=2.2, ncols=ncols)
+    for i, row in enumerate(rows):
+        ax = axes[i * ncols : (i + 1) * ncols]
+        plots.scatter2d(ax[0], row.x1, title=f"{row.name}: data q", lim=lim, s=1.5)
+        for j, t in enumerate(ts):
+            k = nearest_index(row.times, t)
+            plots.scatter2d(ax[1 + j], row.trajectory[k], lim=lim, color=plots.PATH_COLOR, s=1.5)
+            ax[1 + j].set_title(f"p_t, t = {float(row.times[k]):.2f}")
+        plots.scatter2d(ax[-3], row.trajectory[-1], title="samples (t = 1)", lim=lim, s=1.5)
+        lines = row.trajectory[:, :n_lines]
+        ax[-2].plot(lines[..., 0], lines[..., 1], color=plots.PATH_COLOR, lw=0.6, alpha=0.7)
+        plots.scatter2d(ax[-2], lines[0], lim=lim, color=plots.SOURCE_COLOR, s=6, alpha=1)
+        plots.scatter2d(ax[-2], lines[-1], title="trajectories", lim=lim, s=6, alpha=1)
+        quiver(ax[-1], row.model, quiver_t, lim)
+        ax[-1].set_title(f"field u_θ at t = {quiver_t:.2f}")
+    return fig
+
+
+def draw_likelihood(
+    log_p_model: Tensor, log_q: Tensor, lim: float, title_model: str = "model density"
+) -> Figure:
+    """Side by side: the model density p_theta = exp(log p) and the true q on the same grid
+    of [-lim, lim]^2 (images [n, n], row i = y_i), one colour scale, with colorbars."""
+    if log_p_model.shape != log_q.shape or log_q.ndim != 2:
+        raise ValueError(
+            f"log_p_model and log_q must be equal 2-D images, got {tuple(log_p_model.shape)} "
+            f"and {tuple(log_q.shape)}"
+        )
+    fig, (ax_m, ax_q) = plots.new_axes(2, size=3.6)
+    extent = (-lim, lim, -lim, lim)
+    p, q = log_p_model.exp(), log_q.exp()
+    vmax = float(torch.maximum(p.max(), q.max()))
+    plots.heatmap(ax_m, p, extent, title=title_model, label="density", vmin=0, vmax=vmax)
+    plots.heatmap(ax_q, q, extent, title="true checkerboard q", label="density", vmin=0, vmax=vmax)
+    for ax in (ax_m, ax_q):
+        plots.square(ax, lim)
+    return fig
+
+
+# --------------------------------------------------------------------------- the widget
+@dataclass
+class FlowAtlas:
+    """Precomputed Euler trajectories of trained fields: one model per sigma_min, every
+    number of steps in `step_grid`, from the same noise x0 [N, 2]. `x1` [N, 2] are data
+    samples, used to draw the true marginal path p_t (samples psi_t(x0 | x1))."""
+
+    models: dict[float, Field]
+    x0: Tensor
+    x1: Tensor
+    step_grid: tuple[int, ...]
+    trajectories: dict[tuple[float, int], Tensor] = field(default_factory=dict)
+
+    @property
+    def sigma_mins(self) -> tuple[float, ...]:
+        return tuple(sorted(self.models))
+
+    def trajectory(self, sigma_min: float, steps: int) -> tuple[float, int, Tensor]:
+        """(sigma_min, steps) snapped to the nearest precomputed values, and the trajectory
+        [steps + 1, N, 2] of Euler's method x_{k+1} = x_k + h u_theta(x_k, k h), h = 1/steps."""
+        s = nearest(sigma_min, self.sigma_mins)
+        k = int(nearest(steps, self.step_grid))
+        return s, k, self.trajectories[(s, k)]
+
+    def samples_at(self, sigma_min: float, steps: int, t: float) -> tuple[Tensor, float]:
+        """The Euler iterate at the grid time k h closest to t: (x [N, 2], that time)."""
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"t must be in [0, 1], got {t}")
+        _, k, traj = self.trajectory(sigma_min, steps)
+        j = round(t * k)
+        return traj[j], j / k
+
+    def path_samples(self, sigma_min: float, t: float) -> Tensor:
+        """Samples of the true marginal p_t: x_t = psi_t(x0 | x1) on the OT path (x0 ⊥ x1)."""
+        s = nearest(sigma_min, self.sigma_mins)
+        return OTPath(s).psi_t(self.x0, self.x1, float(t))
+
+    def in_support(self, sigma_min: float, steps: int) -> float:
+        """Fraction of the final samples (t = 1) on the checkerboard's support."""
+        x, _ = self.samples_at(sigma_min, steps, 1.0)
+        return float(data.in_checkerboard(x).float().mean())
+
+    def draw(self, sigma_min: float = 0.0, steps: int = 8, t: float = 1.0) -> Figure:
+        """Left: the true p_t; middle: the model's Euler samples at time t; right: the
+        learned field u_theta(., t) as arrows. sigma_min and steps snap to the trained /
+        precomputed values (shown in the titles)."""
+        s, k, _ = self.trajectory(sigma_min, steps)
+        x_t, t_k = self.samples_at(s, k, t)
+        fig, (ax_p, ax_s, ax_u) = plots.new_axes(3, size=3.0)
+        plots.scatter2d(ax_p, self.path_samples(s, t), title=f"true p_t, t = {t:.2f}", s=1.5)
+        plots.scatter2d(ax_s, x_t, color=plots.PATH_COLOR, s=1.5)
+        ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}")
+        quiver(ax_u, self.models[s], t)
+        ax_u.set_title(f"learned field u_θ(x, {t:.2f})")
+        return fig
+
+
+def precompute_atlas(
+    models: dict[float, Field],
+    x1: Tensor,
+    step_grid: Sequence[int] = STEP_GRID,
+    generator: torch.Generator | None = None,
+) -> FlowAtlas:
+    """Integrate every model from the same x0 ~ N(0, I) (as many as x1) with Euler for each
+    number of steps in step_grid, keeping the whole trajectory; no autograd graph."""
+    if not models:
+        raise ValueError("models must map at least one sigma_min to a field")
+    grid = tuple(sorted({int(k) for k in step_grid}))
+    if grid[0] < 1:
+        raise ValueError(f"step_grid must hold integers >= 1, got {tuple(step_grid)}")
+    x0 = torch.randn(x1.shape, generator=generator)
+    atlas = FlowAtlas(dict(models), x0, x1, grid)
+    for s, model in atlas.models.items():
+        for k in grid:
+            sol = integrate(model, x0, steps=k, method="euler", trajectory=True)
+            atlas.trajectories[(s, k)] = sol.trajectory
+    return atlas
+
+
+def draw_sigma_steps_grid(
+    atlas: FlowAtlas, sigma_mins: Sequence[float], steps: Sequence[int], t: float = 1.0
+) -> Figure:
+    """The static version of the widget: rows = sigma_min, columns = Euler steps, the model's
+    samples at time t, titled with the fraction on the checkerboard's support (t = 1)."""
+    fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.3, ncols=len(steps))
+    for i, s in enumerate(sigma_mins):
+        for j, k in enumerate(steps):
+            x, t_k = atlas.samples_at(s, k, t)
+            ax = axes[i * len(steps) + j]
+            plots.scatter2d(ax, x, color=plots.PATH_COLOR, s=1.0)
+            frac = float(data.in_checkerboard(x).float().mean())
+            ax.set_title(f"σ_min = {s:.2f}, {k} steps\nt = {t_k:.2f}, on support {frac:.0%}")
+    return fig
+
+
+# --------------------------------------------------------------------------- benchmark
+@lru_cache(maxsize=1)
+def _bench_atlas() -> FlowAtlas:
+    """An atlas of untrained recipe-sized MLPs (redraw cost does not depend on the weights)."""
+    from fmlib.models import MLP
+
+    torch.manual_seed(0)
+    models = {s: MLP().eval() for s in (0.0, 0.1)}
+    x1 = data.sample("checkerboard", 600, torch.Generator().manual_seed(0))
+    return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
+
+
+def _bench_draw(sigma_min: float, steps: int, t: float) -> Figure:
+    return _bench_atlas().draw(sigma_min=sigma_min, steps=steps, t=t)
+
+
+BENCH = [("training.FlowAtlas.draw", _bench_draw, {"sigma_min": 0.1, "steps": 16, "t": 0.5})]

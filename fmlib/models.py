@@ -1,0 +1,139 @@
+"""Neural velocity fields u_theta(x, t): small MLPs for 2D flow matching.
+
+A model is a *field*: `model(x: [N, d], t: [N]) -> [N, d]`, with t = 0 the noise and
+t = 1 the data. The constructor's arguments are stored in `model.config`, so that
+`save(model, path)` / `load(path)` rebuild the same network from a plain dict and a
+state dict (loadable with `torch.load(weights_only=True)`).
+
+Two flavours, one class:
+- the Flow Matching Guide's reference network (Lipman et al. 2024, 2D example):
+  `MLP(hidden=512, layers=4, time_embedding="raw")`, i.e. [x, t] -> 4 x (Linear, SiLU)
+  -> Linear;
+- the CPU recipe (see `fmlib.training.Recipe`): a sinusoidal embedding of t
+  (Vaswani et al. 2017; Tancik et al. 2020 for Fourier features) concatenated with x,
+  then a shallower, narrower MLP.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+TIME_EMBEDDINGS = ("raw", "sinusoidal")
+
+
+def _check_int(name: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def sinusoidal_embedding(t: Tensor, frequencies: Tensor) -> Tensor:
+    """gamma(t) = [cos(w_k t), sin(w_k t)]_k, shape [N, 2K] for t: [N], w: [K].
+
+    Fourier features of time (Vaswani et al. 2017; Tancik et al. 2020): the network can
+    change quickly with t (the field sharpens near t = 1) without large weights.
+    """
+    angles = t[:, None] * frequencies[None, :]
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+class MLP(nn.Module):
+    """u_theta(x, t) = W_L sigma(... sigma(W_1 [x, gamma(t)] + b_1) ...) + b_L, sigma = SiLU.
+
+    Arguments:
+        dim: data dimension d (input and output width), >= 1.
+        hidden: width of every hidden layer, >= 1.
+        layers: number of hidden layers (Linear + SiLU), >= 1; the Guide uses 4.
+        time_embedding: "raw" (gamma(t) = t, the Guide) or "sinusoidal"
+            (gamma(t) = [cos(w_k t), sin(w_k t)], k = 1..time_features / 2).
+        time_features: size of gamma(t) for "sinusoidal" (even, >= 2).
+        max_frequency: w_k spaced geometrically from 1 to max_frequency (>= 1), in
+            radians per unit of t.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 256,
+        layers: int = 3,
+        time_embedding: str = "sinusoidal",
+        time_features: int = 32,
+        max_frequency: float = 100.0,
+    ) -> None:
+        super().__init__()
+        _check_int("dim", dim, 1)
+        _check_int("hidden", hidden, 1)
+        _check_int("layers", layers, 1)
+        if time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(
+                f"time_embedding must be one of {', '.join(TIME_EMBEDDINGS)}, "
+                f"got {time_embedding!r}"
+            )
+        _check_int("time_features", time_features, 2)
+        if time_features % 2:
+            raise ValueError(f"time_features must be even, got {time_features}")
+        if not isinstance(max_frequency, (int, float)) or not 1.0 <= max_frequency < math.inf:
+            raise ValueError(f"max_frequency must be in [1, inf), got {max_frequency!r}")
+        self.config = {
+            "dim": dim,
+            "hidden": hidden,
+            "layers": layers,
+            "time_embedding": time_embedding,
+            "time_features": time_features,
+            "max_frequency": float(max_frequency),
+        }
+        self.dim = dim
+        self.time_embedding = time_embedding
+        n_freq = time_features // 2
+        frequencies = torch.logspace(0.0, math.log10(max_frequency), n_freq)
+        self.register_buffer("frequencies", frequencies)
+        t_width = 1 if time_embedding == "raw" else time_features
+        widths = [dim + t_width] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
+            blocks += [nn.Linear(w_in, w_out), nn.SiLU()]
+        blocks.append(nn.Linear(hidden, dim))
+        self.net = nn.Sequential(*blocks)
+
+    def embed_time(self, t: Tensor) -> Tensor:
+        """gamma(t): [N, 1] for "raw", [N, time_features] for "sinusoidal"."""
+        if self.time_embedding == "raw":
+            return t[:, None]
+        return sinusoidal_embedding(t, self.frequencies)
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """u_theta(x, t) for x: [N, dim] and t: [N], a 0-d tensor or a float -> [N, dim]."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape [N, {self.dim}], got {tuple(x.shape)}")
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        if t.shape != x.shape[:1]:
+            raise ValueError(f"t must have shape [N] = [{x.shape[0]}], got {tuple(t.shape)}")
+        return self.net(torch.cat([x, self.embed_time(t)], dim=1))
+
+
+def reference_mlp(dim: int = 2) -> MLP:
+    """The Flow Matching Guide's 2D network: [x, t] -> 4 x (Linear(512), SiLU) -> Linear."""
+    return MLP(dim=dim, hidden=512, layers=4, time_embedding="raw")
+
+
+def save(model: MLP, path: str | Path) -> None:
+    """Write {"config": model.config, "state_dict": model.state_dict()} to `path`."""
+    if not isinstance(model, MLP):
+        raise ValueError(f"model must be an fmlib.models.MLP, got {type(model).__name__}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"config": dict(model.config), "state_dict": state}, Path(path))
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> MLP:
+    """Rebuild the MLP saved by `save` (torch.load with weights_only=True), in eval mode."""
+    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or not {"config", "state_dict"} <= payload.keys():
+        raise ValueError(f"path must hold a dict with 'config' and 'state_dict', got {path}")
+    model = MLP(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

@@ -1,0 +1,176 @@
+"""Tests of fmlib.figures.training: each compares with a closed form or an independent sum."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from fmlib import data
+from fmlib.figures import training as ft
+from fmlib.paths import OTPath
+
+C = torch.tensor([0.7, -1.3])
+
+
+def constant_field(x, t):
+    """u(x, t) = c: the flow is x0 + t c, which Euler integrates exactly."""
+    return C.expand_as(x)
+
+
+def contracting_field(x, t):
+    """u(x, t) = -x: Euler gives x_k = (1 - h)^k x0 in closed form."""
+    return -x
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    g = torch.Generator().manual_seed(0)
+    x1 = data.sample("checkerboard", 200, g)
+    models = {0.0: constant_field, 0.25: contracting_field}
+    return ft.precompute_atlas(models, x1, step_grid=(1, 4, 8), generator=g)
+
+
+def test_running_mean_matches_explicit_windows():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=37)
+    m = ft.running_mean(v, 5)
+    explicit = [v[max(0, k - 4) : k + 1].mean() for k in range(len(v))]
+    np.testing.assert_allclose(m, explicit, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("window", [0, -1, 2.5, True])
+def test_running_mean_rejects_bad_window(window):
+    with pytest.raises(ValueError, match="window"):
+        ft.running_mean([1.0, 2.0], window)
+
+
+def test_nearest():
+    assert ft.nearest(0.12, (0.0, 0.1, 0.25)) == 0.1
+    assert ft.nearest(30, (1, 8, 32, 64)) == 32
+    with pytest.raises(ValueError, match="options"):
+        ft.nearest(1.0, ())
+
+
+def test_atlas_constant_field_is_straight_line(atlas):
+    # x_t = x0 + t c exactly, at every grid time, for every number of steps.
+    for k in (1, 4, 8):
+        for j in range(k + 1):
+            x, t = atlas.samples_at(0.0, k, j / k)
+            assert t == pytest.approx(j / k)
+            torch.testing.assert_close(x, atlas.x0 + t * C, rtol=0, atol=1e-5)
+
+
+def test_atlas_euler_closed_form_and_snapping(atlas):
+    # sigma_min 0.3 snaps to 0.25 (u = -x); steps 6 snaps to 4 or 8 (nearest: 4 on a tie? no:
+    # |6-4| = |6-8|, the first, 4); t = 0.6 with 4 steps is the iterate k = 2 (t = 0.5).
+    s, k, traj = atlas.trajectory(0.3, 6)
+    assert (s, k) == (0.25, 4)
+    x, t = atlas.samples_at(0.3, 6, 0.6)
+    assert t == pytest.approx(0.5)
+    torch.testing.assert_close(x, (1 - 0.25) ** 2 * atlas.x0, rtol=0, atol=1e-6)
+    torch.testing.assert_close(traj[-1], (0.75) ** 4 * atlas.x0, rtol=0, atol=1e-6)
+
+
+def test_atlas_path_samples_is_ot_psi(atlas):
+    for s, t in ((0.0, 0.3), (0.25, 1.0)):
+        expected = (1 - (1 - s) * t) * atlas.x0 + t * atlas.x1
+        torch.testing.assert_close(atlas.path_samples(s, t), expected)
+        torch.testing.assert_close(atlas.path_samples(s, t), OTPath(s).psi_t(atlas.x0, atlas.x1, t))
+
+
+def test_atlas_in_support_against_independent_count(atlas):
+    # u = c shifts x0 by c at t = 1: count the checkerboard squares by hand.
+    x = atlas.x0 + C
+    u, v = (x / data.CHECKER_SCALE).unbind(1)
+    inside = (u.abs() <= 2) & (v.abs() <= 2) & ((u.floor() + v.floor()) % 2 == 0)
+    assert atlas.in_support(0.0, 8) == pytest.approx(inside.float().mean().item())
+
+
+def test_atlas_rejects_bad_t(atlas):
+    with pytest.raises(ValueError, match="t must be in"):
+        atlas.samples_at(0.0, 4, 1.5)
+
+
+def test_draw_returns_three_panels_with_values_in_titles(atlas):
+    before = set(plt.get_fignums())
+    fig = atlas.draw(sigma_min=0.24, steps=7, t=0.5)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert any("σ_min = 0.25" in s and "8 Euler steps" in s for s in titles)
+    assert any("t = 0.50" in s for s in titles)
+    assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) == 3
+    assert set(plt.get_fignums()) - before == {fig.number}
+    plt.close(fig)
+
+
+def test_field_on_grid_values():
+    xx, yy, u = ft.field_on_grid(contracting_field, 0.5, lim=2.0, n=5)
+    torch.testing.assert_close(u[..., 0], -xx)
+    torch.testing.assert_close(u[..., 1], -yy)
+    with pytest.raises(ValueError, match="t must be in"):
+        ft.field_on_grid(contracting_field, -0.1)
+
+
+def test_checkerboard_mixture_moments_and_density():
+    # Mean 0 and per-coordinate variance Var(q) + h^2 / 6, Var(q) = (4 a)^2 / 12 (a = 1/0.45).
+    cells = 8
+    q = ft.checkerboard_mixture(cells=cells)
+    assert q.means.shape == (8 * cells**2, 2)
+    h = data.CHECKER_SCALE / cells
+    var = (4 * data.CHECKER_SCALE) ** 2 / 12 + h**2 / 6
+    exact_var = q.means.var(0, unbiased=False) + q.stds[0] ** 2  # between + within cells
+    torch.testing.assert_close(q.means.mean(0), torch.zeros(2), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(exact_var.numpy(), [var, var], rtol=1e-5)
+    # Inside a dark square the density is flat, ~ q = 0.45^2 / 8 (at a cell centre and at a
+    # cell corner alike); in the middle of a light square it is ~0.
+    a = data.CHECKER_SCALE
+    inside = torch.tensor([[0.5, 0.5], [0.5 + 0.5 / cells, 0.5], [-1.5, 1.5]]) * a
+    np.testing.assert_allclose(q.log_prob(inside).exp().numpy(), 0.45**2 / 8, rtol=0.03)
+    light = torch.tensor([[-0.5, 0.5], [1.5, 0.5]]) * a
+    assert (q.log_prob(light).exp() < 1e-3 * 0.45**2 / 8).all()
+    # And it agrees with data.in_checkerboard on which squares are dark.
+    assert data.in_checkerboard(inside).all() and not data.in_checkerboard(light).any()
+
+
+def test_checkerboard_mixture_rejects_bad_cells():
+    with pytest.raises(ValueError, match="cells"):
+        ft.checkerboard_mixture(0)
+
+
+def test_static_figures_draw():
+    g = torch.Generator().manual_seed(0)
+    losses = list(10 + torch.rand(120, generator=g).numpy())
+    fig = ft.draw_loss_curve(losses, floor=9.5, floor_err=0.2, window=10)
+    assert "loss floor ≈ 9.50" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    x1 = data.sample("moons", 100, g)
+    traj = torch.stack([(1 - t) * torch.randn(100, 2, generator=g) + t * x1 for t in (0, 0.5, 1)])
+    times = torch.tensor([0.0, 0.5, 1.0])
+    fig = ft.draw_snapshots(traj, times, "test", ts=(0.0, 0.4, 1.0))
+    assert [ax.get_title() for ax in fig.axes] == ["t = 0.00", "t = 0.50", "t = 1.00"]
+    plt.close(fig)
+    row = ft.GalleryRow("moons", x1, traj, times, contracting_field)
+    fig = ft.draw_gallery([row, row], ts=(0.5,))
+    assert sum(ax.get_title() == "samples (t = 1)" for ax in fig.axes) == 2
+    plt.close(fig)
+    log_q = torch.full((6, 6), math.log(0.02))
+    fig = ft.draw_likelihood(log_q - 0.1, log_q, lim=4.0)
+    assert len(fig.axes) == 4  # two images, two colorbars
+    plt.close(fig)
+    with pytest.raises(ValueError, match="log_p_model"):
+        ft.draw_likelihood(log_q[:3], log_q, lim=4.0)
+    fig = ft.draw_sigma_steps_grid(
+        ft.precompute_atlas({0.0: constant_field}, x1, (1, 2), generator=g), [0.0], [1, 2]
+    )
+    assert "σ_min = 0.00, 2 steps" in fig.axes[1].get_title()
+    plt.close(fig)
+
+
+def test_bench_entries_run():
+    for name, fn, kwargs in ft.BENCH:
+        fig = fn(**kwargs)
+        assert name.startswith("training.")
+        plt.close(fig)

@@ -1,0 +1,1 @@
+"""Real-browser tests: the course's JupyterLab driven by headless Chromium (Playwright)."""

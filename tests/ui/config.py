@@ -1,0 +1,41 @@
+"""Paths and constants shared by the browser tests (conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = Path(os.environ.get("FMLIB_UI_NOTEBOOKS", REPO / "notebooks"))
+ARTIFACTS = REPO / "artifacts" / "ui"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_MISSING = (
+    "Chromium not found: run tools/install_chromium.sh (apt-get install -y chromium) "
+    "to enable the browser tests"
+)
+# Playwright's own browser download is not used. We run as root (--no-sandbox); without the
+# background-networking flags Chromium's phone-home attempts get connections refused.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ROWS = pytest.StashKey[list]()  # latency table rows, kept on the pytest config
+
+
+def notebooks() -> list[Path]:
+    return sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+HEADER = [
+    "| notebook | panel | slider | how | readout | redraw in the browser (ms) |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def write_latency_table(rows: list[str]) -> str:
+    text = "\n".join(["# Slider change -> new figure, in headless Chromium", "", *HEADER, *rows])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "latency.md").write_text(text + "\n")
+    return text

@@ -1,0 +1,213 @@
+"""Drive a JupyterLab notebook page like a student: open, Run All, read outputs, move sliders.
+
+The page must come from a server started with --LabApp.expose_app_in_browser=True, so that
+`window.jupyterapp` (the JupyterLab application) can be asked for the kernel status and the
+cells' models. Clicks, drags and key presses go through the real UI.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+# The current notebook panel, its kernel connection and its non-empty code cells.
+_NOTEBOOK = """
+const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+const kernel = nb && nb.sessionContext && nb.sessionContext.session
+    ? nb.sessionContext.session.kernel : null;
+const codeCells = nb && nb.content ? nb.content.widgets.filter(
+    (c) => c.model.type === "code" && c.model.sharedModel.getSource().trim() !== "") : [];
+"""
+
+JS_READY = f"""(path) => {{ {_NOTEBOOK}
+    return !!nb && !!nb.context && nb.context.path === path && nb.context.isReady
+        && !!kernel && kernel.connectionStatus === "connected" && kernel.status === "idle";
+}}"""
+
+JS_IDLE = f"""() => {{ {_NOTEBOOK} return !!kernel && kernel.status === "idle"; }}"""
+
+# Run All is over when the kernel is idle, no prompt shows [*] and every code cell has an
+# execution count (or a cell failed: JupyterLab then drops the queued cells).
+JS_RUN_ALL_DONE = f"""() => {{ {_NOTEBOOK}
+    if (!kernel || kernel.status !== "idle") return false;
+    const prompts = [...document.querySelectorAll(".jp-Notebook .jp-InputPrompt")];
+    if (prompts.some((p) => p.textContent.includes("*"))) return false;
+    const failed = codeCells.some(
+        (c) => c.model.outputs.toJSON().some((o) => o.output_type === "error"));
+    return failed || codeCells.every((c) => c.model.executionCount !== null);
+}}"""
+
+JS_EXECUTION_COUNTS = f"""() => {{ {_NOTEBOOK}
+    return codeCells.map((c) => c.model.executionCount);
+}}"""
+
+# Error outputs only: tracebacks in cell outputs (from the models) and in Output widgets,
+# and widget views that failed to render. Warnings and tqdm bars on stderr are fine.
+JS_ERRORS = f"""() => {{ {_NOTEBOOK}
+    const errors = [];
+    nb.content.widgets.forEach((cell, i) => {{
+        if (cell.model.type !== "code") return;
+        for (const o of cell.model.outputs.toJSON())
+            if (o.output_type === "error") errors.push(`cell ${{i}}: ${{o.ename}}: ${{o.evalue}}`);
+    }});
+    for (const el of document.querySelectorAll(".jp-Notebook .widget-output .jp-OutputArea-output"))
+        if (el.innerText.includes("Traceback (most recent call last)"))
+            errors.push("traceback in a widget output: " + el.innerText.slice(0, 1500));
+    for (const el of document.querySelectorAll(".jp-Notebook .jp-OutputArea-output"))
+        if (el.innerText.includes("Error displaying widget"))
+            errors.push("widget view: " + el.innerText.slice(0, 300));
+    return errors;
+}}"""
+
+# A panel is the innermost widget box holding a slider and an Output widget (panel() and
+# interact() both build one). Each gets data-ui-panel="<index>"; returns how many.
+JS_TAG_PANELS = """() => {
+    const boxes = [...document.querySelectorAll(".jp-Notebook .widget-box")].filter(
+        (b) => b.querySelector(".widget-slider") && b.querySelector(".widget-output"));
+    const inner = boxes.filter((b) => !boxes.some((o) => o !== b && b.contains(o)));
+    inner.forEach((b, i) => b.setAttribute("data-ui-panel", String(i)));
+    return inner.length;
+}"""
+
+# Start watching a panel's figure: t0 = the next pointerup/keydown (the slider change),
+# t1 = the moment an <img> with a different src is in the panel (the new figure), or
+# `error` = a traceback that replaced it (draw raised).
+JS_WATCH = """(index) => {
+    const panel = document.querySelector(`[data-ui-panel="${index}"]`);
+    const img = () => panel.querySelector(".widget-output img");
+    const watch = { t0: null, t1: null, error: null, old: img() ? img().src : null };
+    window.__uiWatch = watch;
+    if (!window.__uiListening) {
+        window.__uiListening = true;
+        const start = () => { if (window.__uiWatch && window.__uiWatch.t0 === null)
+            window.__uiWatch.t0 = performance.now(); };
+        document.addEventListener("pointerup", start, true);
+        document.addEventListener("keydown", start, true);
+    }
+    const observer = new MutationObserver(() => {
+        const now = img();
+        const text = panel.querySelector(".widget-output").innerText;
+        if (text.includes("Traceback (most recent call last)")) watch.error = text.slice(0, 2000);
+        else if (watch.t0 !== null && now && now.src !== watch.old) watch.t1 = performance.now();
+        else return;
+        observer.disconnect();
+    });
+    observer.observe(panel, { subtree: true, childList: true, attributes: true });
+}"""
+
+JS_WATCH_DONE = "() => window.__uiWatch.t1 !== null || window.__uiWatch.error !== null"
+JS_LATENCY_MS = "() => window.__uiWatch.t1 - window.__uiWatch.t0"
+
+# value and step sizes [down, up] of a slider, from its noUiSlider instance
+JS_SLIDER_STATE = """(target) => {
+    const [down, up] = target.noUiSlider.steps()[0];
+    return { value: Number(target.noUiSlider.get()), down: down, up: up };
+}"""
+
+
+@dataclass
+class Move:
+    """One slider change and what the browser showed for it."""
+
+    panel: int
+    slider: str
+    method: str
+    before: str
+    after: str
+    latency_ms: float
+
+
+def open_notebook(page: Page, url: str, path: str, timeout_s: float) -> None:
+    """Open `path` (relative to the server root) in a fresh workspace; wait for an idle kernel."""
+    page.goto(f"{url}lab/tree/{path}?reset", wait_until="domcontentloaded")
+    page.wait_for_function(JS_READY, arg=path, timeout=timeout_s * 1000, polling=250)
+
+
+def run_all_from_menu(page: Page, timeout_s: float) -> None:
+    """Clear stored outputs, then Run > Run All Cells through the menu bar; wait until done."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.locator("#jp-MainMenu .lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    page.wait_for_function(JS_RUN_ALL_DONE, timeout=timeout_s * 1000, polling=500)
+
+
+def wait_idle(page: Page, timeout_s: float = 60) -> None:
+    page.wait_for_function(JS_IDLE, timeout=timeout_s * 1000, polling=100)
+
+
+def slider_label(slider: Locator) -> str:
+    return slider.locator(".widget-label").first.inner_text().strip()
+
+
+def sliders_to_move(panel: Locator) -> list[tuple[Locator, str]]:
+    """(slider, "drag" or "keyboard"): sigma_min by mouse drag, steps by keyboard.
+
+    A panel with neither gets its first slider moved both ways.
+    """
+    by_label = {slider_label(s): s for s in panel.locator(".widget-slider").all()}
+    sigma = [s for name, s in by_label.items() if "σ" in name or "sigma" in name.lower()]
+    steps = [s for name, s in by_label.items() if "steps" in name.lower()]
+    if not sigma and not steps:
+        first = panel.locator(".widget-slider").first
+        return [(first, "drag"), (first, "keyboard")]
+    return [(s, "drag") for s in sigma[:1]] + [(s, "keyboard") for s in steps[:1]]
+
+
+def _drag(page: Page, slider: Locator) -> None:
+    """Press the handle, move it 35% of the track towards the side with more room, release."""
+    handle = slider.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    track = slider.locator(".noUi-target").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    right_room = track["x"] + track["width"] - x
+    dx = 0.35 * track["width"] * (1 if right_room >= x - track["x"] else -1)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=8)
+    page.mouse.up()
+
+
+def _press(page: Page, slider: Locator, up_step: float | None) -> str:
+    """Focus the handle, press ArrowRight (ArrowLeft at the maximum); returns the key."""
+    key = "ArrowRight" if up_step else "ArrowLeft"
+    slider.locator(".noUi-handle").first.focus()
+    page.keyboard.press(key)
+    return key
+
+
+def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s: float) -> Move:
+    """Change one slider of panel `index`, wait for the new figure; check the readout."""
+    target = slider.locator(".noUi-target").first
+    readout = slider.locator(".widget-readout").first
+    state = target.evaluate(JS_SLIDER_STATE)
+    before = readout.inner_text().strip()
+    page.evaluate(JS_WATCH, index)
+    if method == "drag":
+        _drag(page, slider)
+        expected = None
+    else:
+        key = _press(page, slider, state["up"])
+        expected = state["value"] + (state["up"] if key == "ArrowRight" else -state["down"])
+    name = slider_label(slider)
+    try:
+        page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling="raf")
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"{name}: no new figure {timeout_s} s after the {method}") from None
+    error = page.evaluate("() => window.__uiWatch.error")
+    assert error is None, f"{name}: the figure became a traceback after the {method}:\n{error}"
+    latency = page.evaluate(JS_LATENCY_MS)
+    after = readout.inner_text().strip()
+    value = target.evaluate(JS_SLIDER_STATE)["value"]
+    assert after != before, f"{name}: readout still {before!r} after {method}"
+    decimals = len(after.split(".")[1]) if "." in after else 0
+    assert abs(float(after) - value) <= 0.5 * 10**-decimals + 1e-12, (
+        f"{name}: readout {after!r} but the slider holds {value}"
+    )
+    if expected is not None:
+        assert abs(value - expected) < 1e-9, f"{name}: {key} gave {value}, expected {expected}"
+    wait_idle(page)
+    return Move(index, name, method, before, after, latency)
