@@ -285,8 +285,9 @@ class GaussianFlow:
         """u_t(x) = m + (s - 1) / sigma_t (x - t m) + omega J (x - t m); x: [N, d], t: [N]."""
         _check_points(x)
         t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0])[:, None]
-        if ((t < -1e-9) | (t > 1 + 1e-9)).any():
-            raise ValueError(f"t must be in [0, 1], got values in [{t.min()}, {t.max()}]")
+        t_min, t_max = t.aminmax()
+        if t_min < -1e-9 or t_max > 1 + 1e-9:
+            raise ValueError(f"t must be in [0, 1], got values in [{t_min}, {t_max}]")
         t = t.clamp(0.0, 1.0)  # solvers may overshoot by a rounding error
         y = x - t * self.m
         sigma = 1 - (1 - self.s) * t

@@ -140,7 +140,9 @@ def train(
     """
     _check_budget(seconds, steps)
     _check_hyper(batch_size, lr, warmup, ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+    )
     ema = copy.deepcopy(model).requires_grad_(False)
     result = TrainResult(model=ema if ema_decay > 0 else model, raw_model=model)
     bar = tqdm(total=steps, disable=not progress, desc="CFM training", unit="step")

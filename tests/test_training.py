@@ -46,7 +46,9 @@ def test_cfm_loss_vanishes_for_the_exact_field_of_a_point_mass():
 
 def test_learning_rate_warmup_then_cosine():
     assert learning_rate(1.0, 0.0, 0.1) == 0.0
-    assert learning_rate(1.0, 0.05, 0.1) == pytest.approx(0.5 * 0.5 * (1 + math.cos(0.05 * math.pi)))
+    assert learning_rate(1.0, 0.05, 0.1) == pytest.approx(
+        0.5 * 0.5 * (1 + math.cos(0.05 * math.pi))
+    )
     assert learning_rate(2.0, 0.5, 0.1) == pytest.approx(1.0)
     assert learning_rate(1.0, 1.0, 0.1) == pytest.approx(0.0, abs=1e-12)
     assert learning_rate(1.0, 0.3, 0.0) == pytest.approx(0.5 * (1 + math.cos(0.3 * math.pi)))
@@ -75,7 +77,13 @@ def test_train_decreases_the_loss_and_keeps_an_ema():
     model = MLP(hidden=32, layers=2, time_features=8)
     g = torch.Generator().manual_seed(0)
     result = train(
-        model, _gaussians, OTPath(), steps=200, batch_size=256, lr=1e-2, generator=g,
+        model,
+        _gaussians,
+        OTPath(),
+        steps=200,
+        batch_size=256,
+        lr=1e-2,
+        generator=g,
         progress=False,
     )
     assert result.steps == len(result.losses) == 200
@@ -91,8 +99,9 @@ def test_train_is_deterministic_given_the_generator_and_steps():
         torch.manual_seed(3)
         model = MLP(hidden=16, layers=1, time_features=4)
         g = torch.Generator().manual_seed(5)
-        return train(model, _gaussians, OTPath(), steps=15, batch_size=64, generator=g,
-                     progress=False)
+        return train(
+            model, _gaussians, OTPath(), steps=15, batch_size=64, generator=g, progress=False
+        )
 
     a, b = run(), run()
     assert a.losses == b.losses

@@ -1,0 +1,75 @@
+"""Median redraw time of every widget's draw function, as a student sees it.
+
+    python benchmarks/widgets.py [--repeats 7] [--out benchmarks/widgets.md]
+
+A redraw is `draw(**values)` plus rendering the PNG that the notebook shows (the
+inline backend's cost), measured after one warm-up call (which fills the caches that
+a notebook fills before its panel appears). Budget: 0.1 s median per widget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import pkgutil
+import statistics
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+import fmlib.figures  # noqa: E402
+from fmlib import plots  # noqa: E402
+
+BUDGET_S = 0.1
+
+
+def redraw_seconds(draw, kwargs: dict, repeats: int) -> float:
+    """Median wall time of draw(**kwargs) + PNG rendering, after one warm-up call."""
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        fig = draw(**kwargs)
+        fig.savefig(io.BytesIO(), format="png")
+        plt.close(fig)
+        if i:  # the first call is the warm-up
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def collect() -> list[tuple[str, object, dict]]:
+    """Every (name, draw, kwargs) listed in a BENCH list of an fmlib.figures module."""
+    entries = []
+    for info in pkgutil.iter_modules(fmlib.figures.__path__):
+        module = importlib.import_module(f"fmlib.figures.{info.name}")
+        entries += getattr(module, "BENCH", [])
+    return entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default=None, help="also write the table to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    plots.use_style()
+    rows = ["| widget draw function | median redraw (s) | within 0.1 s |", "|---|---|---|"]
+    for name, draw, kwargs in collect():
+        seconds = redraw_seconds(draw, kwargs, args.repeats)
+        rows.append(f"| {name} | {seconds:.3f} | {'yes' if seconds <= BUDGET_S else 'NO'} |")
+        print(rows[-1], flush=True)
+    table = "\n".join(rows)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    print()
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

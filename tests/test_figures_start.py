@@ -1,0 +1,37 @@
+"""Notebook 00's panel: the numbers it draws, and the figure it returns."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from fmlib.figures import start
+from fmlib.paths import OTPath, VPPath
+
+
+@pytest.mark.parametrize("sigma_min", [0.0, 0.3])
+def test_euler_exact_on_straight_ot_paths(sigma_min):
+    euler, exact, error = start.euler_vs_exact(OTPath(sigma_min), steps=3)
+    assert euler.shape == exact.shape == (4, start.N_CLOUD, 2)
+    assert error < 1e-5
+    x1 = torch.tensor(start.X1)
+    spread = (exact[-1] - x1).std(0).mean().item()
+    assert spread == pytest.approx(sigma_min, abs=0.02)  # ends in N(x1, sigma_min^2 I)
+
+
+def test_euler_converges_on_curved_vp_path():
+    errors = [start.euler_vs_exact(VPPath(), k)[2] for k in (1, 4, 20, 100)]
+    assert errors == sorted(errors, reverse=True)
+    assert errors[0] > 1.0 and errors[-1] < 0.1
+    # first order: 5x the steps, error down by roughly 2-5x (the field stiffens near t=1)
+    assert 1.5 < errors[2] / errors[3] < 6
+
+
+def test_draw_conditional_path_titles():
+    fig = start.draw_conditional_path(sigma_min=0.2, steps=5)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "σ_min = 0.20" in titles[0] and "5 Euler steps" in titles[0]
+    assert "VP" in titles[1] and "endpoint error" in titles[1]
+    plt.close(fig)
+    fig = start.draw_small_multiples(sigma_mins=(0.0,), steps=(1, 2))
+    assert len(fig.axes) == 4
+    plt.close(fig)
