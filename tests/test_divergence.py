@@ -110,8 +110,9 @@ def test_hutchinson_is_unbiased(probe):
 def test_hutchinson_formula_with_the_same_probes():
     # (1/K) sum_k eps_k^T J eps_k with J analytic and eps drawn from the same generator.
     x, K = torch.randn(8, 2), 5
-    est = hutchinson(seed_field, x, 0.0, n_probes=K, probe="gaussian",
-                     generator=torch.Generator().manual_seed(3))
+    est = hutchinson(
+        seed_field, x, 0.0, n_probes=K, probe="gaussian", generator=torch.Generator().manual_seed(3)
+    )
     eps = torch.randn((K, 8, 2), generator=torch.Generator().manual_seed(3))
     expected = torch.einsum("kni,nij,knj->n", eps, seed_jacobian(x), eps) / K
     torch.testing.assert_close(est, expected)

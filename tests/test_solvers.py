@@ -59,7 +59,7 @@ def test_one_step_on_linear_ode_is_the_taylor_polynomial(step, taylor):
 def test_convergence_order(method, order):
     x0 = torch.tensor([[1.0, -2.0]])
     exact = decay_solution(x0, 0.0, 1.0)
-    steps = [4, 8, 16, 32]
+    steps = [8, 16, 32, 64]
     errors = [(integrate(decay, x0, steps=n, method=method).x - exact).abs().max() for n in steps]
     slope = np.polyfit(np.log([1 / n for n in steps]), np.log([float(e) for e in errors]), 1)[0]
     assert abs(slope - order) < 0.3, f"{method}: slope {slope:.2f}, expected {order}"
@@ -67,9 +67,9 @@ def test_convergence_order(method, order):
 
 def test_dopri5_matches_exact_solution_forward_and_backward():
     x = torch.randn(10, 2)
-    forward = integrate(decay, x, 0.0, 1.0, method="dopri5")
+    forward = integrate(decay, x, 0.0, 1.0, method="dopri5", rtol=1e-7, atol=1e-7)
     torch.testing.assert_close(forward.x, decay_solution(x, 0.0, 1.0), rtol=0, atol=1e-5)
-    backward = integrate(decay, x, 0.9, 0.1, method="dopri5")
+    backward = integrate(decay, x, 0.9, 0.1, method="dopri5", rtol=1e-7, atol=1e-7)
     torch.testing.assert_close(backward.x, decay_solution(x, 0.9, 0.1), rtol=0, atol=1e-5)
     assert forward.nfe > 0 and forward.trajectory is None
 
@@ -95,9 +95,9 @@ def test_nfe_and_trajectory(method, per_step):
 
 def test_dopri5_trajectory_on_the_output_grid():
     x = torch.randn(3, 2)
-    sol = integrate(decay, x, steps=4, method="dopri5", trajectory=True)
+    sol = integrate(decay, x, steps=4, method="dopri5", trajectory=True)  # rtol = atol = 1e-5
     for k, t in enumerate(sol.times.tolist()):
-        torch.testing.assert_close(sol.trajectory[k], decay_solution(x, 0.0, t), atol=1e-5, rtol=0)
+        torch.testing.assert_close(sol.trajectory[k], decay_solution(x, 0.0, t), atol=1e-4, rtol=0)
 
 
 def test_no_graph_unless_asked():
@@ -108,7 +108,7 @@ def test_no_graph_unless_asked():
     x1 = integrate(field, x, steps=3, method="euler", enable_grad=True).x
     # x1 = (1 - w h)^3 x with h = 1/3: d sum(x1) / dw = -3 h (1 - w h)^2 sum(x)
     (g,) = torch.autograd.grad(x1.sum(), w)
-    torch.testing.assert_close(g, -(1 - 0.5 / 3) ** 2 * x.sum())
+    torch.testing.assert_close(g, -((1 - 0.5 / 3) ** 2) * x.sum())
 
 
 def test_standard_normal_log_prob():
@@ -147,30 +147,41 @@ def test_log_likelihood_anisotropic_gaussian_all_methods():
     u = gaussian_flow(m, S)
     x1 = torch.randn(32, 2, generator=torch.Generator().manual_seed(1)) @ S + m
     expected = torch.distributions.MultivariateNormal(m, S @ S).log_prob(x1)
-    for method, steps, tol in [("rk4", 50, 1e-4), ("dopri5", 10, 1e-3), ("midpoint", 100, 1e-2)]:
+    for method, steps, tol in [("rk4", 20, 1e-4), ("dopri5", 1, 1e-4), ("midpoint", 20, 1e-2)]:
         log_p1, _ = log_likelihood(u, x1, steps=steps, method=method)
         assert (log_p1 - expected).abs().max() < tol, method
 
 
 @pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
-def test_log_likelihood_hutchinson_is_unbiased(probe):
-    # Non-diagonal Jacobian, so every point's estimate is noisy; errors average to zero.
+def test_log_likelihood_hutchinson_is_unbiased_with_the_predicted_spread(probe):
+    # With probes fixed along the path the error is eps^T M eps - tr M, M = int_0^1 J dt =
+    # log S (A_t and S commute). Mean 0; variance per probe 2 sum_{i != j} M_ij^2
+    # (Rademacher) or 2 |M|_F^2 (Gaussian), divided by the number of probes K.
     m, S = torch.tensor([0.5, 1.0]), torch.tensor([[1.5, 0.6], [0.6, 0.4]])
-    u = gaussian_flow(m, S)
-    M = 2000
-    x1 = torch.randn(M, 2, generator=torch.Generator().manual_seed(2)) @ S + m
+    lam, V = torch.linalg.eigh(S)
+    M = V @ torch.diag(lam.log()) @ V.T
+    var1 = (
+        2 * (M**2).sum() - (2 * M.diagonal() ** 2).sum()
+        if probe == "rademacher"
+        else 2 * (M**2).sum()
+    )
+    n = 1000
+    x1 = torch.randn(n, 2, generator=torch.Generator().manual_seed(2)) @ S + m
     expected = torch.distributions.MultivariateNormal(m, S @ S).log_prob(x1)
     gen = torch.Generator().manual_seed(3)
-    log_p1, _ = log_likelihood(
-        u, x1, steps=10, estimator="hutchinson", probe=probe, generator=gen
-    )
-    error = log_p1 - expected
-    assert error.std() > 0.05
-    assert abs(error.mean()) < 3 * error.std() / math.sqrt(M)
-    many, _ = log_likelihood(
-        u, x1[:20], steps=10, estimator="hutchinson", n_probes=400, probe=probe, generator=gen
-    )
-    assert (many - expected[:20]).abs().max() < 0.1
+    for K in (1, 4):
+        log_p1, _ = log_likelihood(
+            gaussian_flow(m, S),
+            x1,
+            steps=8,
+            estimator="hutchinson",
+            n_probes=K,
+            probe=probe,
+            generator=gen,
+        )
+        error, std = log_p1 - expected, (var1 / K).sqrt()
+        assert abs(error.mean()) < 3 * std / math.sqrt(n)
+        assert abs(error.std() / std - 1) < 0.15, (K, float(error.std()), float(std))
 
 
 def test_bad_input_raises():

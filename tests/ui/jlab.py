@@ -44,6 +44,13 @@ JS_EXECUTION_COUNTS = f"""() => {{ {_NOTEBOOK}
     return codeCells.map((c) => c.model.executionCount);
 }}"""
 
+JS_STATE = f"""() => {{ {_NOTEBOOK}
+    const prompts = [...document.querySelectorAll(".jp-Notebook .jp-InputPrompt")];
+    return {{ kernel: kernel ? kernel.status : null,
+              counts: codeCells.map((c) => c.model.executionCount),
+              running: prompts.filter((p) => p.textContent.includes("*")).length }};
+}}"""
+
 # Error outputs only: tracebacks in cell outputs (from the models) and in Output widgets,
 # and widget views that failed to render. Warnings and tqdm bars on stderr are fine.
 JS_ERRORS = f"""() => {{ {_NOTEBOOK}
@@ -131,7 +138,11 @@ def run_all_from_menu(page: Page, timeout_s: float) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.locator("#jp-MainMenu .lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-    page.wait_for_function(JS_RUN_ALL_DONE, timeout=timeout_s * 1000, polling=500)
+    try:
+        page.wait_for_function(JS_RUN_ALL_DONE, timeout=timeout_s * 1000, polling=500)
+    except PlaywrightTimeoutError:
+        state = page.evaluate(JS_STATE)
+        raise AssertionError(f"Run All not finished after {timeout_s} s: {state}") from None
 
 
 def wait_idle(page: Page, timeout_s: float = 60) -> None:
