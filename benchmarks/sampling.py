@@ -44,6 +44,17 @@ from fmlib.solvers import integrate
 CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "checkerboard_model.pt"
 BEGIN, END = "<!-- sampling:begin -->", "<!-- sampling:end -->"
 N_QUALITY = 4000
+CPU_NOTE = """
+
+On the CPU the fast sampler *is* the plain loop (no kernel launches to save), so its rows
+match "fmlib plain loop" up to timing noise, and both match torchdiffeq; "tf32" does not
+exist on a CPU and bf16 autocast is emulated there (about 8x slower per evaluation on
+this machine), so only fp32 is timed. The energy distance is meaningful only with trained
+4x512 weights. GPU numbers (H100) could not be measured in this task (no GPU was lent);
+produce them on a CUDA machine with
+
+    python benchmarks/sampling.py --device cuda --compile --out benchmarks/RESULTS.md
+"""
 
 
 def reference_model(device: torch.device) -> tuple[nn.Module, str]:
@@ -193,7 +204,7 @@ def main() -> None:
     print(table)
     if args.out:
         command = " ".join(["python benchmarks/sampling.py", *sys.argv[1:]])
-        write_section(args.out, table, command)
+        write_section(args.out, table + ("" if gpu else CPU_NOTE), command)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,11 @@ def batch_time(t: Tensor | float, x: Tensor) -> Tensor:
     return t
 
 
-def _check_points(x: Tensor) -> None:
+def check_points(x: Tensor, name: str = "x") -> None:
+    """Raise ValueError unless x is a tensor of shape [N, d] with d >= 1."""
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] < 1:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a tensor of shape [N, d] with d >= 1, got {shape}")
+        raise ValueError(f"{name} must be a tensor of shape [N, d] with d >= 1, got {shape}")
 
 
 def _leaf(x: Tensor, create_graph: bool) -> Tensor:
@@ -66,7 +67,7 @@ def value_and_divergence(
     row gives row i of each sample's Jacobian, of which we keep the diagonal entry.
     Without create_graph both results are detached and the graph is freed at once.
     """
-    _check_points(x)
+    check_points(x)
     d = x.shape[1]
     with torch.enable_grad():
         x = _leaf(x, create_graph)
@@ -98,7 +99,7 @@ def jacobian(u: Field, x: Tensor, t: Tensor | float, create_graph: bool = False)
     Row i of every sample's Jacobian comes from one backward pass with cotangent e_i
     (the samples of a batch are independent). Works when x does not require grad.
     """
-    _check_points(x)
+    check_points(x)
     d = x.shape[1]
     with torch.enable_grad():
         x_leaf = _leaf(x, create_graph)
@@ -141,7 +142,7 @@ def value_and_hutchinson(
 
     One forward pass and K backward passes (vector-Jacobian products eps_k^T J).
     """
-    _check_points(x)
+    check_points(x)
     if eps.dim() != 3 or eps.shape[1:] != x.shape:
         raise ValueError(
             f"eps must have shape [K, {x.shape[0]}, {x.shape[1]}], got {list(eps.shape)}"
@@ -174,6 +175,6 @@ def hutchinson(
     """
     if n_probes < 1:
         raise ValueError(f"n_probes must be in [1, inf), got {n_probes}")
-    _check_points(x)
+    check_points(x)
     eps = draw_probes((n_probes, *x.shape), probe, generator, x.dtype, x.device)
     return value_and_hutchinson(u, x, t, eps)[1]

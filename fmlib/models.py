@@ -41,7 +41,7 @@ def sinusoidal_embedding(t: Tensor, frequencies: Tensor) -> Tensor:
 
 
 class MLP(nn.Module):
-    """u_theta(x, t) = W_L sigma(... sigma(W_1 [x, gamma(t)] + b_1) ...) + b_L, sigma = SiLU.
+    """u_theta(x, t) = W_L sigma(... sigma(W_1 [x, phi(x), gamma(t)] + b_1) ...) + b_L, SiLU.
 
     Arguments:
         dim: data dimension d (input and output width), >= 1.
@@ -52,6 +52,10 @@ class MLP(nn.Module):
         time_features: size of gamma(t) for "sinusoidal" (even, >= 2).
         max_frequency: w_k spaced geometrically from 1 to max_frequency (>= 1), in
             radians per unit of t.
+        x_features: size of the Fourier features of x, phi(x) = [cos(B x), sin(B x)]
+            (even, >= 0; 0 = none), B: [x_features / 2, dim] ~ x_scale N(0, I), drawn
+            once from a fixed seed (Tancik et al. 2020) and saved as a buffer.
+        x_scale: standard deviation of B (> 0), in radians per unit of x.
     """
 
     def __init__(
@@ -62,6 +66,8 @@ class MLP(nn.Module):
         time_embedding: str = "sinusoidal",
         time_features: int = 32,
         max_frequency: float = 100.0,
+        x_features: int = 0,
+        x_scale: float = 1.0,
     ) -> None:
         super().__init__()
         _check_int("dim", dim, 1)
@@ -77,6 +83,11 @@ class MLP(nn.Module):
             raise ValueError(f"time_features must be even, got {time_features}")
         if not isinstance(max_frequency, (int, float)) or not 1.0 <= max_frequency < math.inf:
             raise ValueError(f"max_frequency must be in [1, inf), got {max_frequency!r}")
+        _check_int("x_features", x_features, 0)
+        if x_features % 2:
+            raise ValueError(f"x_features must be even, got {x_features}")
+        if not isinstance(x_scale, (int, float)) or not 0 < x_scale < math.inf:
+            raise ValueError(f"x_scale must be in (0, inf), got {x_scale!r}")
         self.config = {
             "dim": dim,
             "hidden": hidden,
@@ -84,14 +95,20 @@ class MLP(nn.Module):
             "time_embedding": time_embedding,
             "time_features": time_features,
             "max_frequency": float(max_frequency),
+            "x_features": x_features,
+            "x_scale": float(x_scale),
         }
         self.dim = dim
         self.time_embedding = time_embedding
         n_freq = time_features // 2
         frequencies = torch.logspace(0.0, math.log10(max_frequency), n_freq)
         self.register_buffer("frequencies", frequencies)
+        fixed = torch.Generator().manual_seed(0)  # the same features for every model
+        self.register_buffer(
+            "x_frequencies", x_scale * torch.randn(x_features // 2, dim, generator=fixed)
+        )
         t_width = 1 if time_embedding == "raw" else time_features
-        widths = [dim + t_width] + [hidden] * layers
+        widths = [dim + x_features + t_width] + [hidden] * layers
         blocks: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
             blocks += [nn.Linear(w_in, w_out), nn.SiLU()]
@@ -113,7 +130,9 @@ class MLP(nn.Module):
             t = t.expand(x.shape[0])
         if t.shape != x.shape[:1]:
             raise ValueError(f"t must have shape [N] = [{x.shape[0]}], got {tuple(t.shape)}")
-        return self.net(torch.cat([x, self.embed_time(t)], dim=1))
+        angles = x @ self.x_frequencies.T
+        features = [x, angles.cos(), angles.sin(), self.embed_time(t)]
+        return self.net(torch.cat(features, dim=1))
 
 
 def reference_mlp(dim: int = 2) -> MLP:

@@ -196,7 +196,10 @@ class FastSampler:
         """The K steps, t_k read from a device tensor (no host-to-device copy, so the loop
         can be captured), with the step functions of fmlib.solvers.integrate."""
         step, h = STEPS[self.method], 1.0 / self.steps
-        u = _as_field(self._net, self.precision)
+        net = self._net
+        if self.compile_mode is not None:  # fresh contiguous t: the same guards at every step
+            net = lambda x, t: self._net(x, t.contiguous())
+        u = _as_field(net, self.precision)
         for k in range(self.steps):
             x = step(u, x, times[k], h)
         return x

@@ -7,6 +7,7 @@ Dormand-Prince 5(4)) comes from torchdiffeq. Fields are called with t of shape [
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from torch import Tensor
 from fmlib.divergence import (
     Field,
     batch_time,
+    check_points,
     draw_probes,
     value_and_divergence,
     value_and_hutchinson,
@@ -79,7 +81,7 @@ def _check(t0: float, t1: float, steps: int, method: str) -> None:
     for name, value in (("t0", t0), ("t1", t1)):
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if not isinstance(steps, int) or steps < 1:
+    if not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be an integer in [1, inf), got {steps}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -97,10 +99,11 @@ def _solve(
         states = torchdiffeq.odeint(f, x, grid, rtol=rtol, atol=atol, method="dopri5")
         return states[-1], states if trajectory else None
     step = STEPS[method]
-    h = float(times[1] - times[0])
+    t0, steps = float(times[0]), len(times) - 1
+    h = (float(times[-1]) - t0) / steps
     states = [x]
-    for t in times[:-1].tolist():
-        x = step(u, x, t, h)
+    for k in range(steps):
+        x = step(u, x, t0 + k * h, h)
         if trajectory:
             states.append(x)
     return x, torch.stack(states) if trajectory else None
@@ -125,6 +128,7 @@ def integrate(
     the output grid of the trajectory. No autograd graph unless enable_grad=True.
     """
     _check(t0, t1, steps, method)
+    check_points(x)
     times = torch.linspace(float(t0), float(t1), steps + 1, dtype=x.dtype, device=x.device)
     counted = _Counted(u)
     with torch.set_grad_enabled(enable_grad):
@@ -163,6 +167,8 @@ def log_likelihood(
     estimator="exact" uses the trace of the Jacobian (d backward passes per evaluation);
     "hutchinson" uses eps^T (∂u/∂x) eps with n_probes probes drawn once per sample and
     kept along the path (FFJORD; probe "rademacher" or "gaussian").
+    Fixed-step methods use the hand-written steps (see _StageDivergence: the divergence is
+    only computed at stages that enter the update), "dopri5" torchdiffeq on [x, l].
     Returns (log_p1 [N], x0 [N, d]); no graph is kept.
     """
     _check(1.0, 0.0, steps, method)
@@ -170,8 +176,7 @@ def log_likelihood(
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if n_probes < 1:
         raise ValueError(f"n_probes must be in [1, inf), got {n_probes}")
-    if x1.dim() != 2:
-        raise ValueError(f"x1 must have shape [N, d], got {list(x1.shape)}")
+    check_points(x1, "x1")
     d = x1.shape[1]
     if estimator == "exact":
         trace = lambda x, t: value_and_divergence(u, x, t)
@@ -179,11 +184,57 @@ def log_likelihood(
         eps = draw_probes((n_probes, *x1.shape), probe, generator, x1.dtype, x1.device)
         trace = lambda x, t: value_and_hutchinson(u, x, t, eps)
 
-    def augmented(z: Tensor, t: Tensor) -> Tensor:
-        u_x, div = trace(z[:, :d], t)
-        return torch.cat([u_x, -div[:, None]], dim=1)
+    if method == "dopri5":  # torchdiffeq on the augmented state z = [x, l]
 
-    z1 = torch.cat([x1.detach(), torch.zeros_like(x1[:, :1])], dim=1)
-    z0 = integrate(augmented, z1, 1.0, 0.0, steps, method, rtol=rtol, atol=atol).x
-    x0, l0 = z0[:, :d], z0[:, d]
+        def augmented(z: Tensor, t: Tensor) -> Tensor:
+            u_x, div = trace(z[:, :d], t)
+            return torch.cat([u_x, -div[:, None]], dim=1)
+
+        z1 = torch.cat([x1.detach(), torch.zeros_like(x1[:, :1])], dim=1)
+        z0 = integrate(augmented, z1, 1.0, 0.0, steps, method, rtol=rtol, atol=atol).x
+        x0, l0 = z0[:, :d], z0[:, d]
+    else:
+        x0, l0 = _fixed_step_log_density_change(u, trace, x1.detach(), steps, method)
     return log_p0(x0) - l0, x0
+
+
+# b_i, the weight of stage i in x_{t+h} = x_t + h sum_i b_i k_i, in the order the steps
+# above evaluate their stages.
+STAGE_WEIGHTS = {"euler": (1.0,), "midpoint": (0.0, 1.0), "rk4": (1 / 6, 1 / 3, 1 / 3, 1 / 6)}
+
+
+class _StageDivergence:
+    """The field u for one step of the augmented ODE d/dt [x, l] = [u_t(x), -div u_t(x)].
+
+    A Runge-Kutta step of [x, l] moves x exactly as a step of x alone (the stages never
+    read l) and adds l += h sum_i b_i (-div u)(stage i). So we step x with the same
+    hand-written step and collect sum_i b_i div u here, at the stages where b_i != 0 only:
+    the first midpoint stage (b_1 = 0) costs one forward pass instead of d + 1 passes.
+    """
+
+    def __init__(self, u: Field, trace: Callable, weights: tuple[float, ...]) -> None:
+        self.u, self.trace, self.weights = u, trace, weights
+        self.stage, self.weighted_div = 0, 0.0
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        b = self.weights[self.stage]
+        self.stage += 1
+        if b == 0.0:
+            return self.u(x, t)
+        u_x, div = self.trace(x, t)
+        self.weighted_div = self.weighted_div + b * div
+        return u_x
+
+
+def _fixed_step_log_density_change(
+    u: Field, trace: Callable, x1: Tensor, steps: int, method: str
+) -> tuple[Tensor, Tensor]:
+    """Step [x, l] from t = 1 (x1, 0) to t = 0 with `steps` fixed steps; returns (x0, l0)."""
+    h = -1.0 / steps
+    x, l_t = x1, torch.zeros_like(x1[:, 0])
+    with torch.no_grad():
+        for k in range(steps):
+            field = _StageDivergence(u, trace, STAGE_WEIGHTS[method])
+            x = STEPS[method](field, x, 1.0 + k * h, h)
+            l_t = l_t - h * field.weighted_div
+    return x, l_t

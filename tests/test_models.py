@@ -37,6 +37,14 @@ def test_sinusoidal_embedding_closed_form():
     torch.testing.assert_close(emb, expected)
 
 
+def test_fourier_features_of_x_feed_the_first_layer():
+    """[x, cos(B x), sin(B x), gamma(t)]: the first layer sees dim + x_features + time_features."""
+    model = MLP(hidden=8, layers=1, time_features=4, x_features=6, x_scale=2.0)
+    assert model.net[0].in_features == 2 + 6 + 4
+    assert model.x_frequencies.shape == (3, 2)
+    torch.testing.assert_close(model.x_frequencies, MLP(x_features=6, x_scale=2.0).x_frequencies)
+
+
 def test_frequencies_are_geometric_from_1_to_max():
     model = MLP(hidden=8, layers=1, time_features=6, max_frequency=100.0)
     torch.testing.assert_close(model.frequencies, torch.tensor([1.0, 10.0, 100.0]))
@@ -44,7 +52,7 @@ def test_frequencies_are_geometric_from_1_to_max():
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(1)
-    model = MLP(hidden=24, layers=3, time_features=8, max_frequency=50.0)
+    model = MLP(hidden=24, layers=3, time_features=8, max_frequency=50.0, x_features=6)
     path = tmp_path / "model.pt"
     save(model, path)
     payload = torch.load(path, weights_only=True)
@@ -72,6 +80,9 @@ def test_save_load_reference_mlp(tmp_path):
         ({"time_embedding": "learned"}, "time_embedding"),
         ({"time_features": 5}, "time_features"),
         ({"max_frequency": 0.5}, "max_frequency"),
+        ({"x_features": 3}, "x_features"),
+        ({"x_features": -2}, "x_features"),
+        ({"x_scale": 0.0}, "x_scale"),
     ],
 )
 def test_bad_constructor_arguments_raise(kwargs, arg):

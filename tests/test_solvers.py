@@ -152,6 +152,26 @@ def test_log_likelihood_anisotropic_gaussian_all_methods():
         assert (log_p1 - expected).abs().max() < tol, method
 
 
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+def test_log_likelihood_equals_stepping_the_augmented_state(method):
+    # Independent route: integrate z = [x, l] with d/dt z = [u, -div u], div u analytic.
+    def field(x, t):
+        a, b = x[:, 0], x[:, 1]
+        return torch.stack([-b + 0.5 * torch.sin(a * t), a + 0.3 * torch.sin(b) + t], dim=1)
+
+    def augmented(z, t):
+        a, b = z[:, 0], z[:, 1]
+        div = 0.5 * t * torch.cos(a * t) + 0.3 * torch.cos(b)
+        return torch.cat([field(z[:, :2], t), -div[:, None]], dim=1)
+
+    x1 = torch.randn(10, 2)
+    z1 = torch.cat([x1, torch.zeros(10, 1)], dim=1)
+    z0 = integrate(augmented, z1, 1.0, 0.0, steps=7, method=method).x
+    log_p1, x0 = log_likelihood(field, x1, steps=7, method=method)
+    torch.testing.assert_close(x0, z0[:, :2])
+    torch.testing.assert_close(log_p1, standard_normal_log_prob(z0[:, :2]) - z0[:, 2])
+
+
 @pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
 def test_log_likelihood_hutchinson_is_unbiased_with_the_predicted_spread(probe):
     # With probes fixed along the path the error is eps^T M eps - tr M, M = int_0^1 J dt =
@@ -173,7 +193,7 @@ def test_log_likelihood_hutchinson_is_unbiased_with_the_predicted_spread(probe):
         log_p1, _ = log_likelihood(
             gaussian_flow(m, S),
             x1,
-            steps=8,
+            steps=4,
             estimator="hutchinson",
             n_probes=K,
             probe=probe,
@@ -192,6 +212,12 @@ def test_bad_input_raises():
         integrate(decay, x, method="heun")
     with pytest.raises(ValueError, match="t1 must be in \\[0, 1\\], got 1.5"):
         integrate(decay, x, t1=1.5)
+    with pytest.raises(ValueError, match="x must be a tensor of shape \\[N, d\\]"):
+        integrate(decay, torch.randn(4))
+    with pytest.raises(ValueError, match="x1 must be a tensor of shape"):
+        log_likelihood(decay, torch.randn(4))
+    with pytest.raises(ValueError, match="t0 must be in \\[0, 1\\], got -0.1"):
+        integrate(decay, x, t0=-0.1)
     with pytest.raises(ValueError, match="estimator must be one of"):
         log_likelihood(decay, x, estimator="skilling")
     with pytest.raises(ValueError, match="n_probes must be"):

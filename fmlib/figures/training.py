@@ -315,7 +315,7 @@ def _bench_atlas() -> FlowAtlas:
 
     torch.manual_seed(0)
     models = {s: MLP().eval() for s in (0.0, 0.1)}
-    x1 = data.sample("checkerboard", 600, torch.Generator().manual_seed(0))
+    x1 = data.sample("checkerboard", 400, torch.Generator().manual_seed(0))
     return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
 
 

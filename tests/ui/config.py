@@ -29,8 +29,8 @@ def notebooks() -> list[Path]:
 
 
 HEADER = [
-    "| notebook | panel | slider | how | readout | redraw in the browser (ms) |",
-    "|---|---|---|---|---|---|",
+    "| notebook | panel | slider | how | readouts | redraws in the browser (ms) | best (ms) |",
+    "|---|---|---|---|---|---|---|",
 ]
 
 

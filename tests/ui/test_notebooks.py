@@ -22,6 +22,10 @@ pytestmark = [pytest.mark.ui, pytest.mark.skipif(not CHROMIUM.exists(), reason=C
 RUN_ALL_TIMEOUT_S = float(os.environ.get("FMLIB_UI_TIMEOUT", 240))
 REDRAW_TIMEOUT_S = 30  # waiting for a figure that never comes
 REDRAW_BUDGET_S = 2.0  # slider change -> new figure in the browser (draw itself: < 0.1 s)
+# Each slider is moved REPEATS times (each move checked); the budget applies to the fastest
+# of them, so that a burst of load on a shared machine does not fail the test, while a draw
+# that is always slow still does.
+REPEATS = 3
 
 # Console errors that are not the course's fault. Keep this list short; justify each entry.
 BENIGN_CONSOLE = [
@@ -33,9 +37,30 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
+    """Move the panel's sliders REPEATS times each; table rows; returns the too-slow ones."""
+    panel = page.locator(f'[data-ui-panel="{index}"]')
+    panel.locator(".widget-output img").first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
+    slow = []
+    for slider, method in jlab.sliders_to_move(panel):
+        moves = [
+            jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S) for _ in range(REPEATS)
+        ]
+        best = min(m.latency_ms for m in moves)
+        readouts = " → ".join([moves[0].before, *(m.after for m in moves)])
+        latencies = ", ".join(f"{m.latency_ms:.0f}" for m in moves)
+        name = moves[0].slider
+        rows.append(f"| {notebook.stem} | {index} | {name} | {method} | {readouts} "
+                    f"| {latencies} | {best:.0f} |")  # fmt: skip
+        if best > REDRAW_BUDGET_S * 1000:
+            slow.append(f"panel {index}, {name} by {method}: {latencies} ms")
+    return slow
+
+
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
-def test_notebook_runs_and_widgets_redraw(notebook, lab, browser, artifacts, latency_rows):
-    committed = _sha256(notebook)
+def test_notebook_runs_and_widgets_redraw(notebook, course, lab, browser, artifacts, latency_rows):
+    served = course / "notebooks" / notebook.name  # a copy: the repo's file is never served
+    before = _sha256(served)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     console: list[str] = []
     page.on("console", lambda m: m.type == "error" and console.append(f"console: {m.text}"))
@@ -53,26 +78,20 @@ def test_notebook_runs_and_widgets_redraw(notebook, lab, browser, artifacts, lat
 
         n_panels = page.evaluate(jlab.JS_TAG_PANELS)
         assert n_panels >= 1, "no widget panel (a box with a slider and an Output widget)"
-        moves = []
+        slow = []
         for index in range(n_panels):
-            panel = page.locator(f'[data-ui-panel="{index}"]')
-            panel.locator(".widget-output img").first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
-            for slider, method in jlab.sliders_to_move(panel):
-                moves.append(jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S))
-            panel.screenshot(path=artifacts / f"{notebook.stem}_panel{index}.png")
+            slow += _exercise_panel(page, index, notebook, latency_rows)
+            page.locator(f'[data-ui-panel="{index}"]').screenshot(
+                path=artifacts / f"{notebook.stem}_panel{index}.png"
+            )
         page.screenshot(path=artifacts / f"{notebook.stem}.png")
-
-        latency_rows.extend(
-            f"| {notebook.stem} | {m.panel} | {m.slider} | {m.method} | {m.before} → {m.after} "
-            f"| {m.latency_ms:.0f} |"
-            for m in moves
-        )
-        latency_rows.append(f"| {notebook.stem} | Run All | | menu | | {run_all_s * 1000:.0f} |")
+        run_all = f"| {notebook.stem} | open + Run All | | menu | | | {run_all_s:.0f} s |"
+        latency_rows.append(run_all)
         write_latency_table(latency_rows)
+
         errors = page.evaluate(jlab.JS_ERRORS)
         assert not errors, "error outputs after moving the sliders:\n" + "\n".join(errors)
-        slow = [m for m in moves if m.latency_ms > REDRAW_BUDGET_S * 1000]
-        assert not slow, f"redraws over {REDRAW_BUDGET_S} s: {slow}"
+        assert not slow, f"redraws over {REDRAW_BUDGET_S} s (best of {REPEATS}): {slow}"
         real = [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
         assert not real, "browser console errors:\n" + "\n".join(real)
     except Exception:
@@ -81,4 +100,4 @@ def test_notebook_runs_and_widgets_redraw(notebook, lab, browser, artifacts, lat
     finally:
         page.evaluate("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.shutdown()")
         page.close()
-    assert _sha256(notebook) == committed, f"{notebook} changed on disk during the browser run"
+    assert _sha256(served) == before, f"the browser run saved {notebook.name} (autosave on?)"
