@@ -145,6 +145,8 @@ class FastSampler:
         self.device = torch.device(device) if device is not None else _model_device(model)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device must be available, got {self.device} without CUDA")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         if _model_device(model) != self.device:
             model = copy.deepcopy(model).to(self.device)
         self.model, self.steps, self.method = model, steps, method
@@ -171,8 +173,10 @@ class FastSampler:
         x0 = x0.to(self.device)
         size = min(self.batch_size, x0.shape[0])  # rows per chunk (and per graph)
         if self.backend == "eager":
-            return torch.cat([self._eager(chunk) for chunk in x0.split(size)])
-        return torch.cat([self._replay(chunk, size) for chunk in x0.split(size)])
+            chunks = [self._eager(chunk) for chunk in x0.split(size)]
+        else:
+            chunks = [self._replay(chunk, size) for chunk in x0.split(size)]
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     __call__ = sample
 

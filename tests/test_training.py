@@ -73,22 +73,28 @@ def test_sample_time_moments():
 
 
 def test_train_decreases_the_loss_and_keeps_an_ema():
+    """The CFM loss on one fixed batch (same x0, x1, t) drops well below its initial value."""
     torch.manual_seed(0)
     model = MLP(hidden=32, layers=2, time_features=8)
     g = torch.Generator().manual_seed(0)
+    x1 = _gaussians(2000, g)
+    x0, t = torch.randn(2000, 2, generator=g), torch.rand(2000, generator=g)
+    with torch.no_grad():
+        before = cfm_loss(model, x0, x1, t, OTPath()).item()
     result = train(
         model,
         _gaussians,
         OTPath(),
-        steps=200,
+        steps=150,
         batch_size=256,
         lr=1e-2,
         generator=g,
         progress=False,
     )
-    assert result.steps == len(result.losses) == 200
-    first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
-    assert last < 0.8 * first
+    with torch.no_grad():
+        after = cfm_loss(result.model, x0, x1, t, OTPath()).item()
+    assert result.steps == len(result.losses) == 150
+    assert after < 0.85 * before  # 6.13 -> 4.63 here; the floor of L_CFM is ~4
     assert result.raw_model is model and result.model is not model
     assert not torch.equal(result.model.net[0].weight, model.net[0].weight)
     assert result.lrs[-1] < 1e-3 * result.lrs[len(result.lrs) // 2]

@@ -310,11 +310,11 @@ def draw_sigma_steps_grid(
 # --------------------------------------------------------------------------- benchmark
 @lru_cache(maxsize=1)
 def _bench_atlas() -> FlowAtlas:
-    """An atlas of untrained recipe-sized MLPs (redraw cost does not depend on the weights)."""
-    from fmlib.models import MLP
+    """An atlas of untrained recipe MLPs (the redraw cost does not depend on the weights)."""
+    from fmlib.training import Recipe
 
     torch.manual_seed(0)
-    models = {s: MLP().eval() for s in (0.0, 0.1)}
+    models = {s: Recipe(sigma_min=s).model().eval() for s in (0.0, 0.1)}
     x1 = data.sample("checkerboard", 400, torch.Generator().manual_seed(0))
     return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
 

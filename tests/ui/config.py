@@ -35,7 +35,9 @@ HEADER = [
 
 
 def write_latency_table(rows: list[str]) -> str:
-    text = "\n".join(["# Slider change -> new figure, in headless Chromium", "", *HEADER, *rows])
+    title = "# Slider change -> new figure, in headless Chromium"
+    note = "A readout ending in `=`: that redraw showed the same figure (the draw snaps values)."
+    text = "\n".join([title, "", note, "", *HEADER, *rows])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "latency.md").write_text(text + "\n")
     return text

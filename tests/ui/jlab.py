@@ -55,10 +55,12 @@ JS_STATE = f"""() => {{ {_NOTEBOOK}
 # and widget views that failed to render. Warnings and tqdm bars on stderr are fine.
 JS_ERRORS = f"""() => {{ {_NOTEBOOK}
     const errors = [];
+    const ANSI = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
     nb.content.widgets.forEach((cell, i) => {{
         if (cell.model.type !== "code") return;
         for (const o of cell.model.outputs.toJSON())
-            if (o.output_type === "error") errors.push(`cell ${{i}}: ${{o.ename}}: ${{o.evalue}}`);
+            if (o.output_type === "error") errors.push(`cell ${{i}}: ${{o.ename}}: ${{o.evalue}} `
+                + o.traceback.join(String.fromCharCode(10)).replace(ANSI, "").slice(-1500));
     }});
     for (const el of document.querySelectorAll(".jp-Notebook .widget-output .jp-OutputArea-output"))
         if (el.innerText.includes("Traceback (most recent call last)"))
@@ -80,12 +82,13 @@ JS_TAG_PANELS = """() => {
 }"""
 
 # Start watching a panel's figure: t0 = the next pointerup/keydown (the slider change),
-# t1 = the moment an <img> with a different src is in the panel (the new figure), or
-# `error` = a traceback that replaced it (draw raised).
+# t1 = the moment a new <img> element is in the panel (the kernel redrew; `changed` says
+# whether its src differs), or `error` = a traceback that replaced it (draw raised).
 JS_WATCH = """(index) => {
     const panel = document.querySelector(`[data-ui-panel="${index}"]`);
     const img = () => panel.querySelector(".widget-output img");
-    const watch = { t0: null, t1: null, error: null, old: img() ? img().src : null };
+    const first = img();
+    const watch = { t0: null, t1: null, error: null, changed: null };
     window.__uiWatch = watch;
     if (!window.__uiListening) {
         window.__uiListening = true;
@@ -98,8 +101,10 @@ JS_WATCH = """(index) => {
         const now = img();
         const text = panel.querySelector(".widget-output").innerText;
         if (text.includes("Traceback (most recent call last)")) watch.error = text.slice(0, 2000);
-        else if (watch.t0 !== null && now && now.src !== watch.old) watch.t1 = performance.now();
-        else return;
+        else if (watch.t0 !== null && now && now !== first && now.src) {
+            watch.t1 = performance.now();
+            watch.changed = !first || now.src !== first.src;
+        } else return;
         observer.disconnect();
     });
     observer.observe(panel, { subtree: true, childList: true, attributes: true });
@@ -108,10 +113,12 @@ JS_WATCH = """(index) => {
 JS_WATCH_DONE = "() => window.__uiWatch.t1 !== null || window.__uiWatch.error !== null"
 JS_LATENCY_MS = "() => window.__uiWatch.t1 - window.__uiWatch.t0"
 
-# value and step sizes [down, up] of a slider, from its noUiSlider instance
+# value, range and step of a slider, from its noUiSlider instance (5: noUiSlider's default
+# number of steps per PageUp, used when the widget does not set keyboardPageMultiplier)
 JS_SLIDER_STATE = """(target) => {
-    const [down, up] = target.noUiSlider.steps()[0];
-    return { value: Number(target.noUiSlider.get()), down: down, up: up };
+    const api = target.noUiSlider;
+    return { value: Number(api.get()), min: api.options.range.min, max: api.options.range.max,
+             step: api.options.step, page: api.options.keyboardPageMultiplier ?? 5 };
 }"""
 
 
@@ -125,6 +132,7 @@ class Move:
     before: str
     after: str
     latency_ms: float
+    changed: bool  # the new figure differs from the old one (a snapping draw may repeat it)
 
 
 def open_notebook(page: Page, url: str, path: str, timeout_s: float) -> None:
@@ -182,16 +190,21 @@ def _drag(page: Page, slider: Locator) -> None:
     page.mouse.up()
 
 
-def _press(page: Page, slider: Locator, up_step: float | None) -> str:
-    """Focus the handle, press ArrowRight (ArrowLeft at the maximum); returns the key."""
-    key = "ArrowRight" if up_step else "ArrowLeft"
+def _press(page: Page, slider: Locator, state: dict) -> tuple[str, float]:
+    """Focus the handle, press PageUp (PageDown near the maximum): one page of steps.
+
+    Returns the key and the value noUiSlider must land on.
+    """
+    jump = state["page"] * state["step"]
+    up = state["value"] + jump <= state["max"] + 1e-9
+    key, target = ("PageUp", state["value"] + jump) if up else ("PageDown", state["value"] - jump)
     slider.locator(".noUi-handle").first.focus()
     page.keyboard.press(key)
-    return key
+    return key, min(max(target, state["min"]), state["max"])
 
 
 def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s: float) -> Move:
-    """Change one slider of panel `index`, wait for the new figure; check the readout."""
+    """Change one slider of panel `index`, wait for the redraw; check the readout."""
     target = slider.locator(".noUi-target").first
     readout = slider.locator(".widget-readout").first
     state = target.evaluate(JS_SLIDER_STATE)
@@ -201,16 +214,16 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
         _drag(page, slider)
         expected = None
     else:
-        key = _press(page, slider, state["up"])
-        expected = state["value"] + (state["up"] if key == "ArrowRight" else -state["down"])
+        key, expected = _press(page, slider, state)
     name = slider_label(slider)
     try:
         page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling="raf")
     except PlaywrightTimeoutError:
-        raise AssertionError(f"{name}: no new figure {timeout_s} s after the {method}") from None
+        raise AssertionError(f"{name}: no redraw {timeout_s} s after the {method}") from None
     error = page.evaluate("() => window.__uiWatch.error")
     assert error is None, f"{name}: the figure became a traceback after the {method}:\n{error}"
     latency = page.evaluate(JS_LATENCY_MS)
+    changed = page.evaluate("() => window.__uiWatch.changed")
     after = readout.inner_text().strip()
     value = target.evaluate(JS_SLIDER_STATE)["value"]
     assert after != before, f"{name}: readout still {before!r} after {method}"
@@ -221,4 +234,4 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
     if expected is not None:
         assert abs(value - expected) < 1e-9, f"{name}: {key} gave {value}, expected {expected}"
     wait_idle(page)
-    return Move(index, name, method, before, after, latency)
+    return Move(index, name, method, before, after, latency, changed)

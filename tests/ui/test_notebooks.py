@@ -1,10 +1,13 @@
 """Every notebook as a student uses it: JupyterLab in headless Chromium, Run All from the
-menu, no error anywhere, then every widget panel's sliders moved (mouse drag and keyboard)
-and the figure redrawn within REDRAW_BUDGET_S.
+Run menu, no error output anywhere, then in every widget panel sigma_min moved by mouse drag
+and steps by keyboard (PageUp), each move redrawing the figure within REDRAW_BUDGET_S and
+the readout showing the new value; no browser console errors; the notebook never saved.
+Screenshots and the latency table go to artifacts/ui/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -28,9 +31,8 @@ REDRAW_BUDGET_S = 2.0  # slider change -> new figure in the browser (draw itself
 REPEATS = 3
 
 # Console errors that are not the course's fault. Keep this list short; justify each entry.
-BENIGN_CONSOLE = [
-    # (none yet)
-]
+# None needed so far: JupyterLab 4.6.6 + ipywidgets 8.1.9 log no errors on these notebooks.
+BENIGN_CONSOLE: list[str] = []
 
 
 def _sha256(path: Path) -> str:
@@ -46,8 +48,11 @@ def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[s
         moves = [
             jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S) for _ in range(REPEATS)
         ]
+        assert any(m.changed for m in moves), (
+            f"panel {index}: the figure never changed in {REPEATS} moves of {moves[0].slider}"
+        )
         best = min(m.latency_ms for m in moves)
-        readouts = " → ".join([moves[0].before, *(m.after for m in moves)])
+        readouts = " → ".join([moves[0].before, *(m.after + "=" * (not m.changed) for m in moves)])
         latencies = ", ".join(f"{m.latency_ms:.0f}" for m in moves)
         name = moves[0].slider
         rows.append(f"| {notebook.stem} | {index} | {name} | {method} | {readouts} "
@@ -95,9 +100,11 @@ def test_notebook_runs_and_widgets_redraw(notebook, course, lab, browser, artifa
         real = [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
         assert not real, "browser console errors:\n" + "\n".join(real)
     except Exception:
-        page.screenshot(path=artifacts / f"{notebook.stem}_failure.png")
+        with contextlib.suppress(Exception):  # a crashed page: keep the original error
+            page.screenshot(path=artifacts / f"{notebook.stem}_failure.png")
         raise
     finally:
-        page.evaluate("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.shutdown()")
+        with contextlib.suppress(Exception):  # free the kernel's CPU for the next notebook
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
         page.close()
     assert _sha256(served) == before, f"the browser run saved {notebook.name} (autosave on?)"
