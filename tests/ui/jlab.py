@@ -228,9 +228,10 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
     value = target.evaluate(JS_SLIDER_STATE)["value"]
     assert after != before, f"{name}: readout still {before!r} after {method}"
     decimals = len(after.split(".")[1]) if "." in after else 0
-    # A SelectionSlider's handle holds an option index and its (read-only) readout shows the
-    # option's label; numeric sliders have an editable readout that must show the value.
-    is_selection = readout.get_attribute("contenteditable") != "true" and value.is_integer()
+    # A SelectionSlider's handle holds an option index (0, 1, ... in unit steps) and its
+    # readout shows the option's label; every course slider of numbers starts above 0 or
+    # is a float slider, so its readout must show the handle's value.
+    is_selection = state["min"] == 0 and state["step"] == 1 and float(value).is_integer()
     assert is_selection or abs(float(after) - value) <= 0.5 * 10**-decimals + 1e-12, (
         f"{name}: readout {after!r} but the slider holds {value}"
     )
