@@ -8,14 +8,7 @@ from torch import nn
 
 from fmlib.divergence import divergence, hutchinson, jacobian
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Closed forms are compared in float64; the global default is restored afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # closed forms compared in float64
 
 
 def seed_field(x, t):

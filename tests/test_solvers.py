@@ -15,14 +15,7 @@ from fmlib.solvers import (
     standard_normal_log_prob,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Closed forms are compared in float64; the global default is restored afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # closed forms compared in float64
 
 
 def decay(x, t):
