@@ -147,7 +147,11 @@ def train(
     )
     ema = copy.deepcopy(model).requires_grad_(False)
     result = TrainResult(model=ema if ema_decay > 0 else model, raw_model=model)
-    bar = tqdm(total=steps, disable=not progress, desc="CFM training", unit="step")
+    # One refresh a second: each refresh of the notebook bar is a burst of widget messages,
+    # and thousands of them overflow the kernel's IOPub queue (nbval then loses the reply).
+    bar = tqdm(
+        total=steps, disable=not progress, desc="CFM training", unit="step", mininterval=1.0
+    )
     start = time.perf_counter()
     done = 0.0
     while done < 1.0:
@@ -170,7 +174,7 @@ def train(
         done = max(result.steps / steps if steps else 0.0, elapsed / seconds if seconds else 0.0)
         bar.update(1)
         if result.steps % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     result.seconds = time.perf_counter() - start
     if ema_decay == 0:
