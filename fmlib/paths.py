@@ -37,18 +37,21 @@ def as_time(t: Time, like: Tensor | None = None) -> Tensor:
     """
     if isinstance(t, bool) or not isinstance(t, (int, float, Tensor)):
         raise ValueError(f"t must be a float or a tensor with values in [0, 1], got {t!r}")
-    if like is not None and like.is_floating_point():
-        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
-    else:
-        t = torch.as_tensor(t)
-        if not t.is_floating_point():
-            t = t.to(torch.get_default_dtype())
-    bad = t[~((t >= -_T_TOL) & (t <= 1 + _T_TOL))]  # also catches NaN
-    if bad.numel() > 0:
-        raise ValueError(f"t must be in [0, 1], got {bad.flatten()[0].item():g}")
-    if ((t < 0) | (t > 1)).any():
-        t = t.clamp(0.0, 1.0)
-    return t
+    floating = like is not None and like.is_floating_point()
+    if not isinstance(t, Tensor):  # a Python number: checked without tensor ops (solver loops)
+        if not -_T_TOL <= t <= 1 + _T_TOL:  # also catches NaN
+            raise ValueError(f"t must be in [0, 1], got {t:g}")
+        dtype = like.dtype if floating else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        return torch.tensor(min(max(float(t), 0.0), 1.0), dtype=dtype, device=device)
+    if floating:
+        t = t.to(dtype=like.dtype, device=like.device)
+    elif not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    inside = (t >= -_T_TOL) & (t <= 1 + _T_TOL)  # False for NaN
+    if not bool(inside.all()):
+        raise ValueError(f"t must be in [0, 1], got {t[~inside].flatten()[0].item():g}")
+    return t.clamp(0.0, 1.0)
 
 
 def _batch_time(t: Time, x: Tensor) -> Tensor:

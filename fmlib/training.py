@@ -149,9 +149,7 @@ def train(
     result = TrainResult(model=ema if ema_decay > 0 else model, raw_model=model)
     # One refresh a second: each refresh of the notebook bar is a burst of widget messages,
     # and thousands of them overflow the kernel's IOPub queue (nbval then loses the reply).
-    bar = tqdm(
-        total=steps, disable=not progress, desc="CFM training", unit="step", mininterval=1.0
-    )
+    bar = tqdm(total=steps, disable=not progress, desc="CFM training", unit="step", mininterval=1.0)
     start = time.perf_counter()
     done = 0.0
     while done < 1.0:

@@ -1,8 +1,8 @@
 """Slider factories with the course's ranges, and `panel`: the one widget pattern.
 
-Pattern: precompute what the sliders do not change; a pure `draw(**values) -> Figure`
-in fmlib; `panel(draw, sigma_min=sigma_min_slider(), steps=steps_slider())` in the
-notebook. The same `draw` is called once with fixed values for the static page.
+Pattern: precompute what the sliders do not change; a `LiveFigure` in fmlib whose
+`draw(**values)` returns the Figure; `panel(view, sigma_min=sigma_min_slider(), ...)` in
+the notebook. The same view's `draw` is called once with fixed values for the static page.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Image, display
 from matplotlib.figure import Figure
+
+from fmlib.plots import LiveFigure
 
 SOLVERS = ("euler", "midpoint", "rk4")
 _STYLE = {"description_width": "initial"}
@@ -70,8 +72,14 @@ def dataset_dropdown(value: str = "checkerboard", options: tuple[str, ...] | Non
     return widgets.Dropdown(value=value, options=list(options), description="dataset")
 
 
-def panel(draw: Callable[..., Figure], **controls: widgets.ValueWidget) -> widgets.VBox:
-    """Controls on top, the figure `draw(**values)` below, redrawn when a control changes."""
+def panel(
+    draw: Callable[..., Figure] | LiveFigure, **controls: widgets.ValueWidget
+) -> widgets.VBox:
+    """Controls on top, the figure `draw(**values)` below, redrawn when a control changes.
+
+    `draw` is a `LiveFigure` (fast: only the changing artists are redrawn, see
+    fmlib.plots.LiveFigure) or any function returning a new Figure (slow: built each time).
+    """
     if not callable(draw):
         raise ValueError(f"draw must be callable, got {type(draw).__name__}")
     if not controls:
@@ -81,6 +89,10 @@ def panel(draw: Callable[..., Figure], **controls: widgets.ValueWidget) -> widge
             raise ValueError(f"control {name!r} must be an ipywidgets value widget")
 
     def show(**values) -> None:
+        if isinstance(draw, LiveFigure):
+            draw.update(**values)
+            display(Image(data=draw.png(), format="png"))
+            return
         fig = draw(**values)
         display(fig)
         plt.close(fig)  # the Output widget keeps the PNG; free the figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -23,6 +24,13 @@ def _noise() -> Tensor:
     return torch.randn(N_CLOUD, 2, generator=torch.Generator().manual_seed(0))
 
 
+def _psi_on_grid(path: GaussianPath, x0: Tensor, x1: Tensor, times: Tensor) -> Tensor:
+    """psi_t(x0 | x1) for every t in times: [T, N, 2], in one batched call."""
+    n = len(x0)
+    t = times.repeat_interleave(n)
+    return path.psi_t(x0.repeat(len(times), 1), x1.repeat(len(times), 1), t).reshape(-1, n, 2)
+
+
 def euler_vs_exact(path: GaussianPath, steps: int) -> tuple[Tensor, Tensor, float]:
     """Euler trajectories of dx/dt = u_t(x | x1) from x0 ~ N(0, I), the exact psi_t(x0 | x1)
     on the same time grid, and the max distance between their endpoints at t = 1."""
@@ -30,25 +38,52 @@ def euler_vs_exact(path: GaussianPath, steps: int) -> tuple[Tensor, Tensor, floa
     x1 = torch.tensor(X1).expand_as(x0)
     sol = integrate(lambda x, t: path.u_t(x, x1, t), x0, steps=steps, method="euler",
                     trajectory=True)  # fmt: skip
-    exact = torch.stack([path.psi_t(x0, x1, float(t)) for t in sol.times])
+    exact = _psi_on_grid(path, x0, x1, sol.times)
     error = (sol.trajectory[-1] - exact[-1]).norm(dim=1).max().item()
     return sol.trajectory, exact, error
 
 
-def _draw_path(ax, path: GaussianPath, steps: int, name: str) -> float:
-    euler, _, error = euler_vs_exact(path, steps)
-    fine = torch.linspace(0, 1, 101)
-    x0 = _noise()[:N_PARTICLES]
-    x1 = torch.tensor(X1).expand_as(x0)
-    exact = torch.stack([path.psi_t(x0, x1, float(t)) for t in fine])  # [101, n, 2]
-    ax.plot(exact[..., 0], exact[..., 1], color="0.55", lw=3, alpha=0.5)
-    ax.plot(euler[:, :N_PARTICLES, 0], euler[:, :N_PARTICLES, 1], color=plots.PATH_COLOR,
-            lw=1, marker="o", ms=2.5)  # fmt: skip
-    plots.scatter2d(ax, euler[-1], color=plots.PATH_COLOR, s=3, alpha=0.4)
-    ax.plot(x0[:, 0], x0[:, 1], "o", ms=4, color=plots.SOURCE_COLOR)
-    ax.plot(*X1, marker="*", ms=14, color=plots.TARGET_COLOR, mec="k", ls="none")
-    ax.set_title(f"{name}, {steps} Euler step{'s' * (steps > 1)}\nendpoint error {error:.3f}")
-    return error
+def _exact_curves(path: GaussianPath, n: int = N_PARTICLES) -> Tensor:
+    """psi_t(x0 | x1) on a fine time grid for the first n particles: [101, n, 2]."""
+    x0 = _noise()[:n]
+    return _psi_on_grid(path, x0, torch.tensor(X1).expand_as(x0), torch.linspace(0, 1, 101))
+
+
+def _title(name: str, steps: int, error: float) -> str:
+    return f"{name}, {steps} Euler step{'s' * (steps > 1)}\nendpoint error {error:.3f}"
+
+
+class _PathArtists:
+    """One panel: wide grey exact curves, green Euler polylines and endpoints, x0, x1."""
+
+    def __init__(self, ax) -> None:
+        self.ax = ax
+        self.exact = LineCollection([], color="0.55", lw=3, alpha=0.5)
+        self.euler = LineCollection([], color=plots.PATH_COLOR, lw=1)
+        ax.add_collection(self.exact)
+        ax.add_collection(self.euler)
+        (self.nodes,) = ax.plot([], [], "o", ms=2.5, color=plots.PATH_COLOR)
+        self.cloud = ax.scatter([], [], s=3, alpha=0.4, color=plots.PATH_COLOR, lw=0)
+        x0 = _noise()[:N_PARTICLES]
+        (self.x0,) = ax.plot(x0[:, 0], x0[:, 1], "o", ms=4, color=plots.SOURCE_COLOR)
+        (self.x1,) = ax.plot(*X1, marker="*", ms=14, color=plots.TARGET_COLOR, mec="k", ls="none")
+        plots.square(ax)
+        ax.set_title(_title("x", 1, 0.0))  # placeholder: sizes the layout for two lines
+
+    @property
+    def artists(self) -> tuple:
+        """What `set` changes, plus the static markers drawn on top of it."""
+        return self.exact, self.euler, self.nodes, self.cloud, self.x0, self.x1, self.ax.title
+
+    def set(self, path: GaussianPath, steps: int, name: str) -> float:
+        euler, _, error = euler_vs_exact(path, steps)
+        self.exact.set_segments(list(_exact_curves(path).transpose(0, 1).numpy()))
+        polylines = euler[:, :N_PARTICLES].transpose(0, 1)  # [n, steps + 1, 2]
+        self.euler.set_segments(list(polylines.numpy()))
+        self.nodes.set_data(polylines[..., 0].reshape(-1), polylines[..., 1].reshape(-1))
+        self.cloud.set_offsets(euler[-1].numpy())
+        self.ax.set_title(_title(name, steps, error))
+        return error
 
 
 def draw_small_multiples(
@@ -60,17 +95,31 @@ def draw_small_multiples(
     fig, axes = plots.new_axes(len(cols) * len(steps), size=2.6, ncols=len(cols))
     for i, k in enumerate(steps):
         for j, (path, name) in enumerate(cols):
-            _draw_path(axes[i * len(cols) + j], path, k, name)
+            _PathArtists(axes[i * len(cols) + j]).set(path, k, name)
     return fig
+
+
+class ConditionalPath(plots.LiveFigure):
+    """Left: the OT path (straight lines); right: the VP path (curved). Wide grey: exact
+    psi_t(x0 | x1); green: Euler on u_t(x | x1) with `steps` steps; star: x1.
+
+    `ConditionalPath().draw(sigma_min=0.1, steps=4)` -> Figure; pass the view to
+    `fmlib.widgets.panel` for the sliders."""
+
+    def build(self) -> Figure:
+        fig, (ax_ot, ax_vp) = plots.new_axes(2, size=3.6)
+        self.ot, self.vp = _PathArtists(ax_ot), _PathArtists(ax_vp)
+        self.dynamic(*self.ot.artists, *self.vp.artists)
+        return fig
+
+    def update(self, sigma_min: float = 0.0, steps: int = 4) -> None:
+        self.ot.set(OTPath(sigma_min), steps, f"OT path, σ_min = {sigma_min:.2f}")
+        self.vp.set(VPPath(), steps, "VP path (diffusion)")
 
 
 def draw_conditional_path(sigma_min: float = 0.0, steps: int = 4) -> Figure:
-    """Left: the OT path (straight lines); right: the VP path (curved). Wide grey: exact
-    psi_t(x0 | x1); green: Euler on u_t(x | x1) with `steps` steps; star: x1."""
-    fig, (ax_ot, ax_vp) = plots.new_axes(2, size=3.6)
-    _draw_path(ax_ot, OTPath(sigma_min), steps, f"OT path, σ_min = {sigma_min:.2f}")
-    _draw_path(ax_vp, VPPath(), steps, "VP path (diffusion)")
-    return fig
+    """The ConditionalPath figure for one (sigma_min, steps)."""
+    return ConditionalPath().draw(sigma_min=sigma_min, steps=steps)
 
 
-BENCH = [("start.draw_conditional_path", draw_conditional_path, {"sigma_min": 0.1, "steps": 10})]
+BENCH = [("start.ConditionalPath", ConditionalPath, {"sigma_min": 0.1, "steps": 10})]
