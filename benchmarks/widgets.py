@@ -32,13 +32,13 @@ from fmlib.plots import LiveFigure  # noqa: E402
 BUDGET_S = 0.1
 
 
-def redraw_seconds(draw, kwargs: dict, repeats: int) -> float:
+def redraw_seconds(kind: str, draw, kwargs: dict, repeats: int) -> float:
     """Median wall time of one redraw, after one warm-up call.
 
     A LiveFigure (what fmlib.widgets.panel shows) redraws with update(**kwargs) + png();
     a plain draw function builds a new Figure and renders it to PNG."""
-    if isinstance(draw, type) and issubclass(draw, LiveFigure):
-        view = draw()  # built once, as in the notebook, before the panel appears
+    view = draw() if kind == "view" else None  # built once, as before a panel appears
+    if isinstance(view, LiveFigure):
 
         def redraw() -> None:
             view.update(**kwargs)
@@ -59,12 +59,14 @@ def redraw_seconds(draw, kwargs: dict, repeats: int) -> float:
     return statistics.median(times)
 
 
-def collect() -> list[tuple[str, object, dict]]:
-    """Every (name, draw, kwargs) listed in a BENCH list of an fmlib.figures module."""
+def collect() -> list[tuple[str, str, object, dict]]:
+    """Every (kind, name, factory or draw, kwargs) of an fmlib.figures module: its VIEWS
+    (zero-argument factories of LiveFigures) and BENCH (plain draw functions)."""
     entries = []
     for info in pkgutil.iter_modules(fmlib.figures.__path__):
         module = importlib.import_module(f"fmlib.figures.{info.name}")
-        entries += getattr(module, "BENCH", [])
+        entries += [("view", *entry) for entry in getattr(module, "VIEWS", [])]
+        entries += [("draw", *entry) for entry in getattr(module, "BENCH", [])]
     return entries
 
 
@@ -76,8 +78,8 @@ def main() -> None:
     torch.set_num_threads(2)
     plots.use_style()
     rows = ["| widget draw function | median redraw (s) | within 0.1 s |", "|---|---|---|"]
-    for name, draw, kwargs in collect():
-        seconds = redraw_seconds(draw, kwargs, args.repeats)
+    for kind, name, draw, kwargs in collect():
+        seconds = redraw_seconds(kind, draw, kwargs, args.repeats)
         rows.append(f"| {name} | {seconds:.3f} | {'yes' if seconds <= BUDGET_S else 'NO'} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)

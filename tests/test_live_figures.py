@@ -16,13 +16,11 @@ import fmlib.figures
 from fmlib import plots, widgets
 
 
-def _views() -> list[tuple[str, type, dict]]:
+def _views() -> list[tuple[str, object, dict]]:
     entries = []
     for info in pkgutil.iter_modules(fmlib.figures.__path__):
         module = importlib.import_module(f"fmlib.figures.{info.name}")
-        for name, view, kwargs in getattr(module, "BENCH", []):
-            if isinstance(view, type) and issubclass(view, plots.LiveFigure):
-                entries.append((name, view, kwargs))
+        entries += getattr(module, "VIEWS", [])
     return entries
 
 
@@ -40,11 +38,13 @@ def _full_render(view: plots.LiveFigure) -> np.ndarray:
 
 def test_there_are_views():
     assert len(VIEWS) >= 1
+    for name, make_view, _ in VIEWS:
+        assert isinstance(make_view(), plots.LiveFigure), name
 
 
-@pytest.mark.parametrize("name, view_type, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
-def test_blitted_png_matches_full_render(name, view_type, kwargs):
-    view = view_type()
+@pytest.mark.parametrize("name, make_view, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
+def test_blitted_png_matches_full_render(name, make_view, kwargs):
+    view = make_view()
     view.update(**kwargs)
     view.png()  # caches the background
     view.update(**kwargs)
@@ -56,9 +56,9 @@ def test_blitted_png_matches_full_render(name, view_type, kwargs):
     assert differs.mean() < 2e-4, f"{name}: {differs.mean():.3%} of the pixels differ"
 
 
-@pytest.mark.parametrize("name, view_type, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
-def test_update_changes_the_picture(name, view_type, kwargs):
-    view = view_type()
+@pytest.mark.parametrize("name, make_view, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
+def test_update_changes_the_picture(name, make_view, kwargs):
+    view = make_view()
     view.update(**kwargs)
     before = _pixels(view.png())
     changed = {k: _other_value(v) for k, v in kwargs.items()}

@@ -122,4 +122,6 @@ def draw_conditional_path(sigma_min: float = 0.0, steps: int = 4) -> Figure:
     return ConditionalPath().draw(sigma_min=sigma_min, steps=steps)
 
 
-BENCH = [("start.ConditionalPath", ConditionalPath, {"sigma_min": 0.1, "steps": 10})]
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [("start.ConditionalPath", ConditionalPath, {"sigma_min": 0.1, "steps": 10})]
