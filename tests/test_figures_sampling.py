@@ -6,9 +6,13 @@ For u(x, t) = A x the exact flow is x1 = exp(A) x0 and K Euler steps give
 
 from __future__ import annotations
 
+import io
 import time
 
 import matplotlib
+import matplotlib.figure
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from torch import nn
@@ -78,6 +82,33 @@ def test_draw_samples_shows_the_choice(sweep: fs.SolverSweep) -> None:
     assert {line.get_label() for line in right.get_lines()} >= {"euler", "rk4", "dopri5"}
     assert elapsed < 2.0  # loose: the real budget is checked in benchmarks/widgets.py
     matplotlib.pyplot.close(fig)
+
+
+def test_view_title_and_circle_match_quality_and_curves(sweep: fs.SolverSweep) -> None:
+    view = fs.SamplesView(sweep)
+    view.update(solver="rk4", steps=2, batch=40)
+    first = np.asarray(PIL.Image.open(io.BytesIO(view.png())).convert("RGB"), dtype=np.int16)
+    view.fig.canvas.draw()  # the first PNG (background cached now) has its title too
+    full = np.asarray(view.fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
+    assert (np.abs(first - full).max(axis=2) > 40).mean() < 2e-4
+    x1 = sweep.samples[("rk4", 2)][:40]
+    q = fs.quality(x1, sweep.data[:40])
+    title = view.panels.left.get_title()
+    assert title == (
+        f"rk4, 2 steps (NFE 8), 40 samples\nSW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
+    )
+    np.testing.assert_allclose(view.panels.points.get_offsets(), x1.numpy())
+    rk4 = fs.curves(sweep)["rk4"]
+    assert list(view.panels.choice.get_xdata()) == [8]
+    assert list(view.panels.choice.get_ydata()) == [rk4["sw"][rk4["nfe"].index(8)]]
+    with pytest.raises(ValueError, match="batch must be"):
+        view.update(solver="rk4", steps=2, batch=1)
+
+
+def test_views_entries_build() -> None:
+    for name, make_view, kwargs in fs.VIEWS:
+        assert name.startswith("sampling.")
+        assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
 
 
 def test_draw_grid_and_curves(sweep: fs.SolverSweep) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from fmlib import data
 from fmlib.figures import training as ft
@@ -169,8 +172,44 @@ def test_static_figures_draw():
     plt.close(fig)
 
 
-def test_bench_entries_run():
-    for name, fn, kwargs in ft.BENCH:
-        fig = fn(**kwargs)
+def test_field_grid_is_field_on_grid(atlas):
+    # Precomputed at the slider's t = k / 20, evaluated elsewhere: both are field_on_grid.
+    for s, model in atlas.models.items():
+        for t in (0.0, 0.35, 0.1 + 0.2, 0.37, 1.0):
+            torch.testing.assert_close(atlas.field_grid(s, t), ft.field_on_grid(model, t)[2])
+    # max |u|: |c| for u = c; for u = -x the grid corner, |(4.5, 4.5)| = 4.5 sqrt(2).
+    assert atlas.max_speed() == pytest.approx(max(C.norm().item(), 4.5 * math.sqrt(2)))
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def test_view_titles_and_data_match_the_atlas(atlas):
+    view = ft.FlowAtlasView(atlas)
+    view.update(sigma_min=0.3, steps=6, t=0.6)
+    first = _pixels(view.png())  # the first PNG (background cached now) has its titles too
+    view.fig.canvas.draw()
+    full = np.asarray(view.fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
+    assert (np.abs(first - full).max(axis=2) > 40).mean() < 2e-4
+    # sigma_min 0.3 -> 0.25, steps 6 -> 4, t = 0.6 -> the Euler iterate at t_k = 0.5.
+    x, t_k = atlas.samples_at(0.3, 6, 0.6)
+    p, s, u = view.panels.ax_p, view.panels.ax_s, view.panels.ax_u
+    assert p.get_title() == "true p_t, t = 0.60"
+    assert s.get_title() == f"model, σ_min = 0.25\n4 Euler steps, t = {t_k:.2f}"
+    assert t_k == 0.5 and u.get_title() == "learned field u_θ(x, 0.60)"
+    np.testing.assert_allclose(view.panels.model_points.get_offsets(), x.numpy())
+    np.testing.assert_allclose(view.panels.path_points.get_offsets(), atlas.path_samples(0.25, 0.6))
+    expected = ft.field_on_grid(contracting_field, 0.6)[2].reshape(-1, 2).numpy()
+    np.testing.assert_allclose(view.panels.arrows.U, expected[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(view.panels.arrows.V, expected[:, 1], rtol=1e-6)
+    # The static figure is the same picture, as a pyplot figure.
+    fig = atlas.draw(sigma_min=0.3, steps=6, t=0.6)
+    assert [ax.get_title() for ax in fig.axes[:3]] == [p.get_title(), s.get_title(), u.get_title()]
+    plt.close(fig)
+
+
+def test_views_entries_build():
+    for name, make_view, kwargs in ft.VIEWS:
         assert name.startswith("training.")
-        plt.close(fig)
+        assert isinstance(make_view().draw(**kwargs), Figure)

@@ -1,8 +1,10 @@
 """Notebook 06: how many field evaluations (NFE) does a good sample cost?
 
 `solver_sweep(model)` samples the same noise x0 once for every (solver, steps) of the
-widget, plus adaptive dopri5 at a few tolerances and a tight dopri5 reference; the draw
-function then only picks, measures and plots (a redraw is a scatter and a few sorts).
+widget, plus adaptive dopri5 at a few tolerances and a tight dopri5 reference; the widget
+`SamplesView(sweep)` (a LiveFigure, built once) then only picks, measures and resets its
+points, marker and title (a redraw is a few sorts and a blit); `draw_samples` is the same
+figure as a new pyplot Figure.
 
 Quality of samples x1 against fresh data y ~ q (same size n):
 - SW_2(x1, y), the sliced Wasserstein distance (fmlib.metrics.sliced_wasserstein);
@@ -17,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
@@ -136,10 +137,7 @@ def draw_nfe_curves(sweep: SolverSweep, metric: str = "error", ax=None) -> Figur
     return fig
 
 
-def draw_samples(sweep: SolverSweep, solver: str = "midpoint", steps: int = 8, batch: int = 1000):
-    """Left: the first `batch` samples of `solver` with `steps` steps (NFE = stages x steps),
-    with SW_2 and the in-support fraction of that batch. Right: SW_2 vs NFE for all solvers
-    (all n samples), the current choice circled."""
+def _check_choice(sweep: SolverSweep, solver: str, steps: int, batch: int) -> None:
     if (solver, steps) not in sweep.samples:
         raise ValueError(
             f"(solver, steps) must be one of the precomputed {sorted(sweep.samples)}, "
@@ -148,19 +146,77 @@ def draw_samples(sweep: SolverSweep, solver: str = "midpoint", steps: int = 8, b
     n = sweep.x0.shape[0]
     if not isinstance(batch, int) or not 2 <= batch <= n:
         raise ValueError(f"batch must be an integer in [2, {n}], got {batch!r}")
-    x1 = sweep.samples[(solver, steps)][:batch]
-    scores = quality(x1, sweep.data[:batch])
-    nfe = STAGES[solver] * steps
+
+
+class _SamplesArtists:
+    """The two panels of the samples figure: artists created once, data set by `set`."""
+
+    def __init__(self, sweep: SolverSweep, left, right) -> None:
+        self.sweep, self.left = sweep, left
+        plots.scatter2d(left, torch.zeros(0, 2), s=3, alpha=0.6)
+        self.points = left.collections[0]
+        draw_nfe_curves(sweep, "sw", ax=right)  # static: every solver, all n samples
+        (self.choice,) = right.plot([], [], "o", ms=12, mfc="none", mec="k")
+        right.set_title(f"SW vs NFE (all {sweep.x0.shape[0]} samples)")
+        self.legend = right.get_legend()
+        self._title("euler", 1, 1, 1, {"sw": 0.0, "in_support": 0.0})  # sizes the layout
+
+    @property
+    def artists(self) -> tuple:
+        """What `set` changes, plus the legend, which stays on top of the circle."""
+        return self.points, self.left.title, self.choice, self.legend
+
+    def _title(self, solver: str, steps: int, nfe: int, batch: int, scores: dict) -> None:
+        # y = 1.0 (where matplotlib puts it anyway: no ticks on top) pins the title: the
+        # automatic placement moves a hidden title off the figure while LiveFigure caches
+        # its background, and the first blitted PNG would then have no title.
+        self.left.set_title(
+            f"{solver}, {steps} steps (NFE {nfe}), {batch} samples\n"
+            f"SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}",
+            y=1.0,
+        )
+
+    def set(self, solver: str, steps: int, batch: int) -> dict[str, float]:
+        """Show the choice; returns quality() of the batch shown in the title."""
+        _check_choice(self.sweep, solver, steps, batch)
+        x1 = self.sweep.samples[(solver, steps)][:batch]
+        scores = quality(x1, self.sweep.data[:batch])
+        nfe = STAGES[solver] * steps
+        self.points.set_offsets(x1.numpy())
+        row = curves(self.sweep)[solver]
+        self.choice.set_data([nfe], [row["sw"][row["nfe"].index(nfe)]])
+        self._title(solver, steps, nfe, batch, scores)
+        return scores
+
+
+class SamplesView(plots.LiveFigure):
+    """The sampling widget, built once. Left: the first `batch` samples of `solver` with
+    `steps` steps (NFE = stages x steps), with SW_2 and the in-support fraction of that
+    batch. Right: SW_2 vs NFE for all solvers (all n samples), the current choice circled.
+
+    `widgets.panel(SamplesView(sweep), solver=..., steps=..., batch=...)`."""
+
+    def __init__(self, sweep: SolverSweep) -> None:
+        self.sweep = sweep
+        super().__init__()
+
+    def build(self) -> Figure:
+        fig, (left, right) = plots.new_axes(2, size=3.4)
+        self.panels = _SamplesArtists(self.sweep, left, right)
+        self.dynamic(*self.panels.artists)
+        return fig
+
+    def update(self, solver: str = "midpoint", steps: int = 8, batch: int = 1000) -> None:
+        self.panels.set(solver, steps, batch)
+
+
+def draw_samples(
+    sweep: SolverSweep, solver: str = "midpoint", steps: int = 8, batch: int = 1000
+) -> Figure:
+    """The SamplesView figure for one choice, as a new pyplot Figure (for static pages)."""
+    _check_choice(sweep, solver, steps, batch)
     fig, (left, right) = plots.new_axes(2, size=3.4)
-    plots.scatter2d(left, x1, s=3, alpha=0.6)
-    left.set_title(
-        f"{solver}, {steps} steps (NFE {nfe}), {batch} samples\n"
-        f"SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}"
-    )
-    draw_nfe_curves(sweep, "sw", ax=right)
-    row = curves(sweep)[solver]
-    right.plot([nfe], [row["sw"][row["nfe"].index(nfe)]], "o", ms=12, mfc="none", mec="k")
-    right.set_title(f"SW vs NFE (all {n} samples)")
+    _SamplesArtists(sweep, left, right).set(solver, steps, batch)
     return fig
 
 
@@ -193,19 +249,20 @@ def demo_sweep() -> SolverSweep:
     return solver_sweep(model)
 
 
-def _bench_draw(solver: str = "midpoint", steps: int = 8, batch: int = 1000) -> Figure:
-    fig = draw_samples(demo_sweep(), solver, steps, batch)
-    plt.close(fig)
-    return fig
+def _bench_view() -> SamplesView:
+    return SamplesView(demo_sweep())
 
 
-BENCH = [("sampling.draw_samples", _bench_draw, {"solver": "rk4", "steps": 16, "batch": 1000})]
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [("sampling.SamplesView", _bench_view, {"solver": "rk4", "steps": 16, "batch": 1000})]
 
 __all__ = [
     "BATCHES",
-    "BENCH",
     "METHODS",
     "STEPS",
+    "VIEWS",
+    "SamplesView",
     "SolverSweep",
     "curves",
     "demo_sweep",

@@ -2,8 +2,11 @@
 
 The notebook trains the fields; this module only *draws* them. What the sliders do not
 change is precomputed once by `precompute_atlas` (Euler trajectories of every trained
-model for every number of steps in a grid), so `FlowAtlas.draw(sigma_min, steps, t)` only
-looks samples up and plots them (no ODE solve per redraw).
+model for every number of steps in a grid, and each field on the arrow grid at the t
+slider's values), so a redraw only looks samples and arrows up (no ODE solve). The widget
+is `FlowAtlasView` (a LiveFigure: built once, a slider change only resets the points,
+arrows and titles); `FlowAtlas.draw(sigma_min, steps, t)` is the same figure as a new
+pyplot Figure.
 
 Also here, as plumbing for the loss-floor estimate: `checkerboard_mixture`, a fine
 Gaussian-mixture stand-in for the checkerboard q, so that fmlib.marginal's closed-form
@@ -19,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -32,6 +36,7 @@ Field = Callable[[Tensor, Tensor], Tensor]
 STEP_GRID = (1, 2, 4, 8, 16, 32, 64)  # Euler steps precomputed for the widget
 SNAPSHOT_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUIVER_N = 15  # arrows per side of the quiver grid
+FIELD_STEPS = 20  # the field is precomputed at t = k / 20: the t slider's values (step 0.05)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -224,6 +229,9 @@ class FlowAtlas:
     x1: Tensor
     step_grid: tuple[int, ...]
     trajectories: dict[tuple[float, int], Tensor] = field(default_factory=dict)
+    _field_cache: dict[tuple[float, int], Tensor] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def sigma_mins(self) -> tuple[float, ...]:
@@ -254,19 +262,105 @@ class FlowAtlas:
         x, _ = self.samples_at(sigma_min, steps, 1.0)
         return float(data.in_checkerboard(x).float().mean())
 
+    def field_grid(self, sigma_min: float, t: float) -> Tensor:
+        """u_theta(x, t) [QUIVER_N, QUIVER_N, 2] on the arrow grid (field_on_grid) of the
+        model nearest sigma_min. Precomputed (once, for every model) at t = k / FIELD_STEPS,
+        the t slider's values; evaluated for any other t."""
+        s = nearest(sigma_min, self.sigma_mins)
+        k = round(t * FIELD_STEPS)
+        if abs(t * FIELD_STEPS - k) < 1e-6:  # a slider value (up to float rounding)
+            return self._fields()[(s, k)]
+        return field_on_grid(self.models[s], t)[2]
+
+    def _fields(self) -> dict[tuple[float, int], Tensor]:
+        if not self._field_cache:
+            for s, model in self.models.items():
+                for k in range(FIELD_STEPS + 1):
+                    self._field_cache[(s, k)] = field_on_grid(model, k / FIELD_STEPS)[2]
+        return self._field_cache
+
+    def max_speed(self) -> float:
+        """max |u_theta(x, t)| over every model, the arrow grid and t = k / FIELD_STEPS: the
+        fixed top of the widget's speed colour scale."""
+        top = max(u.norm(dim=-1).max().item() for u in self._fields().values())
+        return top if np.isfinite(top) and top > 0 else 1.0
+
     def draw(self, sigma_min: float = 0.0, steps: int = 8, t: float = 1.0) -> Figure:
         """Left: the true p_t; middle: the model's Euler samples at time t; right: the
         learned field u_theta(., t) as arrows. sigma_min and steps snap to the trained /
-        precomputed values (shown in the titles)."""
-        s, k, _ = self.trajectory(sigma_min, steps)
-        x_t, t_k = self.samples_at(s, k, t)
-        fig, (ax_p, ax_s, ax_u) = plots.new_axes(3, size=3.0)
-        plots.scatter2d(ax_p, self.path_samples(s, t), title=f"true p_t, t = {t:.2f}", s=1.5)
-        plots.scatter2d(ax_s, x_t, color=plots.PATH_COLOR, s=1.5)
-        ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}")
-        quiver(ax_u, self.models[s], t)
-        ax_u.set_title(f"learned field u_θ(x, {t:.2f})")
+        precomputed values (shown in the titles). A new pyplot Figure (for static pages);
+        the widget uses `FlowAtlasView(atlas)`, the same figure built once."""
+        fig, axes = plots.new_axes(3, size=3.0)
+        _AtlasArtists(self, axes).set(sigma_min, steps, t)
         return fig
+
+
+class _AtlasArtists:
+    """The three panels of the atlas figure: artists created once, data set by `set`."""
+
+    def __init__(self, atlas: FlowAtlas, axes: Sequence[Axes]) -> None:
+        self.atlas = atlas
+        self.ax_p, self.ax_s, self.ax_u = axes
+        empty = np.zeros((0, 2))
+        plots.scatter2d(self.ax_p, empty, s=1.5)
+        plots.scatter2d(self.ax_s, empty, color=plots.PATH_COLOR, s=1.5)
+        self.path_points, self.model_points = self.ax_p.collections[0], self.ax_s.collections[0]
+        xx, yy, _ = plots.grid2d(plots.LIM, QUIVER_N)
+        ones = np.ones(xx.shape)
+        self.arrows = self.ax_u.quiver(
+            xx, yy, ones, ones, ones, cmap=plots.CMAP, angles="xy",
+            norm=Normalize(0.0, atlas.max_speed()),  # fixed: one colour scale for every t
+        )  # fmt: skip
+        self.ax_u.figure.colorbar(self.arrows, ax=self.ax_u, shrink=0.8, label="speed |u|")
+        plots.square(self.ax_u)
+        self._titles(0.0, 1, 0.0, 0.0)  # placeholders: size the layout (two-line middle title)
+
+    @property
+    def artists(self) -> tuple:
+        """What `set` changes (the data and the three titles)."""
+        titles = (self.ax_p.title, self.ax_s.title, self.ax_u.title)
+        return self.path_points, self.model_points, self.arrows, *titles
+
+    def _titles(self, s: float, k: int, t: float, t_k: float) -> None:
+        # y = 1.0 (where matplotlib puts them anyway: no ticks on top) pins the titles: the
+        # automatic placement moves a hidden title off the figure while LiveFigure caches
+        # its background, and the first blitted PNG would then have no titles.
+        self.ax_p.set_title(f"true p_t, t = {t:.2f}", y=1.0)
+        self.ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}", y=1.0)
+        self.ax_u.set_title(f"learned field u_θ(x, {t:.2f})", y=1.0)
+
+    def set(self, sigma_min: float, steps: int, t: float) -> tuple[float, int, float]:
+        """Show (sigma_min, steps, t); returns the snapped (sigma_min, steps, t_k) shown."""
+        s, k, _ = self.atlas.trajectory(sigma_min, steps)
+        x_t, t_k = self.atlas.samples_at(s, k, t)
+        self.path_points.set_offsets(self.atlas.path_samples(s, t).numpy())
+        self.model_points.set_offsets(x_t.numpy())
+        u = self.atlas.field_grid(s, t)
+        self.arrows.set_UVC(u[..., 0].numpy(), u[..., 1].numpy(), u.norm(dim=-1).numpy())
+        self.arrows.scale = None  # auto-scale the arrow lengths for this field, as before
+        self._titles(s, k, t, t_k)
+        return s, k, t_k
+
+
+class FlowAtlasView(plots.LiveFigure):
+    """The atlas widget, built once: left the true p_t, middle the model's Euler samples
+    at time t, right the learned field u_theta(., t) (colour scale fixed by
+    `atlas.max_speed()`). sigma_min and steps snap to the precomputed values.
+
+    `widgets.panel(FlowAtlasView(atlas), sigma_min=..., steps=..., t=...)`."""
+
+    def __init__(self, atlas: FlowAtlas) -> None:
+        self.atlas = atlas
+        super().__init__()
+
+    def build(self) -> Figure:
+        fig, axes = plots.new_axes(3, size=3.0)
+        self.panels = _AtlasArtists(self.atlas, axes)
+        self.dynamic(*self.panels.artists)
+        return fig
+
+    def update(self, sigma_min: float = 0.0, steps: int = 8, t: float = 1.0) -> None:
+        self.panels.set(sigma_min, steps, t)
 
 
 def precompute_atlas(
@@ -319,8 +413,10 @@ def _bench_atlas() -> FlowAtlas:
     return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
 
 
-def _bench_draw(sigma_min: float, steps: int, t: float) -> Figure:
-    return _bench_atlas().draw(sigma_min=sigma_min, steps=steps, t=t)
+def _bench_view() -> FlowAtlasView:
+    return FlowAtlasView(_bench_atlas())
 
 
-BENCH = [("training.FlowAtlas.draw", _bench_draw, {"sigma_min": 0.1, "steps": 16, "t": 0.5})]
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [("training.FlowAtlasView", _bench_view, {"sigma_min": 0.1, "steps": 16, "t": 0.5})]
