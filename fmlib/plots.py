@@ -16,6 +16,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from torch import Tensor
 
 CMAP = "viridis"  # one colormap for every density and heatmap in the course
@@ -191,12 +192,17 @@ class LiveFigure:
         self.fig.canvas.draw()  # everything visible: the layout engine sizes titles too
         self.fig.set_layout_engine("none")  # then positions are frozen
         visible = [a.get_visible() for a in self._dynamic]
+        # Drawing an axes moves its titles (above the tick labels); with the titles hidden
+        # they would land elsewhere, so their laid-out positions are kept.
+        positions = [a.get_position() if isinstance(a, Text) else None for a in self._dynamic]
         for a in self._dynamic:
             a.set_visible(False)
         self.fig.canvas.draw()
         self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        for a, v in zip(self._dynamic, visible, strict=True):
+        for a, v, xy in zip(self._dynamic, visible, positions, strict=True):
             a.set_visible(v)
+            if xy is not None:
+                a.set_position(xy)
 
     def png(self) -> bytes:
         """The current figure as PNG bytes, redrawing only the dynamic artists."""

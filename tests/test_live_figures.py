@@ -46,14 +46,15 @@ def test_there_are_views():
 def test_blitted_png_matches_full_render(name, make_view, kwargs):
     view = make_view()
     view.update(**kwargs)
-    view.png()  # caches the background
-    view.update(**kwargs)
-    fast = _pixels(view.png())
-    full = _full_render(view)
-    assert fast.shape == full.shape
-    differs = np.abs(fast - full).max(axis=2) > 40
-    # Normally identical; a hidden static marker (a star under a dynamic line) is ~0.1 %.
-    assert differs.mean() < 2e-4, f"{name}: {differs.mean():.3%} of the pixels differ"
+    for attempt in ("first", "second"):  # the first png() also caches the background
+        fast = _pixels(view.png())
+        full = _full_render(view)
+        assert fast.shape == full.shape
+        differs = np.abs(fast - full).max(axis=2) > 40
+        # Normally identical; a hidden static marker (a star under a dynamic line) is ~0.1 %.
+        share = differs.mean()
+        assert share < 2e-4, f"{name}, {attempt} png: {share:.3%} of the pixels differ"
+        view.update(**kwargs)
 
 
 @pytest.mark.parametrize("name, make_view, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
