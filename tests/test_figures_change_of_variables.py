@@ -3,6 +3,8 @@
 import math
 
 import matplotlib
+import matplotlib.figure
+import numpy as np
 import pytest
 import torch
 
@@ -59,8 +61,61 @@ def test_bad_input_raises():
         figs.residual_flow(0.1, 0)
 
 
-def test_bench_entries_are_callable():
-    for name, fn, kwargs in figs.BENCH:
-        assert name.startswith("change_of_variables.") and callable(fn)
-        plt.close(fn(**kwargs))
+def test_residual_flow_equals_the_loop_of_residual_layers():
+    # the batched composition of the (affine) layers is the plain loop x + h u_t(x), to rounding
+    sigma_min, steps = 0.2, 7
+    g, h = figs.flow(sigma_min), 1.0 / steps
+    x = figs._noise()
+    states = [x]
+    for k in range(steps):
+        x = x + h * g(x, torch.full((x.shape[0],), k * h, dtype=x.dtype))
+        states.append(x)
+    traj, _ = figs.residual_flow(sigma_min, steps)
+    torch.testing.assert_close(traj, torch.stack(states), atol=1e-12, rtol=0)
+
+
+def test_ode_paths_follow_psi_t():
+    g = figs.flow(0.3)
+    z = figs._noise()[:4]
+    paths = figs._ode_paths(0.3, z.numpy(), n_times=11)
+    for i, t in enumerate(torch.linspace(0, 1, 11, dtype=torch.float64).tolist()):
+        torch.testing.assert_close(torch.from_numpy(paths[i]), g.psi_t(z, t), atol=1e-12, rtol=0)
+
+
+def test_residual_flow_view_shows_the_helper_numbers():
+    view = figs.ResidualFlow()
+    for sigma_min, steps in [(0.1, 10), (0.27, 33), (0.0, 100)]:
+        fig = view.draw(sigma_min=sigma_min, steps=steps)
+        traj, stats = figs.residual_flow(sigma_min, steps)
+        suptitle = fig.get_suptitle()
+        assert f"s_K = {stats['std_formula']:.3f}" in suptitle
+        assert f"from samples {stats['std_samples']:.3f}" in suptitle
+        assert f"σ_min = {sigma_min:.2f}, K = {steps}:" in suptitle
+        hist_title = view.hist.ax.get_title()
+        assert f"K = {steps}: hist − formula ≤ {stats['hist_max_z']:.1f} std" in hist_title
+        assert view.paths.ax.get_title().startswith(f"K = {steps} residual layers")
+        # the bars are the histogram of x_K^(1) on M[0] +- 4 max(s_K, 0.05)
+        width = 4 * max(stats["std_formula"], 0.05)
+        heights, edges = np.histogram(traj[-1, :, 0].numpy(), bins=figs.BINS, density=True,
+                                      range=(figs.M[0] - width, figs.M[0] + width))  # fmt: skip
+        bars = view.hist.bars.get_data()
+        np.testing.assert_allclose(bars.values, heights)
+        np.testing.assert_allclose(bars.edges, edges)
+        lo, hi = view.hist.ax.get_xlim()
+        assert lo < edges[0] and hi > edges[-1]
+        assert view.hist.ax.get_ylim()[1] >= heights.max()
+        # the green polylines are the first trajectories, the orange cloud the endpoints
+        segments = view.paths.layers.get_segments()
+        np.testing.assert_allclose(segments[3], traj[:, 3].numpy())
+        np.testing.assert_allclose(view.paths.ends.get_offsets(), traj[-1, :1500].numpy())
+        assert view.hist.limit.get_visible() == (sigma_min > 0)
+        assert view.hist.point_mass.get_visible() == (sigma_min == 0)
+    plt.close(fig)
+
+
+def test_views_are_listed():
+    assert [name for name, _, _ in figs.VIEWS] == ["change_of_variables.ResidualFlow"]
+    for _, make_view, kwargs in figs.VIEWS:
+        assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
+    assert not hasattr(figs, "BENCH")
     assert math.isfinite(figs.residual_flow(0.1, 10)[1]["hist_max_z"])

@@ -1,6 +1,7 @@
 """The draw functions behind notebook 02's widget compute the right numbers."""
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -48,8 +49,64 @@ def test_draw_functions_return_figures():
     fig = figs.draw_density_grid((0.1, 0.5), (1, 4))
     assert len(fig.axes) == 4
     plt.close(fig)
-    for _, fn, kwargs in figs.BENCH:
-        plt.close(fn(**kwargs))
+    assert [name for name, _, _ in figs.VIEWS] == ["cnf.ODEDensity"]
+    for _, make_view, kwargs in figs.VIEWS:
+        plt.close(make_view().draw(**kwargs))
+    assert not hasattr(figs, "BENCH")
+
+
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+@pytest.mark.parametrize("sigma_min, steps, t", [(0.3, 4, 1.0), (0.05, 13, 0.8), (0.0, 7, 0.6)])
+def test_density_at_t_is_the_ode_solve(method, sigma_min, steps, t):
+    # the batched solver map gives what integrate() gives step by step, to rounding
+    res = figs.density_at_t(sigma_min, method, steps, t)
+    grid, x0 = figs._points()
+    g = figs.flow(sigma_min)
+    log_p = figs.ode_log_density(g, grid, t, steps, method)
+    torch.testing.assert_close(res["grid_ode"], log_p.exp().reshape(figs.N_GRID, figs.N_GRID),
+                               rtol=1e-10, atol=1e-14)  # fmt: skip
+    x_t = g.psi_t(x0, t)
+    error = (figs.ode_log_density(g, x_t, t, steps, method) - g.log_p_t(x_t, t)).abs().mean()
+    assert res["error"] == pytest.approx(error.item(), rel=1e-8, abs=1e-14)
+
+
+def test_contour_lines_are_what_contour_draws():
+    z = figs.density_at_t(0.3, "rk4", 10, 0.7)["grid_exact"].numpy()
+    fig, ax = plt.subplots()
+    contours = ax.contour(z, levels=4, extent=figs.EXTENT)
+    drawn = [p.vertices for p in contours.get_paths() if len(p.vertices)]
+    ours = figs.contour_lines(z)
+    assert len(ours) == len(drawn) >= 3
+    for a, b in zip(ours, drawn, strict=True):
+        np.testing.assert_allclose(a, b)
+    plt.close(fig)
+
+
+def test_density_view_shows_the_helper_numbers():
+    view = figs.ODEDensity()
+    cases = [(0.3, "euler", 4, 1.0), (0.0, "rk4", 10, 1.0), (0.12, "midpoint", 37, 0.45)]
+    for sigma_min, method, steps, t in cases:
+        view.draw(sigma_min=sigma_min, method=method, steps=steps, t=t)
+        res = figs.density_at_t(sigma_min, method, steps, t)
+        title = view.slice.ax.get_title()
+        if res["error"] is None:  # the point mass: samples, no image
+            assert "point mass" in title and not view.image.get_visible()
+            assert view.samples.get_visible() and view.map.get_title() == "all samples sit at m"
+            assert not view.colorbar.ax.get_visible()
+            continue
+        assert f"log-likelihood error {res['error']:.2e}" in title
+        assert f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method} × {steps}" in title
+        assert view.map.get_title() == f"p_t by the ODE, t = {t:.2f}"
+        assert view.image.get_visible() and view.colorbar.ax.get_visible()
+        density = res["grid_ode"].numpy()
+        np.testing.assert_array_equal(view.image.get_array(), density)
+        assert view.image.get_clim() == (density.min(), density.max())
+        np.testing.assert_array_equal(view.slice.ode.get_ydata(), res["line_ode"].numpy())
+        legend = [text.get_text() for text in view.slice.legend.get_texts()]
+        assert legend[0] == f"ODE ({method}, {steps} steps)"
+        lo, hi = view.slice.ax.get_ylim()
+        assert lo < res["line_ode"].min().item() and hi > res["line_ode"].max().item()
+    plt.close(view.fig)
 
 
 def test_bad_input_raises():

@@ -8,23 +8,29 @@ to tau = 0, then log p_t(x) = log p_0(x_0) - l_0 (instantaneous change of variab
 
 from __future__ import annotations
 
+import numbers
 from functools import lru_cache
 
+import contourpy
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from fmlib import plots
 from fmlib.flows import GaussianFlow
-from fmlib.solvers import integrate, standard_normal_log_prob
+from fmlib.solvers import METHODS, STEPS, integrate, standard_normal_log_prob
 
 M = (2.0, 1.0)  # mean of the target Gaussian
 LIM = 4.0
 N_GRID = 40  # the heatmap's grid is N_GRID x N_GRID
 N_LINE = 200  # points on the slice through the mean
 N_SAMPLES = 300  # x_t ~ p_t on which the log-likelihood error is measured
+EXTENT = (-LIM, LIM, -LIM, LIM)
 
 
 def flow(sigma_min: float) -> GaussianFlow:
@@ -42,32 +48,78 @@ def _points() -> tuple[Tensor, Tensor]:
     return grid.to(torch.float64), x0
 
 
-def ode_log_density(g: GaussianFlow, x: Tensor, t: float, steps: int, method: str) -> Tensor:
-    """log p_t(x) = log p_0(x_0) - int_0^t div u_tau(x_tau) dtau, by the augmented ODE solved
-    backward from tau = t to 0 with `method` (divergence in closed form: d (s - 1)/sigma_tau)."""
+def _augmented(g: GaussianFlow):
+    """The field of z = [x, l]: d/dtau [x, l] = [u_tau(x), -div u_tau(x)]."""
 
-    def augmented(z: Tensor, tau: Tensor) -> Tensor:
+    def field(z: Tensor, tau: Tensor) -> Tensor:
         y = z[:, :2]
         return torch.cat([g(y, tau), -g.div_u_t(y, tau)[:, None]], dim=1)
 
+    return field
+
+
+def ode_log_density(g: GaussianFlow, x: Tensor, t: float, steps: int, method: str) -> Tensor:
+    """log p_t(x) = log p_0(x_0) - int_0^t div u_tau(x_tau) dtau, by the augmented ODE solved
+    backward from tau = t to 0 with `method` (divergence in closed form: d (s - 1)/sigma_tau)."""
     z = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
-    z0 = integrate(augmented, z, t0=t, t1=0.0, steps=steps, method=method).x
+    z0 = integrate(_augmented(g), z, t0=t, t1=0.0, steps=steps, method=method).x
     return standard_normal_log_prob(z0[:, :2]) - z0[:, 2]
+
+
+def _solver_map(g: GaussianFlow, t: float, steps: int, method: str) -> np.ndarray:
+    """The fixed-step solve of the augmented ODE from tau = t to 0 as one affine map of
+    z = [x, l]: the 4 x 4 homogeneous matrix T with [z_0, 1] = T [z_t, 1].
+
+    u_tau is affine in x and div u_tau does not depend on x, so every solver step is an
+    affine map z -> A_k z + c_k. One batched call of the solver's step (fmlib.solvers.STEPS)
+    on the points 0, e_1, e_2, e_3 at every tau_k = t + k h, h = -t / steps, gives all of
+    them (c_k = step(0), A_k e_i = step(e_i) - c_k); their product is the whole solve.
+    Same result as `ode_log_density` (to rounding), without a Python loop of field calls.
+    """
+    h = (0.0 - t) / steps
+    basis = torch.cat([torch.zeros(1, 3), torch.eye(3)]).to(torch.float64)  # 0, e_1, e_2, e_3
+    z = basis.repeat(steps, 1)
+    tau = (t + torch.arange(steps, dtype=torch.float64) * h).repeat_interleave(len(basis))
+    out = STEPS[method](_augmented(g), z, tau, h).reshape(steps, len(basis), 3).numpy()
+    maps = np.zeros((steps, 4, 4))
+    maps[:, :3, :3] = (out[:, 1:] - out[:, :1]).transpose(0, 2, 1)  # columns A_k e_i
+    maps[:, :3, 3], maps[:, 3, 3] = out[:, 0], 1.0
+    total = np.eye(4)
+    for step_map in maps:  # steps matrices of 4 x 4: microseconds
+        total = step_map @ total
+    return total
+
+
+def _check_solver(method: str, steps: int) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be an integer in [1, inf), got {steps}")
 
 
 @lru_cache(maxsize=512)
 def density_at_t(sigma_min: float, method: str, steps: int, t: float) -> dict:
     """ODE and closed-form log p_t on the grid, and the log-likelihood error on x_t ~ p_t:
-    mean |log p_t^ODE(x_t) - log p_t(x_t)|. None where p_t is a point mass (sigma_t = 0)."""
+    mean |log p_t^ODE(x_t) - log p_t(x_t)|. None where p_t is a point mass (sigma_t = 0).
+
+    The ODE density is `ode_log_density`; fixed-step solvers run batched over the time
+    grid (`_solver_map`), which gives the same numbers to rounding."""
     g = flow(sigma_min)
     grid, x0 = _points()
-    if g.sigma_t(t) == 0:
-        return {"grid_ode": None, "error": None, "x_t": g.psi_t(x0, t)}
+    sigma_t = g.sigma_t(t)  # checks t
+    _check_solver(method, steps)
     x_t = g.psi_t(x0, t)
+    if sigma_t == 0:
+        return {"grid_ode": None, "error": None, "x_t": x_t}
     line = torch.linspace(-LIM, LIM, N_LINE, dtype=torch.float64)
     line = torch.stack([line, torch.full_like(line, t * M[1])], dim=1)
     both = torch.cat([grid, line, x_t])
-    p_ode = ode_log_density(g, both, t, steps, method)
+    if method in STEPS:
+        total = torch.from_numpy(_solver_map(g, t, steps, method))
+        z0 = both @ total[:3, :2].T + total[:3, 3]  # [x_t, l = 0] -> [x_0, l_0]
+        p_ode = standard_normal_log_prob(z0[:, :2]) - z0[:, 2]
+    else:  # adaptive steps (dopri5)
+        p_ode = ode_log_density(g, both, t, steps, method)
     p_exact = g.log_p_t(both, t)
     n, n_line = grid.shape[0], line.shape[0]
     return {
@@ -81,46 +133,122 @@ def density_at_t(sigma_min: float, method: str, steps: int, t: float) -> dict:
     }
 
 
-def _slice(ax: Axes, sigma_min: float, method: str, steps: int, t: float) -> float | None:
-    """p_t along the line x^(2) = t m_2 through the mean: ODE (line) vs closed form (dashes)."""
-    g = flow(sigma_min)
-    if g.sigma_t(t) == 0:
-        ax.axvline(M[0], color=plots.TARGET_COLOR, ls="--", label="closed form: point mass at m")
-        ax.set_title(f"σ_min = 0, t = 1: p_1 is a point mass at m\n{method}, {steps} steps")
+def contour_lines(z: np.ndarray, levels: int = 4) -> list[np.ndarray]:
+    """The polylines of `ax.contour(z, levels=levels, extent=EXTENT)` on the N_GRID grid
+    (same levels: MaxNLocator(levels + 1) on [z.min(), z.max()]), for a LineCollection."""
+    axis = np.linspace(-LIM, LIM, z.shape[0])
+    generator = contourpy.contour_generator(axis, axis, z, name="mpl2014", corner_mask=True,
+                                            line_type=contourpy.LineType.SeparateCode)  # fmt: skip
+    values = MaxNLocator(levels + 1, min_n_ticks=1).tick_values(z.min(), z.max())
+    return [points for v in values for points in generator.lines(v)[0]]  # closed: ends = start
+
+
+def _slice_title(sigma_min: float, method: str, steps: int, t: float, error: float | None):
+    if error is None:
+        return f"σ_min = 0, t = 1: p_1 is a point mass at m\n{method}, {steps} steps"
+    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method} × {steps}\n"
+            f"log-likelihood error {error:.2e}")  # fmt: skip
+
+
+class _SliceArtists:
+    """p_t along the line x^(2) = t m_2 through the mean: ODE (line) vs closed form (dashes),
+    or the point mass at m. Its y limits follow p_t: `artists` redraws its y axis."""
+
+    def __init__(self, ax: Axes) -> None:
+        self.ax = ax
+        (self.ode,) = ax.plot([], [], color=plots.PATH_COLOR, lw=2)
+        (self.exact,) = ax.plot([], [], color="k", ls="--", lw=1)
+        self.point_mass = ax.axvline(M[0], color=plots.TARGET_COLOR, ls="--")
         ax.set_xlabel("$x^{(1)}$ (with $x^{(2)} = t\\,m_2$)")
-        return None
-    res = density_at_t(sigma_min, method, steps, t)
-    error = res["error"]
-    ax.plot(res["line"], res["line_ode"], color=plots.PATH_COLOR, lw=2,
-            label=f"ODE ({method}, {steps} steps)")  # fmt: skip
-    ax.plot(res["line"], res["line_exact"], color="k", ls="--", lw=1, label="closed form")
-    ax.set_xlabel("$x^{(1)}$ (with $x^{(2)} = t\\,m_2$)")
-    ax.set_ylabel("$p_t(x)$")
-    ax.set_title(f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method} × {steps}\n"
-                 f"log-likelihood error {error:.2e}")  # fmt: skip
-    ax.legend(loc="upper left")
-    return error
+        ax.set_title(_slice_title(0.3, "midpoint", 10, 1.0, 1.0))
+        self.legend = ax.legend([self.ode, self.exact], ["ODE", "closed form"], loc="upper left")
+
+    @property
+    def artists(self) -> tuple:
+        """What `set` changes (the x axis only changes with the point mass: invalidate)."""
+        ax = self.ax
+        return (self.ode, self.exact, self.point_mass, ax.yaxis, *ax.spines.values(), ax.title,
+                self.legend)  # fmt: skip
+
+    def set(self, sigma_min: float, method: str, steps: int, t: float) -> float | None:
+        res = density_at_t(sigma_min, method, steps, t)
+        point_mass = res["grid_ode"] is None
+        for artist in (self.ode, self.exact, self.legend):
+            artist.set_visible(not point_mass)
+        self.point_mass.set_visible(point_mass)
+        self.ax.set_ylabel("" if point_mass else "$p_t(x)$")
+        if point_mass:  # the limits autoscaling gives to the vertical line alone
+            self.ax.set_xlim(M[0] - 0.11, M[0] + 0.11)
+            self.ax.set_ylim(0.0, 1.0)
+        else:
+            line, ode, exact = (res[k].numpy() for k in ("line", "line_ode", "line_exact"))
+            self.ode.set_data(line, ode)
+            self.exact.set_data(line, exact)
+            self.legend.get_texts()[0].set_text(f"ODE ({method}, {steps} steps)")
+            lo, hi = min(ode.min(), exact.min()), max(ode.max(), exact.max())
+            self.ax.set_xlim(-1.1 * LIM, 1.1 * LIM)  # autoscaling: 5 % margins
+            self.ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        self.ax.set_title(_slice_title(sigma_min, method, steps, t, res["error"]))
+        return res["error"]
+
+
+class ODEDensity(plots.LiveFigure):
+    """Left: p_t by the ODE on a grid, closed-form contours on top (all samples at m when
+    p_t is a point mass); right: a slice through the mean, ODE vs closed form, with the
+    log-likelihood error in the title.
+
+    `ODEDensity().draw(sigma_min=0.3, method="midpoint", steps=10, t=1.0)` -> Figure; pass
+    the view to `fmlib.widgets.panel` for the sliders."""
+
+    def build(self) -> Figure:
+        fig, (ax_map, ax_slice) = plots.new_axes(2, size=3.6)
+        self.map = ax_map
+        self.image = plots.heatmap(ax_map, np.ones((N_GRID, N_GRID)), EXTENT,
+                                   "p_t by the ODE, t = 1.00", "density")  # fmt: skip
+        self.colorbar = self.image.colorbar
+        self.contours = LineCollection([], colors="w", linewidths=0.8)
+        ax_map.add_collection(self.contours, autolim=False)
+        self.samples = ax_map.scatter([], [], s=2, alpha=0.5, color=plots.TARGET_COLOR, lw=0)
+        ax_map.set_xlabel("$x^{(1)}$")
+        ax_map.set_ylabel("$x^{(2)}$")
+        self.slice = _SliceArtists(ax_slice)
+        self.point_mass = False
+        self.update()  # then the layout, with the colorbar, is kept for the point mass too
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+        self.dynamic(self.image, self.contours, self.samples, *ax_map.spines.values(),
+                     ax_map.title, self.colorbar.ax, *self.slice.artists)  # fmt: skip
+        return fig
+
+    def update(
+        self, sigma_min: float = 0.3, method: str = "midpoint", steps: int = 10, t: float = 1.0
+    ) -> None:
+        sigma_min, steps, t = float(sigma_min), int(steps), float(t)
+        res = density_at_t(sigma_min, method, steps, t)
+        point_mass = res["grid_ode"] is None
+        if point_mass != self.point_mass:  # the slice's x axis changes: a full redraw
+            self.point_mass = point_mass
+            self.invalidate()
+        for artist in (self.image, self.contours, self.colorbar.ax):
+            artist.set_visible(not point_mass)
+        self.samples.set_visible(point_mass)
+        if point_mass:
+            self.samples.set_offsets(res["x_t"].numpy())
+            self.map.set_title("all samples sit at m")
+        else:
+            density = res["grid_ode"].numpy()
+            self.image.set_data(density)
+            self.image.set_clim(density.min(), density.max())  # as a new imshow: the data range
+            self.contours.set_segments(contour_lines(res["grid_exact"].numpy()))
+            self.map.set_title(f"p_t by the ODE, t = {t:.2f}")
+        self.slice.set(sigma_min, method, steps, t)
 
 
 def draw_density(
     sigma_min: float = 0.3, method: str = "midpoint", steps: int = 10, t: float = 1.0
 ) -> Figure:
-    """Left: p_t by the ODE on a grid, closed-form contours on top; right: a slice through
-    the mean, ODE vs closed form, with the log-likelihood error in the title."""
-    sigma_min, t, steps = float(sigma_min), float(t), int(steps)
-    res = density_at_t(sigma_min, method, steps, t)
-    fig, (ax_map, ax_slice) = plots.new_axes(2, size=3.6)
-    if res["grid_ode"] is None:
-        plots.scatter2d(ax_map, res["x_t"], title="all samples sit at m", lim=LIM)
-    else:
-        extent = (-LIM, LIM, -LIM, LIM)
-        plots.heatmap(ax_map, res["grid_ode"], extent, f"p_t by the ODE, t = {t:.2f}", "density")
-        ax_map.contour(res["grid_exact"].numpy(), levels=4, extent=extent, colors="w",
-                       linewidths=0.8)  # fmt: skip
-        ax_map.set_xlabel("$x^{(1)}$")
-        ax_map.set_ylabel("$x^{(2)}$")
-    _slice(ax_slice, sigma_min, method, steps, t)
-    return fig
+    """The ODEDensity figure for one (sigma_min, method, steps, t)."""
+    return ODEDensity().draw(sigma_min=sigma_min, method=method, steps=steps, t=t)
 
 
 def draw_density_grid(
@@ -133,12 +261,22 @@ def draw_density_grid(
     fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.9, ncols=len(steps))
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
-            _slice(axes[i * len(steps) + j], s, method, k, t)
+            _SliceArtists(axes[i * len(steps) + j]).set(float(s), method, int(k), float(t))
     return fig
 
 
-BENCH = [
-    ("cnf.draw_density", draw_density, {"sigma_min": 0.3, "method": "rk4", "steps": 20, "t": 1.0}),
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [
+    ("cnf.ODEDensity", ODEDensity, {"sigma_min": 0.3, "method": "rk4", "steps": 20, "t": 1.0}),
 ]
 
-__all__ = ["density_at_t", "draw_density", "draw_density_grid", "ode_log_density", "plt"]
+__all__ = [
+    "ODEDensity",
+    "contour_lines",
+    "density_at_t",
+    "draw_density",
+    "draw_density_grid",
+    "ode_log_density",
+    "plt",
+]
