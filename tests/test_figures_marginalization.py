@@ -1,16 +1,27 @@
-"""fmlib.figures.marginalization: memorisation numbers and the notebook-04 draw function."""
+"""fmlib.figures.marginalization: memorisation numbers, the fast closed forms, the view."""
 
 from __future__ import annotations
+
+import re
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from fmlib.divergence import batch_time  # noqa: E402
 from fmlib.figures import marginalization as F  # noqa: E402
+from fmlib.marginal import (  # noqa: E402
+    GaussianMixture,
+    marginal_log_prob,
+    marginal_velocity,
+    posterior,
+)
+from fmlib.paths import OTPath, VPPath  # noqa: E402
 
 
 def test_nearest_distance_by_hand():
@@ -29,11 +40,106 @@ def test_memorisation_follows_sigma_min():
     assert d_zero < 1e-3
 
 
+_TARGETS = {
+    "10 points": F.point_set(10),
+    "50 points": F.point_set(50),
+    "mixture": GaussianMixture(torch.randn(6, 2, generator=torch.Generator().manual_seed(2)), 0.3),
+}
+_PATHS = {"OT 0": OTPath(0.0), "OT 0.05": OTPath(0.05), "VP": VPPath()}
+
+
+@pytest.mark.parametrize("path", _PATHS.values(), ids=_PATHS.keys())
+@pytest.mark.parametrize("target", _TARGETS.values(), ids=_TARGETS.keys())
+def test_mixture_marginal_is_fmlib_marginal(path, target):
+    """Same numbers as fmlib.marginal for every kind of time, t = 1 (sigma_t = 0) included."""
+    fast = F.MixtureMarginal(path, target)
+    x = 3 * torch.randn(400, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rows = torch.rand(400, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    full = torch.full((400,), 0.8, dtype=torch.float64)  # one time, repeated
+    for t in (0.0, 0.3, 0.97, 1.0, torch.tensor(0.6), batch_time(0.45, x), full, rows):
+        u = marginal_velocity(path, target, x, t)
+        assert torch.allclose(fast.velocity(x, t), u, rtol=1e-9, atol=1e-9 * u.abs().max())
+        w = posterior(path, target, x, t)
+        assert torch.allclose(fast.posterior(x, t), w, atol=1e-10)
+        try:
+            log_p = marginal_log_prob(path, target, x, t)
+        except ValueError:  # a point set at sigma_t = 0 has no density: the same error
+            with pytest.raises(ValueError):
+                fast.log_prob(x, t)
+            continue
+        log_p_fast, certainty = fast.log_prob_and_certainty(x, t)
+        assert torch.allclose(log_p_fast, log_p, rtol=1e-10, atol=1e-9)
+        assert torch.allclose(certainty, w.max(dim=1).values, atol=1e-10)
+
+
+def test_mixture_marginal_needs_equal_weights_and_stds():
+    means = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="equal weights"):
+        F.MixtureMarginal(OTPath(), GaussianMixture(means, torch.tensor([0.1, 0.2])))
+    with pytest.raises(ValueError, match="equal weights"):
+        F.MixtureMarginal(OTPath(), GaussianMixture(means, 0.1, torch.tensor([1.0, 2.0])))
+
+
+def test_one_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with F.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_draw_returns_a_figure():
     fig = F.draw_marginalization(sigma_min=0.1, t=0.7, steps=5, n_points=5)
     assert isinstance(fig, Figure)
     assert len([a for a in fig.axes if a.get_title()]) == 3
     plt.close(fig)
+
+
+def _pixels(fig: Figure) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def test_draw_is_the_views_picture_on_a_pyplot_figure():
+    """The static page's figure (shown by plt.show()) is the widget's picture."""
+    kwargs = {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20}
+    fig = F.draw_marginalization(**kwargs)
+    assert fig.number in plt.get_fignums()
+    view = F.Marginalization()
+    view.update(**kwargs)
+    assert np.array_equal(_pixels(fig), _pixels(view.fig))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("sigma_min, t", [(0.1, 0.7), (0.0, 1.0)])
+def test_view_shows_the_helpers_numbers(sigma_min, t):
+    """Titles, arrows, heatmaps and points of the view are the module's numbers."""
+    view = F.Marginalization()
+    view.update(sigma_min=sigma_min, t=t, steps=7, n_points=15)
+    panels = view.panels
+    left, middle, right = (ax.get_title() for ax in panels.axes)
+    t_used = 0.99 if sigma_min == 0 and t == 1 else t  # p_1 of a point set has no density
+    assert f"t = {t_used:.2f}" in left and f"t = {t_used:.2f}" in middle
+    assert f"σ_min = {sigma_min:.2f}" in left and "7 steps" in right
+    dist = float(re.search(r"dist\. ([\d.]+)", right).group(1))
+    assert dist == pytest.approx(F.memorisation_distance(sigma_min, 7, 15), abs=5e-4)
+    _, log_p, w_max, _, u = F._fields(sigma_min, t, 15)
+    assert np.array_equal(panels.quiver.U, u[:, 0].numpy())
+    assert np.array_equal(panels.quiver.V, u[:, 1].numpy())
+    assert np.array_equal(np.asarray(panels.w_max.get_array()), w_max.numpy())
+    assert np.array_equal(np.asarray(panels.log_p.get_array()), log_p.clamp(min=-12).numpy())
+    points = F.training_points(15).numpy()
+    for star in panels.stars:
+        assert np.array_equal(np.asarray(star.get_xdata()), points[:, 0])
+    _, x_end = F.endpoints(sigma_min, 7, 15)
+    assert np.array_equal(np.asarray(panels.ends.get_offsets()), x_end.numpy())
+
+
+def test_log_density_scale_covers_most_of_the_path():
+    """The fixed colour scale of log p_t saturates only near t = 1 (spikes on the points)."""
+    for n_points in (5, 10, 50):
+        for t in (0.0, 0.5, 0.8):
+            log_p = F._fields(0.05, t, n_points)[1]
+            assert F.LOG_P_FLOOR < float(log_p.max()) < F.LOG_P_CEIL
 
 
 @pytest.mark.parametrize(

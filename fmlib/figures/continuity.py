@@ -11,23 +11,33 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from matplotlib.colors import PowerNorm, SymLogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 from torch import Tensor
 
 from fmlib import continuity, plots
 from fmlib.data import eight_gaussians_means
-from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity
+from fmlib.figures.marginalization import MixtureMarginal, one_thread
+from fmlib.marginal import GaussianMixture
 from fmlib.paths import OTPath, VPPath
 from fmlib.solvers import integrate
 
 FIELDS = ("true", "scaled ×1.5", "VP path's field")
 LIM = 3.5  # residual box [-LIM, LIM]^2
 VIEW = 4.0  # half-width of the density views
-NS = (17, 33, 65)  # grid resolutions of the widget's convergence plot
+NS = (17, 33, 65)  # grid resolutions of the convergence plot (the heatmap: any n in 17..65)
 DT_RATIO = 0.25  # dt = h / 4: the time error no longer dominates, the order shows early
 N_PARTICLES = 2000
+N_DRAWN = 600  # particles drawn over p_t (all N_PARTICLES enter the TV distance)
 BINS = 20
 STD = 0.3  # std of each of the eight Gaussians
+# Fixed colour scales of the panel (a redraw only changes the data): max p_t is 0.06 to
+# 0.24 over sigma_min in [0, 0.5] and t in [0, 1], hence a square-root scale up to 0.25;
+# max |R| spans 1e-4 (true field, n = 65) to 1.8 (VP field), hence a symmetric log scale,
+# linear below 1e-3.
+P_MAX = 0.25
+R_MAX, R_LINEAR = 2.0, 1e-3
 
 
 def mixture() -> GaussianMixture:
@@ -47,20 +57,14 @@ def _check(sigma_min: float, t: float, field: str) -> None:
 def pair(sigma_min: float, field: str = "true"):
     """(log_p, u): the marginal OT path p_t of `mixture()` and the chosen field."""
     _check(sigma_min, 0.5, field)
-    path, q = OTPath(sigma_min), mixture()
-
-    def log_p(x: Tensor, t: Tensor) -> Tensor:
-        return marginal_log_prob(path, q, x, t)
-
-    def u_true(x: Tensor, t: Tensor) -> Tensor:
-        return marginal_velocity(path, q, x, t)
-
+    q = mixture()
+    marginal = MixtureMarginal(OTPath(sigma_min), q)  # fmlib.marginal's closed forms
+    log_p, u_true = marginal.log_prob, marginal.velocity
     if field == "true":
         return log_p, u_true
     if field == "scaled ×1.5":
         return log_p, lambda x, t: 1.5 * u_true(x, t)
-    vp = VPPath()
-    return log_p, lambda x, t: marginal_velocity(vp, q, x, t)
+    return log_p, MixtureMarginal(VPPath(), q).velocity
 
 
 def _clip_t(t: float) -> float:
@@ -92,8 +96,8 @@ def _noise() -> Tensor:
 @lru_cache(maxsize=256)
 def particles(sigma_min: float, t: float, steps: int) -> Tensor:
     """x_t: noise pushed from 0 to t by `steps` midpoint steps of the true marginal field."""
-    path, q = OTPath(sigma_min), GaussianMixture(eight_gaussians_means(), STD)  # float32: fast
-    u = lambda x, s: marginal_velocity(path, q, x, s)  # noqa: E731
+    q = GaussianMixture(eight_gaussians_means(), STD)  # float32 means, as p_t's mixture()
+    u = MixtureMarginal(OTPath(sigma_min), q).velocity  # in float64, the noise's dtype
     return integrate(u, _noise(), t0=0.0, t1=t, steps=steps, method="midpoint").x
 
 
@@ -110,40 +114,116 @@ def _density(sigma_min: float, t: float) -> Tensor:
     return continuity.density_on_grid(log_p, max(t, 1e-3), VIEW, 80)
 
 
+def _titles(sigma_min: float, t: float, steps: int, n: int, field: str, tv: float):
+    return (
+        f"$p_t$ and {steps}-step ODE particles\nt = {t:.2f}, TV = {tv:.3f}",
+        f"$\\partial_t p_t + \\nabla\\cdot(p_t u_t)$, {field}\nn = {n}, σ_min = {sigma_min:.2f}",
+    )
+
+
+def _check_panel(sigma_min: float, t: float, n: int, field: str) -> None:
+    _check(sigma_min, t, field)
+    if not isinstance(n, int) or not NS[0] <= n <= NS[-1]:
+        raise ValueError(f"n must be an integer in [{NS[0]}, {NS[-1]}], got {n!r}")
+
+
+class _ContinuityArtists:
+    """The panel's three axes, built once with fixed limits and colour scales; `set` changes
+    their data (p_t, particles, residual image, norms, titles and legend)."""
+
+    def __init__(self, ax_p, ax_r, ax_c) -> None:
+        box_p, box_r = (-VIEW, VIEW, -VIEW, VIEW), (-LIM, LIM, -LIM, LIM)
+        self.density = plots.heatmap(ax_p, np.zeros((80, 80)), box_p, label="$p_t(x)$")
+        self.density.set_norm(PowerNorm(0.5, vmin=0, vmax=P_MAX))  # square-root scale
+        self.cloud = ax_p.scatter([], [], s=1.5, color="white", alpha=0.6, lw=0)
+        self.residual = plots.heatmap(ax_r, np.zeros((NS[0], NS[0])), box_r, cmap=plots.DIVERGING,
+                                      label="residual (symmetric log scale)")  # fmt: skip
+        self.residual.set_norm(SymLogNorm(R_LINEAR, linscale=0.5, vmin=-R_MAX, vmax=R_MAX))
+        placeholders = _titles(0.0, 0.5, 10, 33, FIELDS[2], 0.0)  # the longest field name
+        for ax, lim, title in zip((ax_p, ax_r), (VIEW, LIM), placeholders, strict=True):
+            plots.square(ax, lim)
+            ax.set_title(title)  # placeholder: sizes the layout for the real titles
+        # right: ||R|| vs h on fixed axes (1e-4 .. 5 holds every slider setting)
+        (self.true_line,) = ax_c.loglog([], [], "o-", label=" ")
+        (self.wrong_line,) = ax_c.loglog([], [], "s--", label=" ")
+        (self.h2_line,) = ax_c.loglog([], [], ":", color="0.5", label="$h^2$")
+        self.h_mark = ax_c.axvline(2 * LIM / (NS[1] - 1), color="0.7", lw=1)
+        h = [2 * LIM / (n - 1) for n in NS]
+        ax_c.set_xlim(0.09, 0.55)
+        ax_c.set_ylim(1e-4, 5.0)
+        ax_c.set_xticks(h, [f"{v:.2f}" for v in h])
+        ax_c.xaxis.set_minor_locator(NullLocator())
+        ax_c.set_xlabel("grid spacing h (= dt)")
+        ax_c.set_ylabel("$\\|R\\|_{L^2}$")
+        ax_c.set_title("residual norm vs grid spacing")
+        self.legend = ax_c.legend(loc="lower right", fontsize=8)  # the course style's size
+        self.titles = (ax_p.title, ax_r.title)
+        spines = (*ax_p.spines.values(), *ax_r.spines.values())  # static, on top of images
+        lines = (self.true_line, self.wrong_line, self.h2_line, self.h_mark, self.legend)
+        self.artists = (self.density, self.cloud, self.residual, *self.titles, *lines, *spines)
+
+    def set(self, sigma_min: float, t: float, steps: int, n: int, field: str) -> None:
+        _check_panel(sigma_min, t, n, field)
+        other = field if field != "true" else FIELDS[1]  # the wrong field on the right
+        with one_thread():
+            density, x = _density(sigma_min, t), particles(sigma_min, t, steps)
+            tv = particle_error(sigma_min, t, steps)
+            residual = residual_image(sigma_min, t, field, n)
+            true, wrong = convergence(sigma_min, t, "true"), convergence(sigma_min, t, other)
+        self.density.set_data(density.numpy())
+        self.cloud.set_offsets(x[:N_DRAWN].numpy())
+        self.residual.set_data(residual.numpy())
+        for text, title in zip(
+            self.titles, _titles(sigma_min, t, steps, n, field, tv), strict=True
+        ):
+            text.set_text(title)
+        self.true_line.set_data(true.h, true.norm)
+        self.wrong_line.set_data(wrong.h, wrong.norm)
+        h = np.array(true.h)
+        self.h2_line.set_data(h, true.norm[-1] * (h / h[-1]) ** 2)
+        self.h_mark.set_xdata([2 * LIM / (n - 1)] * 2)
+        labels = (f"true: slope {true.order:.2f}", f"{other}: slope {wrong.order:.2f}")
+        for text, label in zip(self.legend.get_texts()[:2], labels, strict=True):
+            text.set_text(label)
+
+
+class Continuity(plots.LiveFigure):
+    """p_t with ODE particles | residual heatmap of (p_t, field) | ||R|| vs h (log-log).
+
+    Left: the closed-form p_t of the marginal OT path and N_DRAWN of the particles pushed
+    there by `steps` midpoint steps (TV: histogram of all particles vs p_t). Middle: the
+    continuity residual R = d/dt p_t + div(p_t u_t) of the chosen field on the n x n grid
+    (symmetric log colour scale). Right: ||R|| on the grids NS for the true field and the
+    chosen wrong one (slope 2: u_t generates p_t; slope 0: it does not).
+
+    `Continuity().draw(sigma_min=0.0, t=0.5, steps=10, n=33, field="true")` -> Figure;
+    pass the view to `fmlib.widgets.panel` for the sliders."""
+
+    def build(self) -> Figure:
+        fig, axes = plots.new_axes(3, size=3.2)
+        self.panels = _ContinuityArtists(*axes)
+        self.dynamic(*self.panels.artists)
+        return fig
+
+    def update(
+        self,
+        sigma_min: float = 0.0,
+        t: float = 0.5,
+        steps: int = 10,
+        n: int = 33,
+        field: str = "true",
+    ) -> None:
+        self.panels.set(sigma_min, t, steps, n, field)
+
+
 def draw_continuity(
     sigma_min: float = 0.0, t: float = 0.5, steps: int = 10, n: int = 33, field: str = "true"
 ) -> Figure:
-    """p_t with ODE particles | residual heatmap of (p_t, field) | ||R|| vs h (log-log)."""
-    _check(sigma_min, t, field)
-    if n not in NS:
-        raise ValueError(f"n must be one of {NS}, got {n}")
-    fig, (ax_p, ax_r, ax_c) = plots.new_axes(3, size=3.2)
-    ext = (-VIEW, VIEW, -VIEW, VIEW)
-    plots.heatmap(ax_p, _density(sigma_min, t), ext, label="$p_t(x)$")
-    x = particles(sigma_min, t, steps)
-    ax_p.scatter(x[:600, 0], x[:600, 1], s=1.5, color="white", alpha=0.6, lw=0)
-    plots.square(ax_p, VIEW)
-    err = particle_error(sigma_min, t, steps)
-    ax_p.set_title(f"$p_t$ and {steps}-step ODE particles\nt = {t:.2f}, TV = {err:.3f}")
-    r = residual_image(sigma_min, t, field, n)
-    vmax = max(float(r.abs().max()), 1e-12)
-    plots.heatmap(ax_r, r, (-LIM, LIM, -LIM, LIM), label="residual",
-                  cmap=plots.DIVERGING, vmin=-vmax, vmax=vmax)  # fmt: skip
-    plots.square(ax_r, LIM)
-    ax_r.set_title(
-        f"$\\partial_t p_t + \\nabla\\cdot(p_t u_t)$, {field}\nn = {n}, σ_min = {sigma_min:.2f}"
-    )
-    for name, style in (("true", "o-"), (field if field != "true" else FIELDS[1], "s--")):
-        conv = convergence(sigma_min, t, name)
-        ax_c.loglog(conv.h, conv.norm, style, label=f"{name}: slope {conv.order:.2f}")
-    h = np.array(convergence(sigma_min, t, "true").h)
-    ax_c.loglog(h, convergence(sigma_min, t, "true").norm[-1] * (h / h[-1]) ** 2, ":", color="0.5",
-                label="$h^2$")  # fmt: skip
-    ax_c.axvline(2 * LIM / (n - 1), color="0.7", lw=1)
-    ax_c.set_xlabel("grid spacing h (= dt)")
-    ax_c.set_ylabel("$\\|R\\|_{L^2}$")
-    ax_c.set_title("residual norm vs grid spacing")
-    ax_c.legend()
+    """The Continuity figure for one (sigma_min, t, steps, n, field), as a new pyplot Figure
+    (for static pages: `plt.show()` shows it)."""
+    _check_panel(sigma_min, t, n, field)
+    fig, axes = plots.new_axes(3, size=3.2)
+    _ContinuityArtists(*axes).set(sigma_min, t, steps, n, field)
     return fig
 
 
@@ -158,7 +238,7 @@ def draw_particles_grid(
             ax = axes[i * len(steps) + j]
             ax.imshow(_density(s, t).numpy(), origin="lower", extent=ext, cmap=plots.CMAP)
             x = particles(s, t, k)
-            ax.scatter(x[:600, 0], x[:600, 1], s=1, color="white", alpha=0.6, lw=0)
+            ax.scatter(x[:N_DRAWN, 0], x[:N_DRAWN, 1], s=1, color="white", alpha=0.6, lw=0)
             plots.square(ax, VIEW)
             ax.grid(False)
             ax.set_title(
@@ -167,7 +247,9 @@ def draw_particles_grid(
     return fig
 
 
-BENCH = [
-    ("continuity: draw_continuity", draw_continuity, {"sigma_min": 0.0, "t": 0.5, "steps": 10}),
-    ("continuity: wrong field", draw_continuity, {"field": "scaled ×1.5", "n": 65}),
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [
+    ("continuity.Continuity", Continuity, {"sigma_min": 0.0, "t": 0.5, "steps": 10}),
+    ("continuity.Continuity, wrong field", Continuity, {"field": "scaled ×1.5", "n": 65}),
 ]

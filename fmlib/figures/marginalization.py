@@ -3,19 +3,25 @@
 The target is a finite training set {x1^(k)} (a point set, q = (1/K) sum_k delta), drawn
 once from the checkerboard. Its marginal field u_t(x) = sum_k P(k | x) u_t(x | x1^(k)) is
 exact (fmlib.marginal), and integrating it from noise lands on the training points.
+`MixtureMarginal` evaluates the same closed forms with fewer tensor operations: the
+widget panels of notebooks 03 and 04 integrate with it at every redraw.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, plots
 from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
-from fmlib.paths import OTPath
+from fmlib.paths import GaussianPath, OTPath, Time, as_time
 from fmlib.solvers import integrate
 
 DATASET = "checkerboard"
@@ -24,6 +30,141 @@ N_NOISE = 300  # particles integrated by the exact marginal ODE
 N_TRAJ = 30  # trajectories drawn
 QUIVER = 15  # quiver grid per side
 HEAT = 60  # heatmap grid per side
+# Fixed colour scale of log p_t (a redraw only changes the data): the tails are clamped at
+# -12; the peak is -1.8 at t = 0 (N(0, I)), -2.3 .. -1.3 for t in [0.5, 0.8] and grows
+# without bound as sigma_t -> 0 (0.5 at t = 0.95 for 10 points, sigma_min = 0.05):
+# above 2 (the last few percent of t, spikes on the points) the colour saturates.
+LOG_P_FLOOR, LOG_P_CEIL = -12.0, 2.0
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Tensor maths on one thread inside the block (the previous count is restored).
+
+    A panel's tensors are small (at most a few 10^4 entries): a second thread saves little,
+    and on a 2-core machine that is busy with other work a parallel region can wait
+    milliseconds for its second thread, several times per redraw."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class MixtureMarginal:
+    """The marginal path of an equal-weight, equal-std mixture, in a few tensor operations.
+
+    fmlib.marginal's closed forms for an affine path (x_t = alpha_t x1 + sigma_t x0)
+    specialised to q = (1/K) sum_k N(m_k, s^2 I): every component of p_t has the same
+    variance v = alpha_t^2 s^2 + sigma_t^2, so with logits l_k = -|x - alpha_t m_k|^2 / 2v
+    and P(k | x) = softmax_k(l_k),
+
+        log p_t(x) = logsumexp_k l_k + log(1/K) - (d/2) log(2 pi v),
+        u_t(x) = c (x - alpha_t mbar) + alpha_t' mbar,   mbar = sum_k P(k | x) m_k,
+        c = (sigma_t sigma_t' + alpha_t' alpha_t s^2) / v.
+
+    The same numbers as marginal_log_prob / marginal_velocity / posterior (to round-off)
+    with ~15 tensor operations instead of ~60: the panels evaluate the field hundreds of
+    times per redraw. One time for the whole batch (a float, a 0-d tensor or the expanded
+    [N] time of fmlib.solvers) is handled as a Python float; a [N] tensor row by row.
+    Where v = 0 (a point at sigma_t = 0) it defers to fmlib.marginal. x: [N, d].
+    """
+
+    def __init__(self, path: GaussianPath, target: GaussianMixture) -> None:
+        stds, weights = target.stds, target.weights
+        if not (bool((stds == stds[0]).all()) and bool((weights == weights[0]).all())):
+            raise ValueError("target must have equal weights and one std for every component")
+        self.path, self.target = path, target
+        self.s2 = float(stds[0]) ** 2  # the float64 square, as fmlib.marginal's stds.to(x) ** 2
+        self._means: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
+
+    def _m(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(m [K, d], [m, 1] [K, d + 1]) in the dtype of x."""
+        if x.dtype not in self._means:
+            m = self.target.means.to(x)
+            self._means[x.dtype] = (m, torch.cat([m, torch.ones_like(m[:, :1])], dim=1))
+        return self._means[x.dtype]
+
+    def _schedule(self, x: Tensor, t: Time) -> tuple:
+        """(alpha_t, sigma_t, alpha_t', sigma_t sigma_t', v): floats when t is one time for
+        the batch, else [N, 1] tensors."""
+        path = self.path
+        if isinstance(t, Tensor) and (t.dim() == 0 or (t.dim() == 1 and t.stride(0) == 0)):
+            t = t.reshape(-1)[0]  # one time: a 0-d tensor or an expanded one
+            t = float(t) if t.dtype == x.dtype else t  # (as_time checks a float cheaper)
+        t = as_time(t, like=x)  # validated, clamped and in x's dtype, as in fmlib.marginal
+        if t.dim() == 1 and len(t) > 0 and bool((t == t[0]).all()):
+            t = t[0]  # one time repeated (torch.full, as fmlib.continuity's grids)
+        t = float(t) if t.dim() == 0 else t.reshape(-1, 1)
+        if isinstance(path, OTPath):  # alpha_t = t, sigma_t = 1 - (1 - sigma_min) t
+            rate = -(1 - path.sigma_min)
+            alpha, sigma, d_alpha = t, 1 + rate * t, 1.0
+            sds = sigma * rate
+        elif isinstance(t, float):
+            tt = torch.tensor(t, dtype=x.dtype)  # the path's schedule takes tensors
+            funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
+            alpha, sigma, d_alpha, sds = (float(f(tt)) for f in funcs)
+        else:
+            t = t.reshape(-1)
+            funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
+            alpha, sigma, d_alpha, sds = (f(t).reshape(-1, 1) for f in funcs)
+        return alpha, sigma, d_alpha, sds, alpha * alpha * self.s2 + sigma * sigma
+
+    def _logits(self, x: Tensor, alpha, var) -> Tensor:
+        """l_k = -|x - alpha m_k|^2 / 2v coordinate by coordinate: [N, K]."""
+        m, _ = self._m(x)
+        sq = (x[:, :1] - alpha * m[:, 0]) ** 2
+        for j in range(1, x.shape[1]):
+            sq += (x[:, j : j + 1] - alpha * m[:, j]) ** 2
+        return sq.mul_(-0.5 / var)
+
+    @staticmethod
+    def _singular(var) -> bool:
+        return var == 0 if isinstance(var, float) else bool((var == 0).any())
+
+    def log_prob(self, x: Tensor, t: Time) -> Tensor:
+        """log p_t(x): [N] (ValueError where p_t has no density, as marginal_log_prob)."""
+        return self.log_prob_and_certainty(x, t)[0]
+
+    def log_prob_and_certainty(self, x: Tensor, t: Time) -> tuple[Tensor, Tensor]:
+        """(log p_t(x), max_k P(k | x)): two [N] from the same logits."""
+        alpha, _, _, _, var = self._schedule(x, t)
+        if self._singular(var):
+            log_p = marginal_log_prob(self.path, self.target, x, t)  # raises: no density
+            return log_p, posterior(self.path, self.target, x, t).max(dim=1).values
+        d, log_w = x.shape[1], math.log(float(self.target.weights[0]))  # w_k = 1/K, as stored
+        log_var = math.log(var) if isinstance(var, float) else torch.log(var).reshape(-1)
+        norm = d / 2 * (math.log(2 * math.pi) + log_var) - log_w
+        logits = self._logits(x, alpha, var)
+        lse = torch.logsumexp(logits, dim=1)
+        return lse - norm, (logits.amax(dim=1) - lse).exp()
+
+    def posterior(self, x: Tensor, t: Time) -> Tensor:
+        """P(k | x_t = x): [N, K]."""
+        alpha, _, _, _, var = self._schedule(x, t)
+        if self._singular(var):
+            return posterior(self.path, self.target, x, t)
+        return torch.softmax(self._logits(x, alpha, var), dim=1)
+
+    def velocity(self, x: Tensor, t: Time) -> Tensor:
+        """u_t(x): [N, d] (the signature of every field in fmlib)."""
+        alpha, _, d_alpha, sds, var = self._schedule(x, t)
+        if self._singular(var):
+            return marginal_velocity(self.path, self.target, x, t)
+        m, m1 = self._m(x)
+        if isinstance(var, float):
+            # l_k + |x|^2 / 2v = x.m_k alpha/v - alpha^2 |m_k|^2 / 2v: one matrix product
+            # (softmax ignores the per-row constant |x|^2 / 2v)
+            a = alpha / var
+            logits = torch.addmm((m * m).sum(1) * (-0.5 * alpha * a), x, m.T * a)
+        else:
+            logits = self._logits(x, alpha, var)
+        # sum_k softmax(l)_k [m_k, 1] in one product: numerator and normaliser together
+        e = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_() @ m1
+        mbar = e[:, : x.shape[1]] / e[:, x.shape[1] :]
+        c = (sds + d_alpha * alpha * self.s2) / var
+        return c * (x - alpha * mbar) + d_alpha * mbar
 
 
 def _check(sigma_min: float, t: float, steps: int, n_points: int) -> None:
@@ -57,9 +198,8 @@ def _noise() -> Tensor:
 def endpoints(sigma_min: float, steps: int, n_points: int) -> tuple[Tensor, Tensor]:
     """Trajectories [steps + 1, N, 2] and endpoints of dx/dt = u_t(x) (exact marginal field,
     midpoint) from x0 ~ N(0, I)."""
-    path, q = OTPath(sigma_min), point_set(n_points)
-    sol = integrate(lambda x, t: marginal_velocity(path, q, x, t), _noise(), steps=steps,
-                    method="midpoint", trajectory=True)  # fmt: skip
+    u = MixtureMarginal(OTPath(sigma_min), point_set(n_points)).velocity
+    sol = integrate(u, _noise(), steps=steps, method="midpoint", trajectory=True)
     return sol.trajectory, sol.x
 
 
@@ -75,45 +215,105 @@ def memorisation_distance(sigma_min: float, steps: int = 100, n_points: int = 10
     return float(nearest_distance(x, training_points(n_points)).mean())
 
 
+def _grid(lim: float, n: int) -> Tensor:
+    axis = torch.linspace(-lim, lim, n, dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+
+
 @lru_cache(maxsize=128)
 def _fields(sigma_min: float, t: float, n_points: int):
-    path, q = OTPath(sigma_min), point_set(n_points)
+    """(t used, log p_t [HEAT, HEAT], max_k P(k | x) [HEAT, HEAT], quiver points, u_t there)."""
+    marginal = MixtureMarginal(OTPath(sigma_min), point_set(n_points))
     t = min(t, 0.99) if sigma_min == 0 else t  # p_1 of a point set is a sum of deltas
-    xx = torch.linspace(-VIEW, VIEW, HEAT, dtype=torch.float64)
-    yy, xg = torch.meshgrid(xx, xx, indexing="ij")
-    pts = torch.stack([xg.reshape(-1), yy.reshape(-1)], 1)
-    log_p = marginal_log_prob(path, q, pts, t).reshape(HEAT, HEAT)
-    w_max = posterior(path, q, pts, t).max(dim=1).values.reshape(HEAT, HEAT)
-    qa = torch.linspace(-VIEW * 0.9, VIEW * 0.9, QUIVER, dtype=torch.float64)
-    qy, qx = torch.meshgrid(qa, qa, indexing="ij")
-    qpts = torch.stack([qx.reshape(-1), qy.reshape(-1)], 1)
-    u = marginal_velocity(path, q, qpts, t)
-    return t, log_p, w_max, qpts, u
+    pts = _grid(VIEW, HEAT)
+    log_p, w_max = (v.reshape(HEAT, HEAT) for v in marginal.log_prob_and_certainty(pts, t))
+    qpts = _grid(VIEW * 0.9, QUIVER)
+    return t, log_p, w_max, qpts, marginal.velocity(qpts, t)
+
+
+def _titles(sigma_min: float, t: float, steps: int, dist: float) -> tuple[str, str, str]:
+    return (
+        f"marginal $p_t$ and $u_t$\nt = {t:.2f}, σ_min = {sigma_min:.2f}",
+        f"posterior certainty, t = {t:.2f}",
+        f"exact marginal ODE, {steps} steps\nmean nearest-point dist. {dist:.3f}",
+    )
+
+
+class _MarginalizationArtists:
+    """The panel's three axes, built once with fixed limits and colour scales; `set` changes
+    their data (heatmaps, arrows, trajectories, endpoints, training points, titles)."""
+
+    def __init__(self, ax_p, ax_w, ax_x) -> None:
+        ext, blank = (-VIEW, VIEW, -VIEW, VIEW), torch.zeros(HEAT, HEAT)
+        self.log_p = plots.heatmap(ax_p, blank, ext, label="$\\log p_t(x)$", vmin=LOG_P_FLOOR,
+                                   vmax=LOG_P_CEIL)  # fmt: skip
+        qpts = _grid(VIEW * 0.9, QUIVER)
+        zero = torch.zeros(len(qpts))
+        self.quiver = ax_p.quiver(qpts[:, 0], qpts[:, 1], zero, zero, color="white", alpha=0.8)
+        self.w_max = plots.heatmap(ax_w, blank, ext, vmin=0, vmax=1,
+                                   label="$\\max_k P(x_1^{(k)}\\,|\\,x_t = x)$")  # fmt: skip
+        self.traj = LineCollection([], color=plots.PATH_COLOR, lw=0.6, alpha=0.6)
+        ax_x.add_collection(self.traj)
+        self.ends = ax_x.scatter([], [], s=6, alpha=0.7, color=plots.PATH_COLOR, lw=0)
+        self.stars = [
+            ax.plot([], [], "*", color=plots.TARGET_COLOR, mec="k", ms=ms)[0]
+            for ax, ms in ((ax_p, 8), (ax_w, 8), (ax_x, 10))
+        ]
+        self.axes = (ax_p, ax_w, ax_x)
+        for ax, title in zip(self.axes, _titles(0.0, 0.5, 100, 0.0), strict=True):
+            plots.square(ax, VIEW)
+            ax.set_title(title)  # placeholder: sizes the layout for the real titles
+        spines = (*ax_p.spines.values(), *ax_w.spines.values())  # static, on top of images
+        self.artists = (self.log_p, self.quiver, self.w_max, self.traj, self.ends, *self.stars,
+                        *(ax.title for ax in self.axes), *spines)  # fmt: skip
+
+    def set(self, sigma_min: float, t: float, steps: int, n_points: int) -> None:
+        _check(sigma_min, t, steps, n_points)
+        with one_thread():
+            t_used, log_p, w_max, _, u = _fields(sigma_min, t, n_points)
+            traj, x_end = endpoints(sigma_min, steps, n_points)
+            dist = memorisation_distance(sigma_min, steps, n_points)
+        self.log_p.set_data(log_p.clamp(min=LOG_P_FLOOR).numpy())
+        self.quiver.set_UVC(u[:, 0].numpy(), u[:, 1].numpy())
+        self.quiver.scale = None  # autoscaled at the next draw, as a new quiver would be
+        self.w_max.set_data(w_max.numpy())
+        self.traj.set_segments(list(traj[:, :N_TRAJ].transpose(0, 1).numpy()))
+        self.ends.set_offsets(x_end.numpy())
+        pts = training_points(n_points).numpy()
+        for star in self.stars:
+            star.set_data(pts[:, 0], pts[:, 1])
+        for ax, title in zip(self.axes, _titles(sigma_min, t_used, steps, dist), strict=True):
+            ax.title.set_text(title)
+
+
+class Marginalization(plots.LiveFigure):
+    """log p_t and the marginal field u_t | posterior certainty max_k P(x1^(k) | x_t = x) |
+    trajectories and endpoints of the exact marginal ODE; stars: the training points.
+
+    `Marginalization().draw(sigma_min=0.05, t=0.5, steps=20, n_points=10)` -> Figure; pass
+    the view to `fmlib.widgets.panel` for the sliders."""
+
+    def build(self) -> Figure:
+        fig, axes = plots.new_axes(3, size=3.2)
+        self.panels = _MarginalizationArtists(*axes)
+        self.dynamic(*self.panels.artists)
+        return fig
+
+    def update(
+        self, sigma_min: float = 0.05, t: float = 0.5, steps: int = 20, n_points: int = 10
+    ) -> None:
+        self.panels.set(sigma_min, t, steps, n_points)
 
 
 def draw_marginalization(
     sigma_min: float = 0.05, t: float = 0.5, steps: int = 20, n_points: int = 10
 ) -> Figure:
-    """log p_t + marginal field | posterior certainty max_k P(k | x) | exact-ODE samples."""
+    """The Marginalization figure for one (sigma_min, t, steps, n_points), as a new pyplot
+    Figure (for static pages: `plt.show()` shows it)."""
     _check(sigma_min, t, steps, n_points)
-    t_used, log_p, w_max, qpts, u = _fields(sigma_min, t, n_points)
-    pts = training_points(n_points)
-    ext = (-VIEW, VIEW, -VIEW, VIEW)
-    fig, (ax_p, ax_w, ax_x) = plots.new_axes(3, size=3.2)
-    plots.heatmap(ax_p, log_p.clamp(min=-12), ext, label="$\\log p_t(x)$")
-    ax_p.quiver(qpts[:, 0], qpts[:, 1], u[:, 0], u[:, 1], color="white", alpha=0.8)
-    ax_p.set_title(f"marginal $p_t$ and $u_t$\nt = {t_used:.2f}, σ_min = {sigma_min:.2f}")
-    plots.heatmap(ax_w, w_max, ext, label="$\\max_k P(x_1^{(k)}\\,|\\,x_t = x)$", vmin=0, vmax=1)
-    ax_w.set_title(f"posterior certainty, t = {t_used:.2f}")
-    for ax in (ax_p, ax_w):
-        ax.plot(pts[:, 0], pts[:, 1], "*", color=plots.TARGET_COLOR, mec="k", ms=8)
-        plots.square(ax, VIEW)
-    traj, x_end = endpoints(sigma_min, steps, n_points)
-    ax_x.plot(traj[:, :N_TRAJ, 0], traj[:, :N_TRAJ, 1], color=plots.PATH_COLOR, lw=0.6, alpha=0.6)
-    plots.scatter2d(ax_x, x_end, lim=VIEW, color=plots.PATH_COLOR, s=6, alpha=0.7)
-    ax_x.plot(pts[:, 0], pts[:, 1], "*", color=plots.TARGET_COLOR, mec="k", ms=10)
-    dist = memorisation_distance(sigma_min, steps, n_points)
-    ax_x.set_title(f"exact marginal ODE, {steps} steps\nmean dist. to nearest point {dist:.3f}")
+    fig, axes = plots.new_axes(3, size=3.2)
+    _MarginalizationArtists(*axes).set(sigma_min, t, steps, n_points)
     return fig
 
 
@@ -137,7 +337,11 @@ def draw_memorisation_grid(
     return fig
 
 
-BENCH = [
-    ("marginalization: draw", draw_marginalization, {"sigma_min": 0.05, "t": 0.5, "steps": 20}),
-    ("marginalization: 50 points", draw_marginalization, {"n_points": 50, "steps": 50}),
-]
+# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
+# tests/test_live_figures.py run every entry.
+VIEWS = [
+    ("marginalization.Marginalization", Marginalization,
+     {"sigma_min": 0.05, "t": 0.5, "steps": 20, "n_points": 10}),
+    ("marginalization.Marginalization, 50 points", Marginalization,
+     {"sigma_min": 0.05, "t": 0.5, "steps": 50, "n_points": 50}),
+]  # fmt: skip
