@@ -153,15 +153,18 @@ class LiveFigure:
     must not depend on the values (call `invalidate()` if they do).
 
     `draw(**values)` returns the complete Figure (for static pages and tests), so a view
-    is used exactly like a pure `draw_xxx(**values) -> Figure` function.
+    is used exactly like a pure `draw_xxx(**values) -> Figure` function. A widget's view
+    owns its figure (`pyplot=False`: no stray inline display); a static page's view built
+    with `pyplot=True` leaves it to pyplot, so that `plt.show()` shows it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pyplot: bool = False) -> None:
         self._dynamic: list[Artist] = []
         self._background = None
         self.fig = self.build()
-        plt.close(self.fig)  # owned by this object, not by pyplot (no stray inline display)
-        FigureCanvasAgg(self.fig)  # closing detached the canvas; blitting needs Agg's
+        if not pyplot:
+            plt.close(self.fig)  # owned by this object, not by pyplot
+            FigureCanvasAgg(self.fig)  # closing detached the canvas; blitting needs Agg's
 
     def build(self) -> Figure:
         raise NotImplementedError

@@ -221,10 +221,8 @@ def draw_continuity(
 ) -> Figure:
     """The Continuity figure for one (sigma_min, t, steps, n, field), as a new pyplot Figure
     (for static pages: `plt.show()` shows it)."""
-    _check_panel(sigma_min, t, n, field)
-    fig, axes = plots.new_axes(3, size=3.2)
-    _ContinuityArtists(*axes).set(sigma_min, t, steps, n, field)
-    return fig
+    _check_panel(sigma_min, t, n, field)  # before a figure exists
+    return Continuity(pyplot=True).draw(sigma_min=sigma_min, t=t, steps=steps, n=n, field=field)
 
 
 def draw_particles_grid(

@@ -311,10 +311,9 @@ def draw_marginalization(
 ) -> Figure:
     """The Marginalization figure for one (sigma_min, t, steps, n_points), as a new pyplot
     Figure (for static pages: `plt.show()` shows it)."""
-    _check(sigma_min, t, steps, n_points)
-    fig, axes = plots.new_axes(3, size=3.2)
-    _MarginalizationArtists(*axes).set(sigma_min, t, steps, n_points)
-    return fig
+    _check(sigma_min, t, steps, n_points)  # before a figure exists
+    view = Marginalization(pyplot=True)
+    return view.draw(sigma_min=sigma_min, t=t, steps=steps, n_points=n_points)
 
 
 def draw_memorisation_grid(

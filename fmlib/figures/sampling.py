@@ -167,13 +167,9 @@ class _SamplesArtists:
         return self.points, self.left.title, self.choice, self.legend
 
     def _title(self, solver: str, steps: int, nfe: int, batch: int, scores: dict) -> None:
-        # y = 1.0 (where matplotlib puts it anyway: no ticks on top) pins the title: the
-        # automatic placement moves a hidden title off the figure while LiveFigure caches
-        # its background, and the first blitted PNG would then have no title.
         self.left.set_title(
             f"{solver}, {steps} steps (NFE {nfe}), {batch} samples\n"
-            f"SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}",
-            y=1.0,
+            f"SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}"
         )
 
     def set(self, solver: str, steps: int, batch: int) -> dict[str, float]:
@@ -196,9 +192,9 @@ class SamplesView(plots.LiveFigure):
 
     `widgets.panel(SamplesView(sweep), solver=..., steps=..., batch=...)`."""
 
-    def __init__(self, sweep: SolverSweep) -> None:
+    def __init__(self, sweep: SolverSweep, pyplot: bool = False) -> None:
         self.sweep = sweep
-        super().__init__()
+        super().__init__(pyplot)
 
     def build(self) -> Figure:
         fig, (left, right) = plots.new_axes(2, size=3.4)
@@ -214,10 +210,8 @@ def draw_samples(
     sweep: SolverSweep, solver: str = "midpoint", steps: int = 8, batch: int = 1000
 ) -> Figure:
     """The SamplesView figure for one choice, as a new pyplot Figure (for static pages)."""
-    _check_choice(sweep, solver, steps, batch)
-    fig, (left, right) = plots.new_axes(2, size=3.4)
-    _SamplesArtists(sweep, left, right).set(solver, steps, batch)
-    return fig
+    _check_choice(sweep, solver, steps, batch)  # before a figure exists
+    return SamplesView(sweep, pyplot=True).draw(solver=solver, steps=steps, batch=batch)
 
 
 def draw_grid(sweep: SolverSweep, steps: tuple[int, ...] = (1, 2, 8, 32)) -> Figure:

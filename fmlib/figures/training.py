@@ -290,9 +290,7 @@ class FlowAtlas:
         learned field u_theta(., t) as arrows. sigma_min and steps snap to the trained /
         precomputed values (shown in the titles). A new pyplot Figure (for static pages);
         the widget uses `FlowAtlasView(atlas)`, the same figure built once."""
-        fig, axes = plots.new_axes(3, size=3.0)
-        _AtlasArtists(self, axes).set(sigma_min, steps, t)
-        return fig
+        return FlowAtlasView(self, pyplot=True).draw(sigma_min=sigma_min, steps=steps, t=t)
 
 
 class _AtlasArtists:
@@ -322,12 +320,9 @@ class _AtlasArtists:
         return self.path_points, self.model_points, self.arrows, *titles
 
     def _titles(self, s: float, k: int, t: float, t_k: float) -> None:
-        # y = 1.0 (where matplotlib puts them anyway: no ticks on top) pins the titles: the
-        # automatic placement moves a hidden title off the figure while LiveFigure caches
-        # its background, and the first blitted PNG would then have no titles.
-        self.ax_p.set_title(f"true p_t, t = {t:.2f}", y=1.0)
-        self.ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}", y=1.0)
-        self.ax_u.set_title(f"learned field u_θ(x, {t:.2f})", y=1.0)
+        self.ax_p.set_title(f"true p_t, t = {t:.2f}")
+        self.ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}")
+        self.ax_u.set_title(f"learned field u_θ(x, {t:.2f})")
 
     def set(self, sigma_min: float, steps: int, t: float) -> tuple[float, int, float]:
         """Show (sigma_min, steps, t); returns the snapped (sigma_min, steps, t_k) shown."""
@@ -349,9 +344,9 @@ class FlowAtlasView(plots.LiveFigure):
 
     `widgets.panel(FlowAtlasView(atlas), sigma_min=..., steps=..., t=...)`."""
 
-    def __init__(self, atlas: FlowAtlas) -> None:
+    def __init__(self, atlas: FlowAtlas, pyplot: bool = False) -> None:
         self.atlas = atlas
-        super().__init__()
+        super().__init__(pyplot)
 
     def build(self) -> Figure:
         fig, axes = plots.new_axes(3, size=3.0)
