@@ -10,6 +10,8 @@ import os
 import platform
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,6 +38,21 @@ def seed_everything(seed: int = 0, threads: int | None = 2, deterministic: bool 
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Tensor maths on one thread inside the block (the previous count is restored).
+
+    A panel's tensors are small (at most a few 10^4 entries): a second thread saves little,
+    and on a 2-core machine that is busy with other work a parallel region can wait
+    milliseconds for its second thread, several times per redraw."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def get_device(prefer_gpu: bool = False) -> torch.device:

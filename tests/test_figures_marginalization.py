@@ -80,13 +80,6 @@ def test_mixture_marginal_needs_equal_weights_and_stds():
         F.MixtureMarginal(OTPath(), GaussianMixture(means, 0.1, torch.tensor([1.0, 2.0])))
 
 
-def test_one_thread_restores_the_thread_count():
-    before = torch.get_num_threads()
-    with F.one_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-
-
 def test_draw_returns_a_figure():
     fig = F.draw_marginalization(sigma_min=0.1, t=0.7, steps=5, n_points=5)
     assert isinstance(fig, Figure)

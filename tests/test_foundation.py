@@ -117,3 +117,10 @@ def test_exercise_check(capsys):
     assert not exercises.check("nan", float("nan"), 1.0)
     with pytest.raises(ValueError, match="tol must be >= 0"):
         exercises.check("x", 1, 1, tol=-1)
+
+
+def test_one_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with repro.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -18,9 +18,10 @@ from torch import Tensor
 
 from fmlib import continuity, plots
 from fmlib.data import eight_gaussians_means
-from fmlib.figures.marginalization import MixtureMarginal, one_thread
+from fmlib.figures.marginalization import MixtureMarginal
 from fmlib.marginal import GaussianMixture
 from fmlib.paths import OTPath, VPPath
+from fmlib.repro import one_thread
 from fmlib.solvers import integrate
 
 FIELDS = ("true", "scaled ×1.5", "VP path's field")

@@ -10,8 +10,6 @@ widget panels of notebooks 03 and 04 integrate with it at every redraw.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -22,6 +20,7 @@ from torch import Tensor
 from fmlib import data, plots
 from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
 from fmlib.paths import GaussianPath, OTPath, Time, as_time
+from fmlib.repro import one_thread
 from fmlib.solvers import integrate
 
 DATASET = "checkerboard"
@@ -35,21 +34,6 @@ HEAT = 60  # heatmap grid per side
 # without bound as sigma_t -> 0 (0.5 at t = 0.95 for 10 points, sigma_min = 0.05):
 # above 2 (the last few percent of t, spikes on the points) the colour saturates.
 LOG_P_FLOOR, LOG_P_CEIL = -12.0, 2.0
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Tensor maths on one thread inside the block (the previous count is restored).
-
-    A panel's tensors are small (at most a few 10^4 entries): a second thread saves little,
-    and on a 2-core machine that is busy with other work a parallel region can wait
-    milliseconds for its second thread, several times per redraw."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class MixtureMarginal:
