@@ -3,28 +3,17 @@ render of the same figure shows, and a slider change changes the picture."""
 
 from __future__ import annotations
 
-import importlib
 import io
-import pkgutil
 
 import numpy as np
 import PIL.Image
 import pytest
 from matplotlib.lines import Line2D
 
-import fmlib.figures
 from fmlib import plots, widgets
+from fmlib.figures import all_views
 
-
-def _views() -> list[tuple[str, object, dict]]:
-    entries = []
-    for info in pkgutil.iter_modules(fmlib.figures.__path__):
-        module = importlib.import_module(f"fmlib.figures.{info.name}")
-        entries += getattr(module, "VIEWS", [])
-    return entries
-
-
-VIEWS = _views()
+VIEWS = all_views()
 
 
 def _pixels(png: bytes) -> np.ndarray:
