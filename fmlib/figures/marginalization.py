@@ -62,6 +62,7 @@ class MixtureMarginal:
         self.path, self.target = path, target
         self.s2 = float(stds[0]) ** 2  # the float64 square, as fmlib.marginal's stds.to(x) ** 2
         self._means: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
+        self._floats: dict[tuple[float, torch.dtype], tuple[float, ...]] = {}  # schedules
 
     def _m(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(m [K, d], [m, 1] [K, d + 1]) in the dtype of x."""
@@ -85,10 +86,15 @@ class MixtureMarginal:
             rate = -(1 - path.sigma_min)
             alpha, sigma, d_alpha = t, 1 + rate * t, 1.0
             sds = sigma * rate
-        elif isinstance(t, float):
-            tt = torch.tensor(t, dtype=x.dtype)  # the path's schedule takes tensors
-            funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
-            alpha, sigma, d_alpha, sds = (float(f(tt)) for f in funcs)
+        elif isinstance(t, float):  # solvers revisit the same times: remember them
+            key = (t, x.dtype)
+            if key not in self._floats:
+                tt = torch.tensor(t, dtype=x.dtype)  # the path's schedule takes tensors
+                funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
+                if len(self._floats) >= 4096:
+                    self._floats.clear()
+                self._floats[key] = tuple(float(f(tt)) for f in funcs)
+            alpha, sigma, d_alpha, sds = self._floats[key]
         else:
             t = t.reshape(-1)
             funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)

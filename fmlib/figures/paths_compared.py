@@ -117,7 +117,8 @@ def kinetic_energy(name: str, sigma_min: float) -> tuple[float, float]:
     """
     traj = reference(name, sigma_min)
     u, steps = _marginal(name, sigma_min).velocity, len(traj) - 1
-    speed2 = torch.stack([(u(x, k / steps) ** 2).sum(1) for k, x in enumerate(traj)])
+    h = 1.0 / steps  # the node times t_k = k h of fmlib.solvers (schedules are cached)
+    speed2 = torch.stack([(u(x, k * h) ** 2).sum(1) for k, x in enumerate(traj)])
     k = float((simpson_weights(steps) @ speed2).mean())
     chord = float(((traj[-1] - traj[0]) ** 2).sum(1).mean())
     return k, k - chord
@@ -181,7 +182,7 @@ def describe(name: str, sigma_min: float) -> str:
 def _titles(name: str, sigma_min: float, steps: int, t: float) -> tuple[str, str, str]:
     _, straightness = kinetic_energy(name, sigma_min)
     return (
-        f"{name} ({describe(name, sigma_min)})\n$p_t$ and Euler particles, t = {t:.2f}",
+        f"{name} ({describe(name, sigma_min)})\np_t and Euler particles, t = {t:.2f}",
         f"Euler, {steps} steps\nend error {endpoint_error(name, sigma_min, steps):.3f}, "
         f"S = {straightness:.2f}",
         f"{name}: α_t (solid), σ_t (dashed)",
