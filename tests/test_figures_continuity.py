@@ -77,22 +77,6 @@ def test_draw_returns_a_figure_with_three_panels():
     plt.close(fig)
 
 
-def _pixels(fig: Figure) -> np.ndarray:
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba()).copy()
-
-
-def test_draw_is_the_views_picture_on_a_pyplot_figure():
-    """The static page's figure (shown by plt.show()) is the widget's picture."""
-    kwargs = {"sigma_min": 0.1, "t": 0.4, "steps": 6, "n": 65, "field": "VP path's field"}
-    fig = F.draw_continuity(**kwargs)
-    assert fig.number in plt.get_fignums()
-    view = F.Continuity()
-    view.update(**kwargs)
-    assert np.array_equal(_pixels(fig), _pixels(view.fig))
-    plt.close(fig)
-
-
 def _number(pattern: str, text: str) -> float:
     match = re.search(pattern, text)
     assert match, f"{pattern!r} not in {text!r}"

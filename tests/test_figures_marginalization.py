@@ -87,22 +87,6 @@ def test_draw_returns_a_figure():
     plt.close(fig)
 
 
-def _pixels(fig: Figure) -> np.ndarray:
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba()).copy()
-
-
-def test_draw_is_the_views_picture_on_a_pyplot_figure():
-    """The static page's figure (shown by plt.show()) is the widget's picture."""
-    kwargs = {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20}
-    fig = F.draw_marginalization(**kwargs)
-    assert fig.number in plt.get_fignums()
-    view = F.Marginalization()
-    view.update(**kwargs)
-    assert np.array_equal(_pixels(fig), _pixels(view.fig))
-    plt.close(fig)
-
-
 @pytest.mark.parametrize("sigma_min, t", [(0.1, 0.7), (0.0, 1.0)])
 def test_view_shows_the_helpers_numbers(sigma_min, t):
     """Titles, arrows, heatmaps and points of the view are the module's numbers."""

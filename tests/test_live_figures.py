@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 
+import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
 import pytest
 from matplotlib.lines import Line2D
 
 from fmlib import plots, widgets
-from fmlib.figures import all_views
+from fmlib.figures import all_views, continuity, marginalization
 
 VIEWS = all_views()
 
@@ -91,3 +92,25 @@ def test_live_figure_has_no_pyplot_figure_and_renders_png():
     assert isinstance(view.line, Line2D) and list(view.line.get_ydata()) == [0, 0.5]
     box = widgets.panel(view, slope=widgets.t_slider(0.5))
     assert len(box.children) == 2
+
+
+STATIC_DRAWS = [  # (static draw function, its view, values): the page shows the widget's picture
+    (continuity.draw_continuity, continuity.Continuity,
+     {"sigma_min": 0.1, "t": 0.4, "steps": 6, "n": 65, "field": "VP path's field"}),
+    (marginalization.draw_marginalization, marginalization.Marginalization,
+     {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("draw", "make_view", "kwargs"), STATIC_DRAWS)
+def test_draw_is_the_views_picture_on_a_pyplot_figure(draw, make_view, kwargs):
+    """The static page's figure (shown by plt.show()) is the widget's picture."""
+    fig = draw(**kwargs)
+    assert fig.number in plt.get_fignums()
+    view = make_view()
+    view.update(**kwargs)
+    fig.canvas.draw()
+    assert np.array_equal(
+        np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.int16), _full_render(view)
+    )
+    plt.close(fig)
