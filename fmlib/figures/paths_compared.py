@@ -63,7 +63,8 @@ def target() -> GaussianMixture:
 
 
 @lru_cache(maxsize=64)
-def _marginal(name: str, sigma_min: float) -> MixtureMarginal:
+def marginal_field(name: str, sigma_min: float) -> MixtureMarginal:
+    """The exact marginal path of `target()` under the path `name`: .log_prob, .velocity."""
     return MixtureMarginal(make_path(name, sigma_min), target())
 
 
@@ -78,7 +79,7 @@ def source_samples(name: str, sigma_min: float, n: int = N_PARTICLES) -> Tensor:
 @lru_cache(maxsize=256)
 def trajectories(name: str, sigma_min: float, steps: int, method: str = "euler") -> Tensor:
     """x_t of dx/dt = u_t(x) (exact marginal field) from p_0 samples: [steps + 1, N, 2]."""
-    u = _marginal(name, sigma_min).velocity
+    u = marginal_field(name, sigma_min).velocity
     x0 = source_samples(name, sigma_min)
     return integrate(u, x0, steps=steps, method=method, trajectory=True).trajectory
 
@@ -116,7 +117,7 @@ def kinetic_energy(name: str, sigma_min: float) -> tuple[float, float]:
     u_t(x_t) = x_1 - x_0 for all t). Simpson's rule in t on the RK4 nodes.
     """
     traj = reference(name, sigma_min)
-    u, steps = _marginal(name, sigma_min).velocity, len(traj) - 1
+    u, steps = marginal_field(name, sigma_min).velocity, len(traj) - 1
     h = 1.0 / steps  # the node times t_k = k h of fmlib.solvers (schedules are cached)
     speed2 = torch.stack([(u(x, k * h) ** 2).sum(1) for k, x in enumerate(traj)])
     k = float((simpson_weights(steps) @ speed2).mean())
@@ -159,7 +160,7 @@ def draw_conditional_paths(n_lines: int = 12) -> Figure:
 
 @lru_cache(maxsize=256)
 def _log_p(name: str, sigma_min: float, t: float) -> Tensor:
-    return _marginal(name, sigma_min).log_prob(_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
+    return marginal_field(name, sigma_min).log_prob(_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
 
 
 def _schedule(path: GaussianPath) -> tuple[Tensor, Tensor, Tensor]:
