@@ -1,14 +1,13 @@
-"""fmlib.repro, plots, widgets and exercises: what every notebook relies on."""
+"""fmlib.repro and plots: what every notebook relies on (widgets and exercises: their own tests)."""
 
 import random
 
-import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-from fmlib import exercises, plots, repro, widgets
+from fmlib import plots, repro
 
 
 def test_seed_everything_reproduces():
@@ -61,62 +60,6 @@ def test_axes_helpers():
         plots.scatter2d(axes[0], torch.zeros(4, 3))
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         plots.new_axes(0)
-
-
-def test_slider_ranges():
-    s = widgets.sigma_min_slider()
-    assert (s.min, s.max, s.value) == (0.0, 0.5, 0.0)
-    k = widgets.steps_slider(5)
-    assert (k.min, k.max, k.value) == (1, 100, 5)
-    t = widgets.t_slider()
-    assert (t.min, t.max) == (0.0, 1.0)
-    assert widgets.solver_dropdown().value == "midpoint"
-    assert widgets.dataset_dropdown().value == "checkerboard"
-    with pytest.raises(ValueError, match="value must be in \\[0, 0.5\\], got 0.7"):
-        widgets.sigma_min_slider(0.7)
-    with pytest.raises(ValueError, match="value must be an integer in \\[1, 100\\], got 0"):
-        widgets.steps_slider(0)
-    with pytest.raises(ValueError, match="value must be in \\[0, 1\\]"):
-        widgets.t_slider(2.0)
-    with pytest.raises(ValueError, match="value must be one of euler, midpoint, rk4"):
-        widgets.solver_dropdown("heun")
-    with pytest.raises(ValueError, match="value must be one of"):
-        widgets.dataset_dropdown("mnist")
-
-
-def test_panel_redraws_on_change():
-    calls = []
-
-    def draw(sigma_min, steps):
-        calls.append((sigma_min, steps))
-        fig, _ = plots.new_axes(1)
-        return fig
-
-    s, k = widgets.sigma_min_slider(), widgets.steps_slider(3)
-    box = widgets.panel(draw, sigma_min=s, steps=k)
-    assert isinstance(box, ipywidgets.VBox)
-    s.value = 0.2
-    k.value = 7
-    assert calls[-1] == (0.2, 7)
-    assert len(calls) >= 3  # initial draw + one per change
-    with pytest.raises(ValueError, match="controls must name at least one widget"):
-        widgets.panel(draw)
-    with pytest.raises(ValueError, match="draw must be callable"):
-        widgets.panel(None, sigma_min=s)
-
-
-def test_exercise_check(capsys):
-    assert exercises.check("area", 2.0000001, 2.0, tol=1e-6)
-    assert "✅ area" in capsys.readouterr().out
-    assert not exercises.check("area", 2.1, 2.0)
-    assert "❌ area: off by 0.1" in capsys.readouterr().out
-    assert not exercises.check("area", None, 2.0)
-    assert "⏳" in capsys.readouterr().out
-    assert exercises.check("vec", torch.tensor([1.0, 2.0]), [1.0, 2.0])
-    assert not exercises.check("vec", [1.0, 2.0, 3.0], [1.0, 2.0])
-    assert not exercises.check("nan", float("nan"), 1.0)
-    with pytest.raises(ValueError, match="tol must be >= 0"):
-        exercises.check("x", 1, 1, tol=-1)
 
 
 def test_one_thread_restores_the_thread_count():
