@@ -6,6 +6,7 @@ Plumbing only (styling, grids, colorbars): the lesson's own lines stay in the no
 from __future__ import annotations
 
 import io
+import threading
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -156,9 +157,16 @@ class LiveFigure:
     is used exactly like a pure `draw_xxx(**values) -> Figure` function. A widget's view
     owns its figure (`pyplot=False`: no stray inline display); a static page's view built
     with `pyplot=True` leaves it to pyplot, so that `plt.show()` shows it.
+
+    A widget panel (fmlib.widgets.panel) asks the view for its `controls()`, shows its NOTE,
+    and disables the controls that `inactive(**values)` names. Panels redraw on a worker
+    thread, so `draw` and `png` hold `lock`.
     """
 
+    NOTE: str | None = None  # one line under the controls, e.g. why there is no sigma_min
+
     def __init__(self, pyplot: bool = False) -> None:
+        self.lock = threading.RLock()
         self._dynamic: list[Artist] = []
         self._background = None
         self.fig = self.build()
@@ -171,6 +179,14 @@ class LiveFigure:
 
     def update(self, **values) -> None:
         raise NotImplementedError
+
+    def controls(self) -> dict:
+        """{value name: ipywidgets control} offering exactly the values this view draws."""
+        raise NotImplementedError(f"{type(self).__name__} must define controls()")
+
+    def inactive(self, **values) -> dict[str, str]:
+        """{value name: one-line reason} for the controls that have no effect at `values`."""
+        return {}
 
     def dynamic(self, *artists: Artist) -> None:
         """Mark artists that `update` changes (titles included); the rest is cached.
@@ -185,8 +201,9 @@ class LiveFigure:
 
     def draw(self, **values) -> Figure:
         """update(**values) and return the whole figure."""
-        self.update(**values)
-        return self.fig
+        with self.lock:
+            self.update(**values)
+            return self.fig
 
     def __call__(self, **values) -> Figure:
         return self.draw(**values)
@@ -209,13 +226,14 @@ class LiveFigure:
 
     def png(self) -> bytes:
         """The current figure as PNG bytes, redrawing only the dynamic artists."""
-        if self._background is None:
-            self._capture_background()
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
-            self.fig.draw_artist(artist)
-        rgba = np.asarray(canvas.buffer_rgba())
+        with self.lock:
+            if self._background is None:
+                self._capture_background()
+            canvas = self.fig.canvas
+            canvas.restore_region(self._background)
+            for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
+                self.fig.draw_artist(artist)
+            rgba = np.array(canvas.buffer_rgba())
         buffer = io.BytesIO()
         PIL.Image.fromarray(rgba[..., :3]).save(buffer, format="png", compress_level=1)
         return buffer.getvalue()

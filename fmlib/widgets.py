@@ -1,102 +1,248 @@
-"""Slider factories with the course's ranges, and `panel`: the one widget pattern.
+"""The course's controls and `panel`: the one widget pattern.
 
-Pattern: precompute what the sliders do not change; a `LiveFigure` in fmlib whose
-`draw(**values)` returns the Figure; `panel(view, sigma_min=sigma_min_slider(), ...)` in
-the notebook. The same view's `draw` is called once with fixed values for the static page.
+Pattern: precompute what the controls do not change; a `LiveFigure` view in fmlib/figures whose
+`controls()` returns the controls below and whose `update(**values)` redraws; in the notebook,
+`widgets.panel(view)`. The same view drawn once with fixed values is the static page.
+
+Honest controls: a slider offers only values its view draws (`options=`: a selection slider
+over precomputed values) and its readout is the drawn value; a control with no effect at the
+current values is disabled with its reason (`view.inactive`); a control with no meaning in a
+notebook is absent, and the view's NOTE says why.
+
+Live: every control updates while it is dragged. Redraws run on one worker thread that always
+draws the latest values and drops the ones that arrived while it was busy, so redraws never
+queue up behind the hand; a Play button runs t from 0 to 1 in the browser (jslink).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+import io
+import threading
+from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from fmlib.plots import LiveFigure
 
 SOLVERS = ("euler", "midpoint", "rk4")
+T_GRID = tuple(round(k / 20, 2) for k in range(21))  # t = 0, 0.05, ..., 1
+PLAY_INTERVAL_MS = 100  # 10 frames per second when Play runs t
 _STYLE = {"description_width": "initial"}
-_LAYOUT = widgets.Layout(width="300px")
 
 
-def sigma_min_slider(value: float = 0.0, max: float = 0.5) -> widgets.FloatSlider:
-    """sigma_min in [0, max] (0 allowed: the rectified-flow / linear-interpolation path)."""
+def _layout() -> widgets.Layout:
+    return widgets.Layout(width="300px")
+
+
+def _float_label(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _selection(description: str, options: Sequence, value, label: Callable[..., str]):
+    """A slider over exactly `options`, whose readout is label(option)."""
+    options = list(options)
+    if not options:
+        raise ValueError(f"options for {description} must not be empty")
+    labels = [label(v) for v in options]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"options for {description} must have distinct labels, got {labels}")
+    if value not in options:
+        raise ValueError(f"value must be one of {labels} for {description}, got {value!r}")
+    return widgets.SelectionSlider(
+        options=list(zip(labels, options, strict=True)), value=value, description=description,
+        continuous_update=True, style=_STYLE, layout=_layout(),
+    )  # fmt: skip
+
+
+def sigma_min_slider(value: float = 0.0, max: float = 0.5, options: Sequence[float] | None = None):
+    """sigma_min in [0, max] (0 allowed: the rectified-flow path), or exactly `options`."""
+    if options is not None:
+        bad = [s for s in options if not 0 <= s < 1]
+        if bad:
+            raise ValueError(f"options must lie in [0, 1), got {bad}")
+        return _selection("σ_min", options, value, _float_label)
     if not 0 < max < 1:
         raise ValueError(f"max must be in (0, 1), got {max}")
     if not 0 <= value <= max:
         raise ValueError(f"value must be in [0, {max}], got {value}")
     return widgets.FloatSlider(
         value=value, min=0.0, max=max, step=0.01, description="σ_min",
-        continuous_update=False, readout_format=".2f", style=_STYLE, layout=_LAYOUT,
+        continuous_update=True, readout_format=".2f", style=_STYLE, layout=_layout(),
     )  # fmt: skip
 
 
-def steps_slider(value: int = 10, max: int = 100) -> widgets.IntSlider:
-    """Number of solver steps in [1, max] (one step is instructive)."""
+def steps_slider(value: int = 10, max: int = 100, options: Sequence[int] | None = None):
+    """Number of solver steps in [1, max] (one step is instructive), or exactly `options`."""
+    if options is not None:
+        bad = [n for n in options if not isinstance(n, int) or n < 1]
+        if bad:
+            raise ValueError(f"options must be integers >= 1, got {bad}")
+        return _selection("steps", options, value, str)
     if not isinstance(max, int) or max < 1:
         raise ValueError(f"max must be an integer >= 1, got {max!r}")
     if not isinstance(value, int) or not 1 <= value <= max:
         raise ValueError(f"value must be an integer in [1, {max}], got {value!r}")
     return widgets.IntSlider(
         value=value, min=1, max=max, step=1, description="steps",
-        continuous_update=False, style=_STYLE, layout=_LAYOUT,
+        continuous_update=True, style=_STYLE, layout=_layout(),
     )  # fmt: skip
 
 
-def t_slider(value: float = 0.5) -> widgets.FloatSlider:
-    """Time t in [0, 1]: 0 is noise, 1 is data."""
-    if not 0 <= value <= 1:
-        raise ValueError(f"value must be in [0, 1], got {value}")
-    return widgets.FloatSlider(
-        value=value, min=0.0, max=1.0, step=0.05, description="t",
-        continuous_update=False, readout_format=".2f", style=_STYLE, layout=_LAYOUT,
-    )  # fmt: skip
+def t_slider(value: float = 0.5, options: Sequence[float] | None = None) -> widgets.SelectionSlider:
+    """Time t (0 is noise, 1 is data) over a grid, default 0, 0.05, ..., 1; `panel` links a
+    Play button to it."""
+    options = T_GRID if options is None else tuple(options)
+    bad = [t for t in options if not 0 <= t <= 1]
+    if bad:
+        raise ValueError(f"options must lie in [0, 1], got {bad}")
+    return _selection("t", options, value, _float_label)
+
+
+def choice(description: str, options: Sequence[str], value: str) -> widgets.Dropdown:
+    """A dropdown over named options (a solver, a dataset, a path, a coupling...)."""
+    if value not in options:
+        raise ValueError(f"value must be one of {', '.join(options)}; got {value!r}")
+    return widgets.Dropdown(value=value, options=list(options), description=description)
 
 
 def solver_dropdown(value: str = "midpoint", options: tuple[str, ...] = SOLVERS):
     """The ODE solver: Euler (order 1), midpoint (2), RK4 (4)."""
-    if value not in options:
-        raise ValueError(f"value must be one of {', '.join(options)}; got {value!r}")
-    return widgets.Dropdown(value=value, options=list(options), description="solver")
+    return choice("solver", options, value)
 
 
 def dataset_dropdown(value: str = "checkerboard", options: tuple[str, ...] | None = None):
     """The 2D target q (names from fmlib.data.DATASETS)."""
     from fmlib.data import DATASETS
 
-    options = DATASETS if options is None else options
-    if value not in options:
-        raise ValueError(f"value must be one of {', '.join(options)}; got {value!r}")
-    return widgets.Dropdown(value=value, options=list(options), description="dataset")
+    return choice("dataset", DATASETS if options is None else options, value)
+
+
+def readout(control: widgets.ValueWidget) -> str:
+    """The text a control shows for its value: what the figure must report as drawn."""
+    if isinstance(control, widgets.SelectionSlider | widgets.Dropdown):
+        return str(control.label)
+    if isinstance(control, widgets.FloatSlider):
+        return format(control.value, control.readout_format)
+    return str(control.value)
+
+
+def render_png(draw: Callable[..., Figure] | LiveFigure, values: dict) -> bytes:
+    """PNG of draw(**values): a LiveFigure blits; a plain function builds a new Figure."""
+    if isinstance(draw, LiveFigure):
+        with draw.lock:
+            draw.update(**values)
+            return draw.png()
+    fig = draw(**values)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class Redrawer:
+    """Draw the latest requested values on one worker thread, dropping stale requests.
+
+    `request(values)` returns at once, so the kernel drains every queued slider message while a
+    redraw runs; when the redraw ends, only the newest values are drawn next."""
+
+    def __init__(self, render: Callable[[dict], None], on_error: Callable[[Exception], None]):
+        self._render, self._on_error = render, on_error
+        self._lock = threading.Lock()
+        self._pending: dict | None = None
+        self._running = False
+        self.drawn = 0  # how many redraws ran (tests check that stale values are dropped)
+
+    def request(self, values: dict) -> None:
+        with self._lock:
+            self._pending = dict(values)
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                values, self._pending = self._pending, None
+                if values is None:
+                    self._running = False
+                    return
+            try:
+                self._render(values)
+            except Exception as exc:  # shown on the panel: a thread has no cell to fail in
+                self._on_error(exc)
+            self.drawn += 1
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._running
+
+
+def _link_play(t: widgets.SelectionSlider) -> widgets.Play:
+    """A Play button that steps the t slider through its grid in the browser."""
+    play = widgets.Play(
+        value=t.index, min=0, max=len(t.options) - 1, step=1, interval=PLAY_INTERVAL_MS,
+        description="play t", layout=widgets.Layout(width="auto"),
+    )  # fmt: skip
+    widgets.jslink((play, "value"), (t, "index"))
+    return play
 
 
 def panel(
-    draw: Callable[..., Figure] | LiveFigure, **controls: widgets.ValueWidget
+    draw: Callable[..., Figure] | LiveFigure, note: str | None = None, **controls
 ) -> widgets.VBox:
-    """Controls on top, the figure `draw(**values)` below, redrawn when a control changes.
+    """Controls on top, the figure `draw(**values)` below, redrawn live when a control moves.
 
-    `draw` is a `LiveFigure` (fast: only the changing artists are redrawn, see
-    fmlib.plots.LiveFigure) or any function returning a new Figure (slow: built each time).
+    `draw` is a LiveFigure view (controls default to `draw.controls()`, the note to its NOTE;
+    controls it reports in `inactive(**values)` are disabled with their reason) or any
+    function returning a new Figure (then `controls` must be given).
     """
     if not callable(draw):
         raise ValueError(f"draw must be callable, got {type(draw).__name__}")
+    is_view = isinstance(draw, LiveFigure)
+    if not controls and is_view:
+        controls = draw.controls()
+        note = note if note is not None else draw.NOTE
     if not controls:
         raise ValueError("controls must name at least one widget, e.g. sigma_min=...")
     for name, control in controls.items():
         if not isinstance(control, widgets.ValueWidget):
             raise ValueError(f"control {name!r} must be an ipywidgets value widget")
 
-    def show(**values) -> None:
-        if isinstance(draw, LiveFigure):
-            draw.update(**values)
-            display(Image(data=draw.png(), format="png"))
-            return
-        fig = draw(**values)
-        display(fig)
-        plt.close(fig)  # the Output widget keeps the PNG; free the figure
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+    status = widgets.HTML()
 
-    out = widgets.interactive_output(show, controls)
-    row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-    return widgets.VBox([row, out])
+    def values() -> dict:
+        return {name: control.value for name, control in controls.items()}
+
+    def show(vals: dict) -> None:
+        reasons = draw.inactive(**vals) if is_view else {}
+        image.value = render_png(draw, vals)
+        for name, control in controls.items():
+            control.disabled = name in reasons
+        status.value = "".join(
+            f"<div><i>{html.escape(controls[n].description or n)}: {html.escape(r)}</i></div>"
+            for n, r in reasons.items() if n in controls
+        )  # fmt: skip
+
+    def failed(exc: Exception) -> None:
+        status.value = f"<div style='color:#b00'>redraw failed: {html.escape(repr(exc))}</div>"
+
+    show(values())  # the first picture now, in the cell (an error here fails the cell)
+    redrawer = Redrawer(show, failed)
+    for control in controls.values():
+        control.observe(lambda _change: redrawer.request(values()), names="value")
+
+    row = list(controls.values())
+    t = controls.get("t")
+    if isinstance(t, widgets.SelectionSlider):
+        row.insert(0, _link_play(t))
+    parts = [widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap"))]
+    if note:
+        parts.append(widgets.HTML(f"<div><i>{html.escape(note)}</i></div>"))
+    box = widgets.VBox([*parts, status, image])
+    box.redrawer = redrawer  # for tests: how many redraws ran, whether one is running
+    return box

@@ -1,0 +1,179 @@
+"""fmlib.widgets: honest controls, live coalesced redraws, Play on t; and, for every view in
+the course, that its figure reports exactly the value its controls show."""
+
+import re
+import time
+
+import ipywidgets
+import numpy as np
+import pytest
+from matplotlib.text import Text
+
+from fmlib import plots, widgets
+from fmlib.figures import all_views
+
+VIEWS = all_views()
+
+
+def test_slider_ranges_and_errors():
+    s = widgets.sigma_min_slider()
+    assert (s.min, s.max, s.value, s.continuous_update) == (0.0, 0.5, 0.0, True)
+    k = widgets.steps_slider(5)
+    assert (k.min, k.max, k.value, k.continuous_update) == (1, 100, 5, True)
+    t = widgets.t_slider()
+    assert [v for _, v in t.options] == [k / 20 for k in range(21)]
+    assert t.label == "0.50" and t.continuous_update
+    chosen = widgets.sigma_min_slider(0.1, options=(0.0, 0.05, 0.1, 0.25))
+    assert [v for _, v in chosen.options] == [0.0, 0.05, 0.1, 0.25]
+    assert widgets.readout(chosen) == "0.10"
+    assert widgets.readout(widgets.steps_slider(8, options=(1, 2, 4, 8))) == "8"
+    assert widgets.solver_dropdown().value == "midpoint"
+    assert widgets.dataset_dropdown().value == "checkerboard"
+    with pytest.raises(ValueError, match=r"value must be in \[0, 0.5\], got 0.7"):
+        widgets.sigma_min_slider(0.7)
+    with pytest.raises(ValueError, match=r"options must lie in \[0, 1\), got \[1.5\]"):
+        widgets.sigma_min_slider(0.0, options=(0.0, 1.5))
+    with pytest.raises(ValueError, match="value must be one of"):
+        widgets.sigma_min_slider(0.2, options=(0.0, 0.1))
+    with pytest.raises(ValueError, match=r"value must be an integer in \[1, 100\], got 0"):
+        widgets.steps_slider(0)
+    with pytest.raises(ValueError, match=r"options must lie in \[0, 1\]"):
+        widgets.t_slider(0.5, options=(0.5, 2.0))
+    with pytest.raises(ValueError, match="distinct labels"):
+        widgets.t_slider(0.5, options=(0.5, 0.501))
+    with pytest.raises(ValueError, match="value must be one of euler, midpoint, rk4"):
+        widgets.solver_dropdown("heun")
+
+
+class Slow(plots.LiveFigure):
+    """A view whose redraw takes 30 ms and whose title reads t."""
+
+    def build(self):
+        fig, (ax,) = plots.new_axes(1)
+        (self.line,) = ax.plot([], [])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title("t = 0.00")
+        self.dynamic(self.line, ax.title)
+        self.drawn = []
+        return fig
+
+    def update(self, t: float = 0.5, sigma_min: float = 0.0) -> None:
+        time.sleep(0.03)
+        self.line.set_data([0, 1], [0, t])
+        self.line.axes.set_title(f"t = {t:.2f}")
+        self.drawn.append(t)
+
+    def controls(self):
+        return {"t": widgets.t_slider(0.0), "sigma_min": widgets.sigma_min_slider()}
+
+    def inactive(self, t: float = 0.5, sigma_min: float = 0.0) -> dict[str, str]:
+        return {"sigma_min": "no effect at t = 1"} if t == 1.0 else {}
+
+
+def _wait_idle(box, timeout=10.0):
+    deadline = time.time() + timeout
+    while not box.redrawer.idle():
+        assert time.time() < deadline, "the redraw thread did not finish"
+        time.sleep(0.01)
+
+
+def test_panel_draws_the_last_value_and_drops_stale_ones():
+    view = Slow()
+    box = widgets.panel(view)
+    image = box.children[-1]
+    assert isinstance(image, ipywidgets.Image) and bytes(image.value).startswith(b"\x89PNG")
+    row = box.children[0].children
+    play, t = row[0], row[1]
+    assert isinstance(play, ipywidgets.Play) and (play.min, play.max) == (0, 20)
+    assert play.interval == widgets.PLAY_INTERVAL_MS <= 125  # Play asks for >= 8 frames/s
+    for k in range(1, 20):  # a drag: 19 values, faster than a 30 ms redraw
+        t.index = k
+    _wait_idle(box)
+    assert view.drawn[-1] == t.value == 0.95  # the final value is what is drawn
+    assert box.redrawer.drawn < 10, f"{box.redrawer.drawn} redraws for 19 values: not coalesced"
+
+
+def test_panel_disables_inactive_controls_with_the_reason():
+    view = Slow()
+    box = widgets.panel(view)
+    t, sigma = box.children[0].children[1:]
+    t.value = 1.0
+    _wait_idle(box)
+    assert sigma.disabled and "no effect at t = 1" in box.children[1].value
+    t.value = 0.5
+    _wait_idle(box)
+    assert not sigma.disabled and box.children[1].value == ""
+
+
+def test_panel_with_a_plain_draw_function_and_errors():
+    calls = []
+
+    def draw(sigma_min, steps):
+        calls.append((sigma_min, steps))
+        fig, _ = plots.new_axes(1)
+        return fig
+
+    s, k = widgets.sigma_min_slider(), widgets.steps_slider(3)
+    box = widgets.panel(draw, sigma_min=s, steps=k)
+    s.value = 0.2
+    _wait_idle(box)
+    k.value = 7
+    _wait_idle(box)
+    assert calls[0] == (0.0, 3) and calls[-1] == (0.2, 7)
+    with pytest.raises(ValueError, match="controls must name at least one widget"):
+        widgets.panel(draw)
+    with pytest.raises(ValueError, match="draw must be callable"):
+        widgets.panel(None, sigma_min=s)
+
+
+def test_a_failed_redraw_is_shown_on_the_panel():
+    view = Slow()
+    box = widgets.panel(view)
+    view.update = lambda **_: 1 / 0
+    box.children[0].children[1].index = 3
+    _wait_idle(box)
+    assert "redraw failed: ZeroDivisionError" in box.children[1].value
+
+
+def _sample(control, n=9) -> list:
+    """Values a control can take, spread over its whole range (at most ~n of them)."""
+    if isinstance(control, ipywidgets.SelectionSlider | ipywidgets.Dropdown):
+        values = [v[1] if isinstance(v, tuple) else v for v in control.options]
+        idx = np.unique(np.linspace(0, len(values) - 1, min(n, len(values))).round().astype(int))
+        return [values[i] for i in idx]
+    if isinstance(control, ipywidgets.IntSlider):
+        return sorted(
+            {
+                control.min,
+                control.max,
+                *np.geomspace(control.min, control.max, n).astype(int).tolist(),
+            }
+        )
+    grid = np.linspace(control.min, control.max, n) + 0.37 * control.step  # unseen values
+    return [control.min, control.max, *[round(float(v), 2) for v in grid if v < control.max]]
+
+
+@pytest.mark.parametrize("name, make_view, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
+def test_the_figure_reports_what_each_control_shows(name, make_view, kwargs):
+    view = make_view()
+    controls = view.controls()
+    assert controls, f"{name} has no controls"
+    defaults = {k: c.value for k, c in controls.items()}
+    for key, control in controls.items():
+        for value in _sample(control):
+            control.value = value
+            values = {**defaults, key: control.value}
+            with view.lock:
+                view.update(**values)
+            if key in view.inactive(**values):
+                continue
+            label = widgets.readout(control)
+            texts = [t.get_text() for t in view.fig.findobj(Text)]
+            if isinstance(control, ipywidgets.Dropdown):
+                found = any(label.lower() in s.lower() for s in texts)
+            else:
+                pattern = re.compile(rf"=\s*{re.escape(label)}(?![0-9])")
+                found = any(pattern.search(s) for s in texts)
+            assert found, f"{name}: {key} shows {label!r} but no text of the figure says so"
+        control.value = defaults[key]
