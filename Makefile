@@ -15,7 +15,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit nbval ui execute lint format bench assets clean
+.PHONY: install lab test unit nbval ui execute lint format bench assets student grade clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,12 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+student: install  ## regenerate student/ (the student edition) from notebooks/
+	$(BIN)/python -m fmlib.editions
+
+grade: install  ## make grade NB="student/*.ipynb": run notebooks, print every exercise's verdict
+	$(BIN)/python -m fmlib.grade $(NB)
 
 bench: install
 	$(BIN)/python benchmarks/widgets.py
