@@ -22,6 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 ROWS = pytest.StashKey[list]()  # latency table rows, kept on the pytest config
+LIVE_ROWS = pytest.StashKey[list]()  # drag / Play rows
 
 
 def notebooks() -> list[Path]:
@@ -34,10 +35,18 @@ HEADER = [
 ]
 
 
-def write_latency_table(rows: list[str]) -> str:
+LIVE_HEADER = [
+    "| notebook | panel | slider | how | pictures | seconds | fps | release -> final (ms) "
+    "| final picture = final value's |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def write_latency_table(rows: list[str], live_rows: list[str] = ()) -> str:
     title = "# Slider change -> new figure, in headless Chromium"
     note = "A readout ending in `=`: that redraw showed the same figure (the draw snaps values)."
-    text = "\n".join([title, "", note, "", *HEADER, *rows])
+    live = "## While dragging (end to end and back) or playing t, for 2 s"
+    text = "\n".join([title, "", note, "", *HEADER, *rows, "", live, "", *LIVE_HEADER, *live_rows])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "latency.md").write_text(text + "\n")
     return text

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from .config import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, NOTEBOOK_DIR, ROWS, write_latency_table
+from .config import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LIVE_ROWS,
+    NOTEBOOK_DIR,
+    ROWS,
+    write_latency_table,
+)  # fmt: skip
 from .labserver import Lab, start_lab, stop_lab
 
 
@@ -60,8 +68,14 @@ def latency_rows(request: pytest.FixtureRequest) -> list[str]:
     return request.config.stash.setdefault(ROWS, [])
 
 
+@pytest.fixture(scope="session")
+def live_rows(request: pytest.FixtureRequest) -> list[str]:
+    """Markdown table rows, one per 2-second drag or Play; printed at the end of the session."""
+    return request.config.stash.setdefault(LIVE_ROWS, [])
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     rows = config.stash.get(ROWS, [])
     if rows:
         terminalreporter.write_sep("-", "widget redraw latency (artifacts/ui/latency.md)")
-        terminalreporter.write_line(write_latency_table(rows))
+        terminalreporter.write_line(write_latency_table(rows, config.stash.get(LIVE_ROWS, [])))

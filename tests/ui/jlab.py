@@ -71,47 +71,71 @@ JS_ERRORS = f"""() => {{ {_NOTEBOOK}
     return errors;
 }}"""
 
-# A panel is the innermost widget box holding a slider and an Output widget (panel() and
-# interact() both build one). Each gets data-ui-panel="<index>"; returns how many.
+# A panel is the innermost widget box holding a slider and a figure (panel() shows an Image
+# widget; interact() an <img> in an Output widget). Each gets data-ui-panel="<index>".
+IMG = "img.widget-image, .widget-output img"
 JS_TAG_PANELS = """() => {
     const boxes = [...document.querySelectorAll(".jp-Notebook .widget-box")].filter(
-        (b) => b.querySelector(".widget-slider") && b.querySelector(".widget-output"));
+        (b) => b.querySelector(".widget-slider") && b.querySelector("__IMG__"));
     const inner = boxes.filter((b) => !boxes.some((o) => o !== b && b.contains(o)));
     inner.forEach((b, i) => b.setAttribute("data-ui-panel", String(i)));
     return inner.length;
-}"""
+}""".replace("__IMG__", IMG)
 
-# Start watching a panel's figure: t0 = the next pointerup/keydown (the slider change),
-# t1 = the moment a new <img> element is in the panel (the kernel redrew; `changed` says
-# whether its src differs), or `error` = a traceback that replaced it (draw raised).
+# Watch a panel's figure: every change of the picture (a new src) with its time, t0 = the next
+# pointerup/keydown (the release of a drag, a key press), or `error` = a traceback.
 JS_WATCH = """(index) => {
     const panel = document.querySelector(`[data-ui-panel="${index}"]`);
-    const img = () => panel.querySelector(".widget-output img");
-    const first = img();
-    const watch = { t0: null, t1: null, error: null, changed: null };
+    const img = () => panel.querySelector("__IMG__");
+    const first = img() ? img().src : null;
+    const readouts = () => [...panel.querySelectorAll(".widget-readout")].map((r) => r.innerText)
+        .join("|");
+    const watch = { t0: null, first, last: first, changes: [], error: null,
+                    readout: readouts(), readoutAt: null };
     window.__uiWatch = watch;
     if (!window.__uiListening) {
         window.__uiListening = true;
-        const start = () => { if (window.__uiWatch && window.__uiWatch.t0 === null)
+        const stamp = () => { if (window.__uiWatch && window.__uiWatch.t0 === null)
             window.__uiWatch.t0 = performance.now(); };
-        document.addEventListener("pointerup", start, true);
-        document.addEventListener("keydown", start, true);
+        document.addEventListener("pointerup", stamp, true);
+        document.addEventListener("keydown", stamp, true);
     }
-    const observer = new MutationObserver(() => {
-        const now = img();
-        const text = panel.querySelector(".widget-output").innerText;
-        if (text.includes("Traceback (most recent call last)")) watch.error = text.slice(0, 2000);
-        else if (watch.t0 !== null && now && now !== first && now.src) {
-            watch.t1 = performance.now();
-            watch.changed = !first || now.src !== first.src;
-        } else return;
-        observer.disconnect();
-    });
-    observer.observe(panel, { subtree: true, childList: true, attributes: true });
-}"""
+    const poll = () => {
+        if (window.__uiWatch !== watch) return;
+        const el = img();
+        const text = panel.innerText;
+        if (text.includes("redraw failed") || text.includes("Traceback (most recent call"))
+            watch.error = text.slice(0, 2000);
+        const now = readouts();
+        if (now !== watch.readout) { watch.readout = now; watch.readoutAt = performance.now(); }
+        if (el && el.src && el.src !== watch.last) {
+            watch.last = el.src;
+            watch.changes.push(performance.now());
+        }
+        requestAnimationFrame(poll);
+    };
+    poll();
+}""".replace("__IMG__", IMG)
 
-JS_WATCH_DONE = "() => window.__uiWatch.t1 !== null || window.__uiWatch.error !== null"
-JS_LATENCY_MS = "() => window.__uiWatch.t1 - window.__uiWatch.t0"
+# Settled: the key/pointer event happened, and neither the picture nor a readout changed for
+# SETTLE_MS since (Play keeps changing the readout after its click).
+SETTLE_MS = 600
+JS_WATCH_DONE = """() => {
+    const w = window.__uiWatch, now = performance.now();
+    if (w.error !== null) return true;
+    if (w.t0 === null) return false;
+    const last = w.changes.length ? w.changes[w.changes.length - 1] : null;
+    const quiet = now - Math.max(w.t0, last ?? 0, w.readoutAt ?? 0) > __SETTLE_MS__;
+    return quiet && last !== null;
+}""".replace("__SETTLE_MS__", str(SETTLE_MS))
+# From the last input (the release, the key press, or Play's last step: the last readout
+# change) to the last picture; 0 when it was already drawn.
+JS_LATENCY_MS = """() => { const w = window.__uiWatch;
+    return Math.max(0, w.changes.at(-1) - Math.max(w.t0, w.readoutAt ?? 0)); }"""
+# Pictures shown between two page times (ms).
+JS_FRAMES_BETWEEN = """([a, b]) =>
+    window.__uiWatch.changes.filter((t) => t >= a && t <= b).length"""
+JS_NOW = "() => performance.now()"
 
 # value, range and step of a slider, from its noUiSlider instance (5: noUiSlider's default
 # number of steps per PageUp, used when the widget does not set keyboardPageMultiplier)
@@ -223,7 +247,7 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
     error = page.evaluate("() => window.__uiWatch.error")
     assert error is None, f"{name}: the figure became a traceback after the {method}:\n{error}"
     latency = page.evaluate(JS_LATENCY_MS)
-    changed = page.evaluate("() => window.__uiWatch.changed")
+    changed = page.evaluate("() => window.__uiWatch.last !== window.__uiWatch.first")
     after = readout.inner_text().strip()
     value = target.evaluate(JS_SLIDER_STATE)["value"]
     assert after != before, f"{name}: readout still {before!r} after {method}"
@@ -239,3 +263,98 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
         assert abs(value - expected) < 1e-9, f"{name}: {key} gave {value}, expected {expected}"
     wait_idle(page)
     return Move(index, name, method, before, after, latency, changed)
+
+
+# --- live redraws: frames per second while t is dragged or played, and the final picture ---
+
+JS_PICTURE_HASH = """async (index) => {
+    const img = document.querySelector(`[data-ui-panel="${index}"]`).querySelector("__IMG__");
+    const bytes = await (await fetch(img.src)).arrayBuffer();
+    const digest = await crypto.subtle.digest("SHA-256", bytes);
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}""".replace("__IMG__", IMG)
+
+
+@dataclass
+class Live:
+    """A 2-second drag or Play of one slider: frames shown, then the settled picture."""
+
+    panel: int
+    slider: str
+    method: str
+    frames: int
+    seconds: float
+    release_ms: float  # release (or end of Play) -> last new picture
+    final_matches: bool  # the settled picture is the one drawn for the final value
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+def _settle(page: Page, index: int, timeout_s: float) -> float:
+    """Wait until the picture stops changing after the last event; ms from event to picture."""
+    page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling="raf")
+    error = page.evaluate("() => window.__uiWatch.error")
+    assert error is None, f"panel {index}: the redraw failed:\n{error}"
+    return page.evaluate(JS_LATENCY_MS)
+
+
+def _final_matches(page: Page, index: int, slider: Locator, timeout_s: float) -> bool:
+    """Is the settled picture the one drawn for the final value? Step away and back with the
+    keyboard: a freshly drawn picture of the same value must have the same bytes."""
+    settled = page.evaluate(JS_PICTURE_HASH, index)
+    handle = slider.locator(".noUi-handle").first
+    state = slider.locator(".noUi-target").first.evaluate(JS_SLIDER_STATE)
+    away, back = ("ArrowLeft", "ArrowRight") if state["value"] > state["min"] else (
+        "ArrowRight", "ArrowLeft")  # fmt: skip
+    for key in (away, back):
+        page.evaluate(JS_WATCH, index)
+        handle.focus()
+        page.keyboard.press(key)
+        _settle(page, index, timeout_s)
+    return page.evaluate(JS_PICTURE_HASH, index) == settled
+
+
+def drag_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s: float) -> Live:
+    """Drag the handle end to end and back for `seconds`, counting the pictures shown."""
+    handle = slider.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    track = slider.locator(".noUi-target").first.bounding_box()
+    box = handle.bounding_box()
+    y = box["y"] + box["height"] / 2
+    left, right = track["x"] + 0.02 * track["width"], track["x"] + 0.98 * track["width"]
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.evaluate(JS_WATCH, index)
+    start = page.evaluate(JS_NOW)
+    moves = int(seconds * 20)  # a hand moving continuously: 20 pointer events per second
+    for k in range(moves):
+        phase = 2 * k / (moves - 1)
+        x = left + (right - left) * (phase if phase <= 1 else 2 - phase) * 0.9
+        page.mouse.move(x, y)
+        page.wait_for_timeout(1000 * seconds / moves)
+    page.mouse.up()
+    end = page.evaluate(JS_NOW)
+    release_ms = _settle(page, index, timeout_s)
+    frames = page.evaluate(JS_FRAMES_BETWEEN, [start, end])
+    name = slider_label(slider)
+    matches = _final_matches(page, index, slider, timeout_s)
+    return Live(index, name, "drag", frames, (end - start) / 1000, release_ms, matches)
+
+
+def play_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s: float) -> Live:
+    """Press the panel's Play button (t from 0 to 1), counting pictures in its first `seconds`."""
+    panel = page.locator(f'[data-ui-panel="{index}"]')
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    page.keyboard.press("Home")  # t = 0: Play then runs the whole path
+    wait_idle(page)
+    page.evaluate(JS_WATCH, index)
+    start = page.evaluate(JS_NOW)
+    panel.locator(".widget-play button").first.click()
+    page.wait_for_timeout(1000 * seconds)
+    frames = page.evaluate(JS_FRAMES_BETWEEN, [start, start + 1000 * seconds])
+    release_ms = _settle(page, index, timeout_s)
+    matches = _final_matches(page, index, slider, timeout_s)
+    return Live(index, slider_label(slider), "play", frames, seconds, release_ms, matches)

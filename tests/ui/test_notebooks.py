@@ -1,7 +1,10 @@
 """Every notebook as a student uses it: JupyterLab in headless Chromium, Run All from the
 Run menu, no error output anywhere, then in every widget panel sigma_min moved by mouse drag
 and steps by keyboard (PageUp), each move redrawing the figure within REDRAW_BUDGET_S and
-the readout showing the new value; no browser console errors; the notebook never saved.
+the readout showing the new value; then t (or the first slider) dragged end to end for 2 s
+and Play pressed, counting the pictures shown (>= FPS_TARGET per second) and checking that
+the picture after release is the final value's, within RELEASE_BUDGET_MS; no browser
+console errors; the notebook never saved.
 Screenshots and the latency table go to artifacts/ui/.
 """
 
@@ -29,6 +32,9 @@ REDRAW_BUDGET_S = 2.0  # slider change -> new figure in the browser (draw itself
 # of them, so that a burst of load on a shared machine does not fail the test, while a draw
 # that is always slow still does.
 REPEATS = 3
+LIVE_SECONDS = 2.0  # drag t (or the first slider) and press Play for this long
+FPS_TARGET = 8  # pictures per second while dragging or playing
+RELEASE_BUDGET_MS = 300  # release -> the final value's picture (best of drag and Play)
 
 # Console errors that are not the course's fault. Keep this list short; justify each entry.
 # None needed so far: JupyterLab 4.6.6 + ipywidgets 8.1.9 log no errors on these notebooks.
@@ -39,10 +45,34 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
+    """Drag t (else the first slider) for LIVE_SECONDS, then press Play where there is one."""
+    panel = page.locator(f'[data-ui-panel="{index}"]')
+    sliders = {jlab.slider_label(s): s for s in panel.locator(".widget-slider").all()}
+    slider = sliders.get("t", panel.locator(".widget-slider").first)
+    runs = [jlab.drag_live(page, index, slider, LIVE_SECONDS, REDRAW_TIMEOUT_S)]
+    if panel.locator(".widget-play").count():
+        runs.append(jlab.play_live(page, index, slider, LIVE_SECONDS, REDRAW_TIMEOUT_S))
+    problems = []
+    for r in runs:
+        same = "yes" if r.final_matches else "NO"
+        rows.append(f"| {notebook.stem} | {index} | {r.slider} | {r.method} | {r.frames} "
+                    f"| {r.seconds:.1f} | {r.fps:.1f} | {r.release_ms:.0f} | {same} |")  # fmt: skip
+        if not r.final_matches:
+            problems.append(f"panel {index}, {r.method} {r.slider}: final picture is stale")
+    best_fps = max(r.fps for r in runs)
+    if best_fps < FPS_TARGET:
+        problems.append(f"panel {index}: {best_fps:.1f} fps (target {FPS_TARGET})")
+    best_release = min(r.release_ms for r in runs)
+    if best_release > RELEASE_BUDGET_MS:
+        problems.append(f"panel {index}: final picture {best_release:.0f} ms after release")
+    return problems
+
+
 def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
     """Move the panel's sliders REPEATS times each; table rows; returns the too-slow ones."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
-    panel.locator(".widget-output img").first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
+    panel.locator(jlab.IMG).first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
     slow = []
     for slider, method in jlab.sliders_to_move(panel):
         moves = [
@@ -63,7 +93,9 @@ def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[s
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
-def test_notebook_runs_and_widgets_redraw(notebook, course, lab, browser, artifacts, latency_rows):
+def test_notebook_runs_and_widgets_redraw(
+    notebook, course, lab, browser, artifacts, latency_rows, live_rows
+):
     served = course / "notebooks" / notebook.name  # a copy: the repo's file is never served
     before = _sha256(served)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -83,20 +115,22 @@ def test_notebook_runs_and_widgets_redraw(notebook, course, lab, browser, artifa
 
         n_panels = page.evaluate(jlab.JS_TAG_PANELS)
         assert n_panels >= 1, "no widget panel (a box with a slider and an Output widget)"
-        slow = []
+        slow, live = [], []
         for index in range(n_panels):
             slow += _exercise_panel(page, index, notebook, latency_rows)
+            live += _live(page, index, notebook, live_rows)
             page.locator(f'[data-ui-panel="{index}"]').screenshot(
                 path=artifacts / f"{notebook.stem}_panel{index}.png"
             )
         page.screenshot(path=artifacts / f"{notebook.stem}.png")
         run_all = f"| {notebook.stem} | open + Run All | | menu | | | {run_all_s:.0f} s |"
         latency_rows.append(run_all)
-        write_latency_table(latency_rows)
+        write_latency_table(latency_rows, live_rows)
 
         errors = page.evaluate(jlab.JS_ERRORS)
         assert not errors, "error outputs after moving the sliders:\n" + "\n".join(errors)
         assert not slow, f"redraws over {REDRAW_BUDGET_S} s (best of {REPEATS}): {slow}"
+        assert not live, f"live redraws: {live}"
         real = [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
         assert not real, "browser console errors:\n" + "\n".join(real)
     except Exception:
