@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 from fmlib.plots import LiveFigure
@@ -127,6 +128,21 @@ def readout(control: widgets.ValueWidget) -> str:
     if isinstance(control, widgets.FloatSlider):
         return format(control.value, control.readout_format)
     return str(control.value)
+
+
+def sweep(control: widgets.ValueWidget, n: int = 9) -> list:
+    """About n values a control can take, spread over its whole range: what the readout test
+    and the redraw benchmark visit. Float sliders get values off their default grid (never
+    seen by a cache), integer sliders a geometric spread, selections evenly spaced options."""
+    if isinstance(control, widgets.SelectionSlider | widgets.Dropdown):
+        values = [v[1] if isinstance(v, tuple) else v for v in control.options]
+        idx = np.unique(np.linspace(0, len(values) - 1, min(n, len(values))).round().astype(int))
+        return [values[i] for i in idx]
+    if isinstance(control, widgets.IntSlider):
+        inside = np.geomspace(control.min, control.max, n).astype(int).tolist()
+        return sorted({control.min, control.max, *inside})
+    grid = np.linspace(control.min, control.max, n) + 0.37 * control.step
+    return [control.min, control.max, *[round(float(v), 2) for v in grid if v < control.max]]
 
 
 def render_png(draw: Callable[..., Figure] | LiveFigure, values: dict) -> bytes:

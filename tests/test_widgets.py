@@ -5,7 +5,6 @@ import re
 import time
 
 import ipywidgets
-import numpy as np
 import pytest
 from matplotlib.text import Text
 
@@ -136,24 +135,6 @@ def test_a_failed_redraw_is_shown_on_the_panel():
     assert "redraw failed: ZeroDivisionError" in box.children[1].value
 
 
-def _sample(control, n=9) -> list:
-    """Values a control can take, spread over its whole range (at most ~n of them)."""
-    if isinstance(control, ipywidgets.SelectionSlider | ipywidgets.Dropdown):
-        values = [v[1] if isinstance(v, tuple) else v for v in control.options]
-        idx = np.unique(np.linspace(0, len(values) - 1, min(n, len(values))).round().astype(int))
-        return [values[i] for i in idx]
-    if isinstance(control, ipywidgets.IntSlider):
-        return sorted(
-            {
-                control.min,
-                control.max,
-                *np.geomspace(control.min, control.max, n).astype(int).tolist(),
-            }
-        )
-    grid = np.linspace(control.min, control.max, n) + 0.37 * control.step  # unseen values
-    return [control.min, control.max, *[round(float(v), 2) for v in grid if v < control.max]]
-
-
 @pytest.mark.parametrize("name, make_view, kwargs", VIEWS, ids=[v[0] for v in VIEWS])
 def test_the_figure_reports_what_each_control_shows(name, make_view, kwargs):
     view = make_view()
@@ -161,7 +142,7 @@ def test_the_figure_reports_what_each_control_shows(name, make_view, kwargs):
     assert controls, f"{name} has no controls"
     defaults = {k: c.value for k, c in controls.items()}
     for key, control in controls.items():
-        for value in _sample(control):
+        for value in widgets.sweep(control):
             control.value = value
             values = {**defaults, key: control.value}
             with view.lock:
