@@ -10,15 +10,18 @@ each of the ~10 kernels of one evaluation is launched from Python, and the launc
 dominates at moderate batch sizes. `FastSampler` removes it:
 
 1. it records the whole step loop  x_{k+1} = step(u, x_k, t_k, h)  for k = 0..K-1 once
-   into a CUDA graph (static input buffer x0, static output buffer x1, the K times t_k
+   into a CUDA graph (`fmlib.graphs`: static input x0, static output x1, the K times t_k
    as device tensors), then replays it with one call per chunk of the batch;
-2. optionally it lowers the matmul precision to TF32 (scoped, restored afterwards) or
-   runs the network under bf16 autocast (the state x stays fp32);
-3. optionally it compiles the network with torch.compile (fuses the SiLU / bias work).
+2. optionally it lowers the matmul precision to TF32 or runs the Linear layers in bf16
+   (`fmlib.precision`; scoped, every flag restored; the state x stays fp32);
+3. optionally it compiles the network with torch.compile (fuses the SiLU / bias work),
+   and says so with one warning when it cannot and runs the plain network instead.
 
 The maths of a step is not repeated here: it is `fmlib.solvers.STEPS[method]`, the same
 function the plain loop `fmlib.solvers.integrate` uses. On the CPU there are no launches
-to save and `FastSampler` simply runs `fmlib.solvers.integrate` (bit-identical results).
+to save and `FastSampler` simply runs `fmlib.solvers.integrate` (bit-identical results),
+unless a graph backend is passed (tests pass `fmlib.graphs.RerunGraphs`, which runs
+every line of the graph path on the CPU).
 """
 
 from __future__ import annotations
@@ -32,13 +35,28 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from fmlib.graphs import (
+    CaptureError,
+    CudaGraphs,
+    GraphCache,
+    Recording,
+    compile_network,
+    compile_support,
+    graph_rows,
+    loud_compile,
+    warn_once,
+    weights_signature,
+)
+from fmlib.precision import PRECISIONS, bf16_linears, matmul_precision
 from fmlib.solvers import STEPS, integrate
+
+__all__ = ["FastSampler", "PRECISIONS", "matmul_precision", "nfe", "sample", "throughput"]
 
 FIXED_METHODS = tuple(STEPS)  # ("euler", "midpoint", "rk4"): dopri5 is adaptive
 STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # field evaluations per step
-PRECISIONS = ("fp32", "tf32", "bf16")
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 DEFAULT_BATCH_SIZE = 1 << 18  # 262,144 samples per graph replay
+MAX_GRAPHS = 4  # recordings kept per sampler (least recently used dropped)
 
 
 def nfe(method: str, steps: int) -> int:
@@ -53,16 +71,19 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {', '.join(STAGES)} (fixed steps), got {method!r}")
 
 
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer in [1, inf), got {value!r}")
+
+
 def _check_steps(steps: int) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer in [1, inf), got {steps!r}")
+    _check_positive_int("steps", steps)
 
 
 def _check_args(steps: int, method: str, batch_size: int, precision: str, compile: bool | str):
     _check_steps(steps)
     _check_method(method)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer in [1, inf), got {batch_size!r}")
+    _check_positive_int("batch_size", batch_size)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not (isinstance(compile, bool) or compile in COMPILE_MODES):
@@ -75,60 +96,39 @@ def _model_device(model: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-@contextlib.contextmanager
-def matmul_precision(precision: str) -> Iterator[None]:
-    """Within the block, fp32 CUDA matmuls use TF32 if precision == "tf32"; restored after.
-
-    TF32 keeps fp32's 8-bit exponent with a 10-bit mantissa (relative error ~1e-3 per
-    product) on tensor cores. Uses torch.set_float32_matmul_precision ("high" = TF32),
-    which works whichever of the legacy (`allow_tf32`) or new (`fp32_precision`) flags
-    the caller set; mixing those two raises in torch >= 2.9.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    old = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(old)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for precision == "bf16", else nothing. The weight-cast cache is off:
-    it must be, inside CUDA graph capture (cached casts would not be recorded)."""
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
-
-
-def _as_field(model: Callable[[Tensor, Tensor], Tensor], precision: str):
-    """The field u(x, t); under bf16 its output is cast back to the dtype of x (fp32 state)."""
-    if precision != "bf16":
-        return model
-    return lambda x, t: model(x, t).to(x.dtype)
-
-
 class FastSampler:
     """x1 = psi_1(x0) by `steps` fixed steps of `method`, as fast as the device allows.
 
     x_{k+1} = step(u_theta, x_k, t_k, h),  t_k = k h,  h = 1 / steps,  k = 0..steps-1,
 
-    with step = fmlib.solvers.STEPS[method] (Euler, midpoint or RK4). On CUDA the loop is
-    captured once per chunk size in a CUDA graph and replayed; chunks of `batch_size`
-    rows (the last one zero-padded: samples are independent, so padding rows never
-    affect the others). On the CPU it is `fmlib.solvers.integrate` itself.
+    with step = fmlib.solvers.STEPS[method] (Euler, midpoint or RK4). With a graph backend
+    (CUDA: always) the batch is cut into chunks of `batch_size` rows; a chunk of n rows is
+    zero-padded to graph_rows(n) (the next power of two, at most batch_size: samples are
+    independent, so padding rows never affect the others) and replayed from the loop
+    recorded for that size; at most `max_graphs` recordings are kept. On the CPU it is
+    `fmlib.solvers.integrate` itself.
+
+    The model is shared, not copied, when it already lives on `device`: a graph reads
+    the parameters it recorded, so in-place updates (an optimizer step, load_state_dict)
+    are seen, and a replaced or converted parameter (new storage or dtype) makes the
+    sampler record again. When the model lives elsewhere the sampler samples with its
+    own copy, moved to `device`: later changes to the caller's model are not seen.
 
     Arguments:
         model: the velocity field u_theta(x [N, d], t [N]) -> [N, d] (an nn.Module).
         steps: number of steps K >= 1 (NFE = stages x K).
         method: "euler", "midpoint" or "rk4" (dopri5 is adaptive: use integrate).
         batch_size: rows per graph replay (memory ~ batch_size x width x a few floats).
-        precision: "fp32", "tf32" (CUDA matmuls in TF32) or "bf16" (autocast, fp32 state).
-        compile: False, True (= "max-autotune-no-cudagraphs") or a torch.compile mode;
-            CUDA only (ignored on the CPU, where the inductor needs a C++ toolchain).
-        device: where to sample; default the model's device. The model is copied there
-            if it lives elsewhere (the caller's model is never moved).
+        precision: "fp32", "tf32" (fp32 matmuls in TF32) or "bf16" (the Linear layers in
+            bf16; input features, time embedding and the state x in fp32).
+        compile: False, True (= "max-autotune-no-cudagraphs") or a torch.compile mode.
+            Used on CUDA with Triton (and capability >= 8.0 for bf16); otherwise, or if
+            the first compiled run fails or hits the recompile limit, one warning and the
+            plain network. `compiled` says what ran.
+        device: where to sample; default the model's device.
+        graphs: the graph backend (default fmlib.graphs.CudaGraphs on CUDA, none on the
+            CPU); tests pass fmlib.graphs.RerunGraphs().
+        max_graphs: recordings kept (each holds its own memory pool), >= 1.
     """
 
     def __init__(
@@ -140,8 +140,12 @@ class FastSampler:
         precision: str = "fp32",
         compile: bool | str = False,
         device: torch.device | str | None = None,
+        *,
+        graphs: object | None = None,
+        max_graphs: int = MAX_GRAPHS,
     ) -> None:
         _check_args(steps, method, batch_size, precision, compile)
+        _check_positive_int("max_graphs", max_graphs)
         self.device = torch.device(device) if device is not None else _model_device(model)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device must be available, got {self.device} without CUDA")
@@ -151,17 +155,31 @@ class FastSampler:
             model = copy.deepcopy(model).to(self.device)
         self.model, self.steps, self.method = model, steps, method
         self.batch_size, self.precision = batch_size, precision
-        self.backend = "cuda-graph" if self.device.type == "cuda" else "eager"
-        self.compile_mode = None
-        if compile and self.backend == "cuda-graph":
+        # bf16: a view of the model with bf16 Linear layers (same parameters)
+        self._network = bf16_linears(model) if precision == "bf16" else model
+        if graphs is None and self.device.type == "cuda":
+            graphs = CudaGraphs(self.device)
+        self.graphs = graphs
+        self.backend = graphs.name if graphs is not None else "eager"
+        self.compile_mode = None  # the torch.compile mode in use; None = plain network
+        self._compiled_network = None  # built at the first recording
+        if compile:
             self.compile_mode = "max-autotune-no-cudagraphs" if compile is True else compile
-        self._graphs: dict[tuple, tuple] = {}  # (size, d, dtype) -> (graph, x_in, x_out)
-        self._net = None  # the (possibly compiled) network, built at the first capture
+            reason = compile_support(self.device, precision)
+            if reason is not None or self.backend == "eager":
+                self._drop_compile(reason or "no graph backend: the plain loop runs eagerly")
+        self._graphs = GraphCache(max_graphs)  # (rows, d, dtype) -> (x_in, Recording)
+        self._weights = weights_signature(self.model)
 
     @property
     def nfe(self) -> int:
         """Field evaluations per sample: stages(method) x steps."""
         return nfe(self.method, self.steps)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the network runs compiled (False after a fallback to the plain one)."""
+        return self.compile_mode is not None
 
     def sample(self, x0: Tensor) -> Tensor:
         """x1 = psi_1(x0) for x0: [N, d] (any device) -> [N, d] on self.device."""
@@ -170,78 +188,117 @@ class FastSampler:
             raise ValueError(f"x0 must be a tensor of shape [N, d] with N >= 1, got {shape}")
         if not x0.is_floating_point():
             raise ValueError(f"x0 must be a floating-point tensor, got {x0.dtype}")
+        if _model_device(self.model) != self.device:
+            raise ValueError(
+                f"model must stay on the sampler's device {self.device}, "
+                f"got {_model_device(self.model)} (make a new FastSampler)"
+            )
         x0 = x0.to(self.device)
-        size = min(self.batch_size, x0.shape[0])  # rows per chunk (and per graph)
-        if self.backend == "eager":
-            chunks = [self._eager(chunk) for chunk in x0.split(size)]
-        else:
-            chunks = [self._replay(chunk, size) for chunk in x0.split(size)]
+        chunks = [self._chunk(chunk) for chunk in x0.split(self.batch_size)]
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     __call__ = sample
 
+    def _chunk(self, x0: Tensor) -> Tensor:
+        return self._eager(x0) if self.backend == "eager" else self._replay(x0)
+
     @contextlib.contextmanager
     def _numerics(self) -> Iterator[None]:
-        """No autograd; bf16 autocast or TF32 matmuls as asked (restored on exit)."""
-        autocast = _autocast(self.device, self.precision)
-        with torch.inference_mode(), autocast, matmul_precision(self.precision):
+        """No autograd; TF32 matmuls as asked (every precision flag restored on exit)."""
+        with torch.inference_mode(), matmul_precision(self.precision):
             yield
+
+    def _field(self, network: Callable[[Tensor, Tensor], Tensor]):
+        """u(x, t); under bf16 the last Linear's bf16 output is cast back to x's dtype."""
+        if self.precision != "bf16":
+            return network
+        return lambda x, t: network(x, t).to(x.dtype)
 
     # -- the CPU path: the plain loop of fmlib.solvers, unchanged ------------------------
     def _eager(self, x0: Tensor) -> Tensor:
         """fmlib.solvers.integrate(u, x0, 0, 1, steps, method).x on one chunk."""
         with self._numerics():
-            return integrate(
-                _as_field(self.model, self.precision), x0, 0.0, 1.0, self.steps, self.method
-            ).x
+            return integrate(self._field(self._network), x0, 0.0, 1.0, self.steps, self.method).x
 
-    # -- the CUDA path: one graph per (chunk size, d, dtype), replayed --------------------
+    # -- the graph path: one recording per (rows, d, dtype), replayed ---------------------
     def _loop(self, x: Tensor, times: Tensor) -> Tensor:
         """The K steps, t_k read from a device tensor (no host-to-device copy, so the loop
-        can be captured), with the step functions of fmlib.solvers.integrate."""
+        can be recorded), with the step functions of fmlib.solvers.integrate."""
         step, h = STEPS[self.method], 1.0 / self.steps
-        net = self._net
-        if self.compile_mode is not None:  # fresh contiguous t: the same guards at every step
-            net = lambda x, t: self._net(x, t.contiguous())
-        u = _as_field(net, self.precision)
+        network = self._network
+        if self.compiled:  # a fresh contiguous t: the same guards at every step
+            network = lambda x, t: self._compiled_network(x, t.contiguous())
+        u = self._field(network)
         for k in range(self.steps):
             x = step(u, x, times[k], h)
         return x
 
-    def _capture(self, size: int, d: int, dtype: torch.dtype) -> tuple:
-        """Warm up on a side stream, then record x_out = loop(x_in) into a CUDA graph."""
-        if self._net is None:
-            self._net = self.model
-            if self.compile_mode is not None:
-                self._net = torch.compile(self.model, mode=self.compile_mode, dynamic=False)
-        times = torch.linspace(0.0, 1.0, self.steps + 1, dtype=dtype, device=self.device)
-        x_in = torch.randn(size, d, dtype=dtype, device=self.device)
-        stream = torch.cuda.Stream(device=self.device)  # one stream: warm-up and capture
-        stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(stream), self._numerics():
-            for _ in range(3 if self.compile_mode else 2):  # compile + autotune happen here
-                self._loop(x_in, times)
-        torch.cuda.current_stream(self.device).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream), self._numerics():
-            x_out = self._loop(x_in, times)
-        return graph, x_in, x_out
-
-    def _replay(self, x0: Tensor, size: int) -> Tensor:
-        """Copy x0 into the static input (zero-padded to `size` rows), replay, copy out."""
+    def _replay(self, x0: Tensor) -> Tensor:
+        """Copy x0 into the static input (zero-padded), replay, copy the rows out."""
         n, d = x0.shape
-        key = (size, d, x0.dtype)
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(size, d, x0.dtype)
-        graph, x_in, x_out = self._graphs[key]
-        x_in[:n].copy_(x0)
-        if n < size:
+        if weights_signature(self.model) != self._weights:  # replaced or converted
+            self._graphs.clear()
+            self._weights = weights_signature(self.model)
+        key = (graph_rows(n, self.batch_size), d, x0.dtype)
+        entry = self._graphs.get(key) or self._record(key, x0)
+        if entry is None:  # the field cannot be recorded: the plain loop
+            return self._eager(x0)
+        x_in, recording = entry
+        # The static input is an inference tensor: written only inside inference mode,
+        # so that calls inside and outside torch.inference_mode() both work.
+        with torch.inference_mode():
+            x_in[:n].copy_(x0)
             x_in[n:].zero_()
-        graph.replay()
-        return x_out[:n].clone()
+        recording.replay()
+        return recording.output[:n].clone()  # the next replay overwrites the output
+
+    def _record(self, key: tuple, x0: Tensor) -> tuple[Tensor, Recording] | None:
+        """Record the loop for `key` from the static input, first holding this chunk (the
+        warm-up draws no random numbers: the global RNG is the caller's)."""
+        rows, d, dtype = key
+        with torch.inference_mode():
+            x_in = torch.zeros(rows, d, dtype=dtype, device=self.device)
+            x_in[: len(x0)].copy_(x0)
+            times = torch.linspace(0.0, 1.0, self.steps + 1, dtype=dtype, device=self.device)
+
+        def run() -> Tensor:
+            with self._numerics():
+                return self._loop(x_in, times)
+
+        if self.compiled:
+            self._first_compiled_run(run, rows)
+        try:
+            recording = self.graphs.capture(run)
+        except CaptureError as error:
+            warn_once(
+                self,
+                f"FastSampler: the field cannot be recorded in a graph ({error}); "
+                "sampling with the plain loop instead (same results, slower)",
+            )
+            self.backend = "eager"
+            self._graphs.clear()
+            return None
+        self._graphs.put(key, (x_in, recording))
+        return x_in, recording
+
+    def _first_compiled_run(self, run: Callable[[], Tensor], rows: int) -> None:
+        """Compile (or recompile) for this shape outside the recording, loudly; on any
+        failure drop torch.compile for this sampler with one warning."""
+        if self._compiled_network is None:
+            self._compiled_network = compile_network(self._network, self.compile_mode)
+        try:
+            with loud_compile():
+                run()
+        except Exception as error:  # compile errors have many types (Triton, inductor, ...)
+            what = (str(error).strip().splitlines() or [""])[0][:200]
+            self._drop_compile(f"its run at {rows} rows failed: {type(error).__name__}: {what}")
+
+    def _drop_compile(self, reason: str) -> None:
+        warn_once(self, f"FastSampler: not using torch.compile ({reason}); plain network")
+        self.compile_mode = None
 
     def clear(self) -> None:
-        """Drop the captured graphs and their memory pools."""
+        """Drop the recorded graphs and their memory pools."""
         self._graphs.clear()
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fmlib.models import MLP
+from fmlib.repro import one_thread
 from fmlib.sampling import FastSampler, matmul_precision, nfe, sample, throughput, time_it
 from fmlib.solvers import integrate
 
@@ -25,6 +26,13 @@ needs_cuda = pytest.mark.skipif(
 )
 A = torch.tensor([[-0.5, 1.0], [-1.0, -0.5]], dtype=torch.float64)  # a damped rotation
 TAYLOR_ORDER = {"euler": 1, "midpoint": 2, "rk4": 4}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread (a busy 2-core machine makes a parallel region wait)."""
+    with one_thread():
+        yield
 
 
 class LinearField(nn.Module):
