@@ -29,9 +29,23 @@ def test_euler_converges_on_curved_vp_path():
 def test_draw_conditional_path_titles():
     fig = start.draw_conditional_path(sigma_min=0.2, steps=5)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "σ_min = 0.20" in titles[0] and "5 Euler steps" in titles[0]
-    assert "VP" in titles[1] and "endpoint error" in titles[1]
+    assert "σ_min = 0.20" in titles[0] and "steps = 5" in titles[0]
+    assert "VP" in titles[1] and "no σ_min" in titles[1] and "steps = 5" in titles[1]
     plt.close(fig)
     fig = start.draw_small_multiples(sigma_mins=(0.0,), steps=(1, 2))
     assert len(fig.axes) == 4
     plt.close(fig)
+
+
+def test_controls_and_note():
+    """The panel's controls are sigma_min and steps; the NOTE says the VP panel ignores
+    sigma_min, and the VP title is the same at every sigma_min (it really ignores it)."""
+    view = start.ConditionalPath()
+    controls = view.controls()
+    assert set(controls) == {"sigma_min", "steps"}
+    assert "VP" in view.NOTE and "σ_min" in view.NOTE
+    view.update(sigma_min=0.0, steps=3)
+    vp_a = view.vp.ax.get_title()
+    view.update(sigma_min=0.4, steps=3)
+    assert view.vp.ax.get_title() == vp_a
+    assert view.ot.ax.get_title().startswith("OT path, σ_min = 0.40, steps = 3")

@@ -9,7 +9,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import plots
+from fmlib import plots, widgets
 from fmlib.paths import GaussianPath, OTPath, VPPath
 from fmlib.solvers import integrate
 
@@ -50,7 +50,8 @@ def _exact_curves(path: GaussianPath, n: int = N_PARTICLES) -> Tensor:
 
 
 def _title(name: str, steps: int, error: float) -> str:
-    return f"{name}, {steps} Euler step{'s' * (steps > 1)}\nendpoint error {error:.3f}"
+    """'<path>, steps = <k>' then the endpoint error: the readout the panel's sliders show."""
+    return f"{name}, steps = {steps}\nEuler endpoint error {error:.3f}"
 
 
 class _PathArtists:
@@ -99,12 +100,24 @@ def draw_small_multiples(
     return fig
 
 
+VP_NAME = "VP path (has no σ_min)"
+
+
 class ConditionalPath(plots.LiveFigure):
     """Left: the OT path (straight lines); right: the VP path (curved). Wide grey: exact
     psi_t(x0 | x1); green: Euler on u_t(x | x1) with `steps` steps; star: x1.
 
-    `ConditionalPath().draw(sigma_min=0.1, steps=4)` -> Figure; pass the view to
-    `fmlib.widgets.panel` for the sliders."""
+    `ConditionalPath().draw(sigma_min=0.1, steps=4)` -> Figure; `widgets.panel(view)` shows
+    its controls. sigma_min moves only the OT panel: the VP path's width sigma_t =
+    sqrt(1 - alpha_t^2) has no sigma_min (it reaches 0 at t = 1), as the NOTE says."""
+
+    NOTE = (
+        "σ_min sets the final width of the OT path (left) only; the VP path (right) has no "
+        "σ_min: its width sqrt(1 − α_t²) reaches 0 at t = 1, so it ignores this slider."
+    )
+
+    def controls(self) -> dict:
+        return {"sigma_min": widgets.sigma_min_slider(0.1), "steps": widgets.steps_slider(4)}
 
     def build(self) -> Figure:
         fig, (ax_ot, ax_vp) = plots.new_axes(2, size=3.6)
@@ -114,7 +127,7 @@ class ConditionalPath(plots.LiveFigure):
 
     def update(self, sigma_min: float = 0.0, steps: int = 4) -> None:
         self.ot.set(OTPath(sigma_min), steps, f"OT path, σ_min = {sigma_min:.2f}")
-        self.vp.set(VPPath(), steps, "VP path (diffusion)")
+        self.vp.set(VPPath(), steps, VP_NAME)
 
 
 def draw_conditional_path(sigma_min: float = 0.0, steps: int = 4) -> Figure:
