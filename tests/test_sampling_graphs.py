@@ -44,44 +44,49 @@ def plain(model: nn.Module, x0: torch.Tensor, steps: int = 3) -> torch.Tensor:
         return integrate(model, x0, 0.0, 1.0, steps, "midpoint").x
 
 
-def test_graph_rows_round_up_to_powers_of_two() -> None:
-    assert [graph_rows(n, 100) for n in (1, 2, 3, 57, 64, 65, 100)] == [1, 2, 4, 64, 64, 100, 100]
+def test_graph_rows_keep_four_leading_bits() -> None:
+    sizes = (1, 7, 8, 9, 17, 57, 64, 65, 100, 1000, 10_000, 100_000)
+    rows = [graph_rows(n, 1 << 20) for n in sizes]
+    assert rows == [1, 7, 8, 9, 18, 60, 64, 72, 104, 1024, 10_240, 106_496]
+    assert all(n <= r < n * 9 / 8 for n, r in zip(sizes, rows, strict=True))
+    assert graph_rows(100, 64) == 64 and graph_rows(57, 58) == 58  # at most batch_size
+    assert len({graph_rows(n, 1 << 20) for n in range(1025, 2049)}) == 8  # 8 per doubling
 
 
 def test_graph_path_pads_chunks_and_equals_the_plain_loop(mlp: MLP) -> None:
     graphs = RerunGraphs()
     sampler = FastSampler(mlp, steps=3, batch_size=100, graphs=graphs)
     assert sampler.backend == "rerun"
-    x0 = x0s(257)  # chunks of 100, 100 and 57 rows; the last padded to 64
+    x0 = x0s(257)  # chunks of 100, 100 and 57 rows; the last padded to 60
     x1 = sampler(x0)
     expected = torch.cat([plain(mlp, chunk) for chunk in x0.split(100)])
     assert x1.shape == x0.shape
     torch.testing.assert_close(x1, expected, rtol=1e-6, atol=1e-6)  # BLAS blocking may differ
-    assert sorted(sampler._graphs.keys()) == [(64, 2, torch.float32), (100, 2, torch.float32)]
+    assert sorted(sampler._graphs.keys()) == [(60, 2, torch.float32), (100, 2, torch.float32)]
     assert graphs.captures == 2
-    x_in = sampler._graphs.get((64, 2, torch.float32))[0]
+    x_in = sampler._graphs.get((60, 2, torch.float32))[0]
     assert torch.equal(x_in[:57], x0[200:]) and not x_in[57:].any()  # padding rows are 0
-    sampler(x0[:3] + 1e6)  # a 4-row graph: new key, padded with one zero row
-    sampler(x0[:64])  # fills the 64-row input completely
-    sampler(x0[:60])  # ... then the last 4 rows must be zeros again, not the old rows
-    assert not sampler._graphs.get((64, 2, torch.float32))[0][60:].any()
+    sampler(x0[:3] + 1e6)  # another graph size (3 rows)
+    sampler(x0[:60])  # fills the 60-row input completely
+    sampler(x0[:58])  # ... then the last 2 rows must be zeros again, not the old rows
+    assert not sampler._graphs.get((60, 2, torch.float32))[0][58:].any()
 
 
 def test_cache_of_recordings_is_bounded(mlp: MLP) -> None:
-    graphs = RerunGraphs()
-    sampler = FastSampler(mlp, steps=1, batch_size=256, graphs=graphs, max_graphs=3)
-    sizes = list(range(1, 300, 11))  # a sweep: 28 sizes, 10 graph sizes (1 .. 256)
-    for n in sizes:
-        x0 = x0s(n, seed=n)
-        torch.testing.assert_close(sampler(x0), plain(mlp, x0, 1), rtol=1e-6, atol=1e-6)
-        assert len(sampler._graphs.keys()) <= 3
-    rows = {graph_rows(n % 256 or 256, 256) for n in sizes} | {256}
-    assert rows <= {1 << k for k in range(9)}
-    assert len(rows) < graphs.captures < len(sizes) + 2  # LRU evictions re-record some
-    again = FastSampler(mlp, steps=1, batch_size=256, graphs=RerunGraphs(), max_graphs=20)
-    for n in sizes:
-        again(x0s(n, seed=n))
-    assert again.graphs.captures == len(again._graphs.keys()) == len(rows)  # each once
+    sizes = list(range(1, 300, 11))  # a sweep of 28 sizes, chunks of at most 256 rows
+    chunks = [len(c) for n in sizes for c in torch.empty(n).split(256)]
+    rows = {graph_rows(c, 256) for c in chunks}
+    for max_graphs in (3, 100):
+        graphs = RerunGraphs()
+        sampler = FastSampler(mlp, steps=1, batch_size=256, graphs=graphs, max_graphs=max_graphs)
+        for n in sizes:
+            x0 = x0s(n, seed=n)
+            torch.testing.assert_close(sampler(x0), plain(mlp, x0, 1), rtol=1e-6, atol=1e-6)
+            assert len(sampler._graphs.keys()) <= max_graphs
+        assert graphs.captures == len(rows)  # each graph size recorded once so far
+        sampler(x0s(1))  # the first size again: recorded again only if it was dropped
+        assert graphs.captures == len(rows) + (max_graphs < len(rows))
+    assert {key[0] for key in sampler._graphs.keys()} == rows
 
 
 def test_a_returned_tensor_does_not_change_after_the_next_call(mlp: MLP) -> None:
