@@ -9,7 +9,11 @@ Rows:
 - torchdiffeq: odeint(f, x0, [0, 1], method="midpoint", options={"step_size": 0.01});
 - fmlib plain: fmlib.solvers.integrate(model, x0, steps=100, method="midpoint");
 - fmlib fast <precision>: fmlib.sampling.FastSampler (CUDA graph on a GPU; on the CPU it
-  is the plain loop under inference_mode).
+  is the plain loop under inference_mode);
+- "+ compile" rows: the same with torch.compile, each on its own copy of the model (so
+  every row has dynamo's full recompile budget: one compile per batch size). A row whose
+  compile failed or hit the limit says "compile failed, plain network" (FastSampler warns
+  and falls back; its `compiled` flag says what ran), never a silent eager run.
 All without autograd. Timing: one untimed warm-up call per row (full size on a GPU:
 allocation, graph capture, compilation; 256 rows on the CPU: thread pools, allocator),
 then `--repeats` timed calls per row, interleaved across rows so that load from other
@@ -22,12 +26,14 @@ samples (meaningful only with the trained checkpoint).
 Usage:
     .venv/bin/python benchmarks/sampling.py                   # CPU: 10k and 100k
     .venv/bin/python benchmarks/sampling.py --device cuda     # 10k, 100k, 1M; fp32/tf32/bf16
+    .venv/bin/python benchmarks/gpu_check.py                  # first GPU run: checks + table
     .venv/bin/python benchmarks/sampling.py --sizes 1000 --repeats 1 --out benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +44,7 @@ import torchdiffeq
 from torch import Tensor, nn
 
 from fmlib import data, metrics, models
-from fmlib.sampling import PRECISIONS, FastSampler, synchronize
+from fmlib.sampling import COMPILE_MODES, PRECISIONS, FastSampler, synchronize
 from fmlib.solvers import integrate
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "checkerboard_model.pt"
@@ -50,10 +56,10 @@ On the CPU the fast sampler *is* the plain loop (no kernel launches to save), so
 match "fmlib plain loop" up to timing noise, and both match torchdiffeq; "tf32" does not
 exist on a CPU and bf16 autocast is emulated there (about 8x slower per evaluation on
 this machine), so only fp32 is timed. The energy distance is meaningful only with trained
-4x512 weights. GPU numbers (H100) could not be measured in this task (no GPU was lent);
-produce them on a CUDA machine with
+4x512 weights. No GPU was lent to the tasks that wrote this file, so there are no GPU
+numbers yet. On the first CUDA machine run the checklist, which also writes this table:
 
-    python benchmarks/sampling.py --device cuda --compile --out benchmarks/RESULTS.md
+    python benchmarks/gpu_check.py
 """
 
 
@@ -88,7 +94,7 @@ def plain_sampler(model: nn.Module, steps: int) -> Callable[[Tensor], Tensor]:
 
 
 def make_rows(model, steps, device, precisions, compile, batch_size) -> dict[str, Callable]:
-    """name -> sampler x0 -> x1, for every row of the table."""
+    """name -> sampler x0 -> x1, for every row of the table (compile: False or a mode)."""
     samplers = {
         "torchdiffeq odeint": torchdiffeq_sampler(model, steps),
         "fmlib plain loop": plain_sampler(model, steps),
@@ -97,9 +103,18 @@ def make_rows(model, steps, device, precisions, compile, batch_size) -> dict[str
         fast = FastSampler(model, steps, "midpoint", batch_size, precision, False, device)
         samplers[f"fmlib fast {precision}"] = fast.sample
         if compile and device.type == "cuda":
-            fast = FastSampler(model, steps, "midpoint", batch_size, precision, True, device)
+            own = copy.deepcopy(model)  # its own dynamo cache entries and recompile budget
+            fast = FastSampler(own, steps, "midpoint", batch_size, precision, compile, device)
             samplers[f"fmlib fast {precision} + compile"] = fast.sample
     return samplers
+
+
+def row_label(name: str, fn: Callable) -> str:
+    """The row's name, saying so when a compiled row actually ran the plain network."""
+    sampler = getattr(fn, "__self__", None)
+    if isinstance(sampler, FastSampler) and name.endswith("+ compile") and not sampler.compiled:
+        return name.replace("+ compile", "+ compile failed, plain network")
+    return name
 
 
 def best_times(
@@ -141,14 +156,17 @@ def quality(samples: dict[str, Tensor]) -> dict[str, tuple[float, float]]:
 
 
 def benchmark(sizes, steps, device, precisions, compile, repeats, batch_size) -> str:
-    """Time every row at every batch size; return the markdown table and its preamble."""
+    """Time every row at every batch size; return the markdown table and its preamble.
+    compile: False, True or a torch.compile mode (CUDA rows only)."""
     model, weights = reference_model(device)
     samplers = make_rows(model, steps, device, precisions, compile, batch_size)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    mode = "max-autotune-no-cudagraphs" if compile is True else compile
     lines = [
         f"Device: {name} ({torch.get_num_threads()} threads), torch {torch.__version__}; "
         f"4x512 MLP, {weights}; midpoint, {steps} steps ({2 * steps} NFE); "
-        f"best of {repeats} interleaved timings after a warm-up.",
+        f"best of {repeats} interleaved timings after a warm-up"
+        + (f"; torch.compile mode {mode!r}." if compile and device.type == "cuda" else "."),
         "",
         "| batch | sampler | samples/s | speed-up vs torchdiffeq | max abs diff vs fp32 plain "
         "| energy distance to data |",
@@ -161,20 +179,28 @@ def benchmark(sizes, steps, device, precisions, compile, repeats, batch_size) ->
         base = seconds["torchdiffeq odeint"]
         for row, s in seconds.items():
             diff, energy = scores[row]
+            label = row_label(row, samplers[row])
             lines.append(
-                f"| {n:,} | {row} | {n / s:,.0f} | {base / s:.2f}x | {diff:.1e} | {energy:.4f} |"
+                f"| {n:,} | {label} | {n / s:,.0f} | {base / s:.2f}x | {diff:.1e} | {energy:.4f} |"
             )
         print("\n".join(lines[-len(seconds) :]), flush=True)
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str, command: str) -> None:
-    """Replace (or append) the sampling section of RESULTS.md, between its markers."""
-    section = f"{BEGIN}\n## Sampling (benchmarks/sampling.py)\n\n`{command}`\n\n{table}\n{END}"
+def write_section(
+    path: Path,
+    table: str,
+    command: str,
+    title: str = "Sampling (benchmarks/sampling.py)",
+    markers: tuple[str, str] = (BEGIN, END),
+) -> None:
+    """Replace (or append) a section of RESULTS.md, between its markers."""
+    begin, end = markers
+    section = f"{begin}\n## {title}\n\n`{command}`\n\n{table}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
@@ -187,6 +213,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="fast-path rows")
     parser.add_argument("--compile", action="store_true", help="add torch.compile rows (GPU)")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default=COMPILE_MODES[-1])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1 << 20, help="rows per graph")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
@@ -198,9 +225,8 @@ def main() -> None:
     sizes = args.sizes or ([10_000, 100_000, 1_000_000] if gpu else [10_000, 100_000])
     # On the CPU "tf32" is fp32 and bf16 autocast is emulated (slow): fp32 by default.
     precisions = args.precisions or (list(PRECISIONS) if gpu else ["fp32"])
-    table = benchmark(
-        sizes, args.steps, device, precisions, args.compile, args.repeats, args.batch_size
-    )
+    compile = args.compile and args.compile_mode
+    table = benchmark(sizes, args.steps, device, precisions, compile, args.repeats, args.batch_size)
     print(table)
     if args.out:
         command = " ".join(["python benchmarks/sampling.py", *sys.argv[1:]])

@@ -66,8 +66,8 @@ def test_recompile_limit_is_loud_then_plain_network(mlp: MLP, eager_compile, mon
     sampler = FastSampler(mlp, steps=2, batch_size=64, compile=True, graphs=graphs.RerunGraphs())
     sampler(torch.randn(64, 2))  # compiles for 64 rows
     assert sampler.compiled
-    x0 = torch.randn(3, 2)  # 4 rows: a recompile, over the limit of 1
-    with pytest.warns(RuntimeWarning, match="not using torch.compile .*4 rows.*RecompileLimit"):
+    x0 = torch.randn(3, 2)  # 3 rows: a recompile, over the limit of 1
+    with pytest.warns(RuntimeWarning, match="not using torch.compile .*3 rows.*RecompileLimit"):
         x1 = sampler(x0)
     assert not sampler.compiled
     torch.testing.assert_close(x1, plain(mlp, x0, 2), rtol=1e-6, atol=1e-6)
