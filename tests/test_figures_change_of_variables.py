@@ -90,7 +90,7 @@ def test_residual_flow_view_shows_the_helper_numbers():
         suptitle = fig.get_suptitle()
         assert f"s_K = {stats['std_formula']:.3f}" in suptitle
         assert f"from samples {stats['std_samples']:.3f}" in suptitle
-        assert f"σ_min = {sigma_min:.2f}, K = {steps}:" in suptitle
+        assert f"σ_min = {sigma_min:.2f}, steps K = {steps}:" in suptitle
         hist_title = view.hist.ax.get_title()
         assert f"K = {steps}: hist − formula ≤ {stats['hist_max_z']:.1f} std" in hist_title
         assert view.paths.ax.get_title().startswith(f"K = {steps} residual layers")
@@ -119,3 +119,29 @@ def test_views_are_listed():
         assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
     assert not hasattr(figs, "BENCH")
     assert math.isfinite(figs.residual_flow(0.1, 10)[1]["hist_max_z"])
+
+
+def test_residual_flow_controls():
+    view = figs.ResidualFlow()
+    controls = view.controls()
+    assert set(controls) == {"sigma_min", "steps"}
+    assert view.inactive(sigma_min=0.0, steps=1) == {}  # both always change the picture
+    plt.close(view.fig)
+
+
+def test_pushforward_schematic_maps_the_square():
+    """The filled patch on the right is f(square): its area is |det J_f| x side^2 to first
+    order (the mass argument the schematic illustrates)."""
+    from fmlib.flows import polygon_area
+
+    def f(p):
+        return torch.stack([p[:, 0] ** 2 * p[:, 1], 5 * p[:, 0] + torch.sin(p[:, 1])], dim=1)
+
+    fig = figs.draw_pushforward_schematic(f, corner=(0.85, 0.35), side=0.3)
+    ax_z, ax_x = fig.axes[:2]
+    square, image = ax_z.patches[0].get_xy(), ax_x.patches[0].get_xy()
+    assert polygon_area(torch.from_numpy(square)).item() == pytest.approx(0.09, abs=1e-9)
+    centre = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    jac = abs(2 * 1.0 * 0.5 * torch.cos(centre[0, 1]).item() - 1.0 * 5)  # |2xy cos y - 5 x^2|
+    assert polygon_area(torch.from_numpy(image)).item() == pytest.approx(jac * 0.09, rel=0.05)
+    plt.close(fig)

@@ -19,8 +19,14 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import plots
-from fmlib.flows import DiscreteFlow, GaussianFlow, histogram_vs_density, normal_cdf
+from fmlib import plots, widgets
+from fmlib.flows import (
+    DiscreteFlow,
+    GaussianFlow,
+    histogram_vs_density,
+    normal_cdf,
+    square_boundary,
+)
 
 M = (2.0, 1.0)  # the mean of the target Gaussian
 OMEGA = 3.0  # swirl rate (radians per unit time)
@@ -124,9 +130,11 @@ def _paths_title(steps: int) -> str:
 
 
 def _suptitle(sigma_min: float, steps: int, stats: dict[str, float]) -> str:
+    """Starts with the panel's readouts, 'σ_min = 0.10, steps K = 10'."""
     return (
-        f"σ_min = {sigma_min:.2f}, K = {steps}: std by formula s_K = {stats['std_formula']:.3f}, "
-        f"from samples {stats['std_samples']:.3f}, limit σ_min = {sigma_min:.2f}"
+        f"σ_min = {sigma_min:.2f}, steps K = {steps}: std by formula s_K = "
+        f"{stats['std_formula']:.3f}, from samples {stats['std_samples']:.3f}, "
+        f"limit σ_min = {sigma_min:.2f}"
     )
 
 
@@ -236,8 +244,11 @@ class ResidualFlow(plots.LiveFigure):
     """Left: K residual layers vs the continuous flow; right: histogram of x_K^(1) vs the
     change-of-variables density N(m, s_K^2) and the continuous limit N(m, sigma_min^2).
 
-    `ResidualFlow().draw(sigma_min=0.1, steps=10)` -> Figure; pass the view to
-    `fmlib.widgets.panel` for the sliders."""
+    `ResidualFlow().draw(sigma_min=0.1, steps=10)` -> Figure; `widgets.panel(view)` shows
+    its controls (sigma_min in [0, 0.5], K = steps in [1, 100]; both always matter)."""
+
+    def controls(self) -> dict:
+        return {"sigma_min": widgets.sigma_min_slider(0.1), "steps": widgets.steps_slider(10)}
 
     def build(self) -> Figure:
         fig, (ax_paths, ax_hist) = plots.new_axes(2, size=3.8)
@@ -300,6 +311,49 @@ def draw_layer_densities(
     return fig
 
 
+def draw_pushforward_schematic(
+    f, corner: tuple[float, float] = (0.85, 0.35), side: float = 0.3, n_lines: int = 7
+) -> Figure:
+    """Schematic of the change of variables in 2D: a grid and a small square in the z-plane
+    (left), their images under the map f in the x-plane (right), an arrow labelled f.
+
+    The square carries mass pi(z) dz1 dz2; its image (area ~ |det J_f| dz1 dz2) carries the
+    same mass, so p(x) = pi(z) / |det J_f(z)|. `f` maps [N, 2] -> [N, 2] (float64)."""
+    from matplotlib.patches import ConnectionPatch
+
+    a = torch.tensor(corner, dtype=torch.float64)
+    pad = 1.5 * side
+    lo, hi = a - pad, a + side + pad
+    s = torch.linspace(0, 1, 60, dtype=torch.float64)[:, None]
+    lines = []
+    for v in torch.linspace(0, 1, n_lines, dtype=torch.float64):
+        lines.append(lo + (hi - lo) * torch.cat([s, v.expand_as(s)], dim=1))  # horizontal
+        lines.append(lo + (hi - lo) * torch.cat([v.expand_as(s), s], dim=1))  # vertical
+    square = square_boundary(a, side, n=30)
+    fig, (ax_z, ax_x) = plots.new_axes(2, size=3.4)
+    for ax, g in ((ax_z, lambda y: y), (ax_x, f)):
+        for line in lines:
+            pts = g(line).numpy()
+            ax.plot(pts[:, 0], pts[:, 1], color="0.7", lw=0.8)
+        img = g(square).numpy()
+        color = plots.SOURCE_COLOR if ax is ax_z else plots.TARGET_COLOR
+        ax.fill(img[:, 0], img[:, 1], color=color, alpha=0.7)
+    ax_z.set_aspect("equal")  # the x-plane keeps its own scales: f stretches x_2 five-fold
+    ax_z.set(xlabel="$z_1$", ylabel="$z_2$",
+             title="z-plane: a square of area Δz₁Δz₂\ncarries mass π(z) Δz₁Δz₂")  # fmt: skip
+    ax_x.set(xlabel="$x_1$", ylabel="$x_2$", title="x-plane: its image, area ≈ |det J_f| Δz₁Δz₂,"
+             "\nsame mass: p(x) = π(z) / |det J_f|")  # fmt: skip
+    centre = (a + side / 2)[None]
+    start, end = centre[0].numpy(), f(centre)[0].numpy()
+    arrow = ConnectionPatch(start, end, "data", "data", axesA=ax_z, axesB=ax_x,
+                            arrowstyle="-|>", color="k", lw=1.2, mutation_scale=14,
+                            connectionstyle="arc3,rad=-0.25")  # fmt: skip
+    fig.add_artist(arrow)
+    mid = ((ax_z.get_position().x1 + ax_x.get_position().x0) / 2, 0.72)
+    fig.text(*mid, "x = f(z)", ha="center", va="bottom", fontsize=11)
+    return fig
+
+
 # (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
 # tests/test_live_figures.py run every entry.
 VIEWS = [("change_of_variables.ResidualFlow", ResidualFlow, {"sigma_min": 0.1, "steps": 10})]
@@ -307,6 +361,7 @@ VIEWS = [("change_of_variables.ResidualFlow", ResidualFlow, {"sigma_min": 0.1, "
 __all__ = [
     "ResidualFlow",
     "draw_layer_densities",
+    "draw_pushforward_schematic",
     "draw_residual_flow",
     "draw_residual_grid",
     "flow",
