@@ -95,7 +95,7 @@ def test_density_view_shows_the_helper_numbers():
             assert not view.colorbar.ax.get_visible()
             continue
         assert f"log-likelihood error {res['error']:.2e}" in title
-        assert f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method} × {steps}" in title
+        assert f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method}, steps = {steps}" in title
         assert view.map.get_title() == f"p_t by the ODE, t = {t:.2f}"
         assert view.image.get_visible() and view.colorbar.ax.get_visible()
         density = res["grid_ode"].numpy()
@@ -116,3 +116,22 @@ def test_bad_input_raises():
         figs.density_at_t(0.1, "leapfrog", 10, 0.5)
     with pytest.raises(ValueError, match="t"):
         figs.density_at_t(0.1, "rk4", 10, 1.5)
+
+
+def test_density_controls_and_inactive():
+    """Controls: sigma_min, solver, steps, t; at t = 0 only t acts, at the point mass the
+    solver and steps have nothing to integrate, and the point-mass title still reads out
+    sigma_min and t."""
+    view = figs.ODEDensity()
+    assert set(view.controls()) == {"sigma_min", "method", "steps", "t"}
+    assert set(view.inactive(sigma_min=0.2, method="rk4", steps=3, t=0.0)) == {
+        "sigma_min", "method", "steps"}  # fmt: skip
+    assert set(view.inactive(sigma_min=0.0, method="rk4", steps=3, t=1.0)) == {"method", "steps"}
+    assert view.inactive(sigma_min=0.0, method="rk4", steps=3, t=0.95) == {}
+    view.update(sigma_min=0.0, method="rk4", steps=3, t=1.0)
+    assert "σ_min = 0.00, t = 1.00" in view.slice.ax.get_title()
+    # at t = 0 sigma_min really has no effect: the same density for two sigma_min
+    a = figs.density_at_t(0.1, "euler", 3, 0.0)["grid_ode"]
+    b = figs.density_at_t(0.4, "euler", 3, 0.0)["grid_ode"]
+    assert torch.equal(a, b)
+    plt.close(view.fig)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
-from fmlib import plots
+from fmlib import plots, widgets
 from fmlib.flows import GaussianFlow
 from fmlib.solvers import METHODS, STEPS, integrate, standard_normal_log_prob
 
@@ -31,6 +31,7 @@ N_GRID = 40  # the heatmap's grid is N_GRID x N_GRID
 N_LINE = 200  # points on the slice through the mean
 N_SAMPLES = 300  # x_t ~ p_t on which the log-likelihood error is measured
 EXTENT = (-LIM, LIM, -LIM, LIM)
+METHODS_SHOWN = ("euler", "midpoint", "rk4")  # the fixed-step solvers the panel offers
 
 
 def flow(sigma_min: float) -> GaussianFlow:
@@ -144,9 +145,11 @@ def contour_lines(z: np.ndarray, levels: int = 4) -> list[np.ndarray]:
 
 
 def _slice_title(sigma_min: float, method: str, steps: int, t: float, error: float | None):
+    """The panel's readouts, 'σ_min = 0.30, t = 1.00, euler, steps = 4', then the error."""
     if error is None:
-        return f"σ_min = 0, t = 1: p_1 is a point mass at m\n{method}, {steps} steps"
-    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method} × {steps}\n"
+        return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}: p_1 is a point mass at m\n"
+                f"(no density to integrate; {method}, steps = {steps} unused)")  # fmt: skip
+    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method}, steps = {steps}\n"
             f"log-likelihood error {error:.2e}")  # fmt: skip
 
 
@@ -197,8 +200,29 @@ class ODEDensity(plots.LiveFigure):
     p_t is a point mass); right: a slice through the mean, ODE vs closed form, with the
     log-likelihood error in the title.
 
-    `ODEDensity().draw(sigma_min=0.3, method="midpoint", steps=10, t=1.0)` -> Figure; pass
-    the view to `fmlib.widgets.panel` for the sliders."""
+    `ODEDensity().draw(sigma_min=0.3, method="midpoint", steps=10, t=1.0)` -> Figure;
+    `widgets.panel(view)` shows its controls. At t = 0 nothing is integrated and p_0 =
+    N(0, I) for every sigma_min; at sigma_min = 0, t = 1 p_1 is a point mass: `inactive`
+    names the controls that then have no effect."""
+
+    def controls(self) -> dict:
+        return {
+            "sigma_min": widgets.sigma_min_slider(0.3),
+            "method": widgets.choice("solver", list(METHODS_SHOWN), "euler"),
+            "steps": widgets.steps_slider(4),
+            "t": widgets.t_slider(1.0),
+        }
+
+    def inactive(
+        self, sigma_min: float = 0.3, method: str = "midpoint", steps: int = 10, t: float = 1.0
+    ) -> dict[str, str]:
+        if float(t) == 0.0:
+            reason = "at t = 0 there is nothing to integrate: p_0 = N(0, I)"
+            return {"sigma_min": reason, "method": reason, "steps": reason}
+        if float(sigma_min) == 0.0 and float(t) == 1.0:
+            reason = "σ_min = 0, t = 1: p_1 is a point mass, there is no density to integrate"
+            return {"method": reason, "steps": reason}
+        return {}
 
     def build(self) -> Figure:
         fig, (ax_map, ax_slice) = plots.new_axes(2, size=3.6)
@@ -265,6 +289,53 @@ def draw_density_grid(
     return fig
 
 
+def draw_flow_map(
+    g: GaussianFlow, times: tuple[float, ...] = (0.0, 0.5, 1.0), lim: float = 3.0
+) -> Figure:
+    """Schematic of a flow map psi_t: one panel per t, with the images psi_t of a square grid
+    (grey), of a disc B of starting points (filled), the trajectories s -> psi_s(x0),
+    s <= t, of a few points of B, and the field u_t (arrows).
+
+    The filled set psi_t(B) holds the same probability at every t, nu(psi_t(B)) = mu(B):
+    that is the push-forward p_t = [psi_t]_# p_0."""
+    dtype = g.m.dtype
+    s = torch.linspace(-lim, lim, 80, dtype=dtype)[:, None]
+    lines = [torch.cat([s, torch.full_like(s, v)], 1) for v in torch.linspace(-lim, lim, 9)]
+    lines += [torch.cat([torch.full_like(s, v), s], 1) for v in torch.linspace(-lim, lim, 9)]
+    angle = torch.linspace(0, 2 * np.pi, 100, dtype=dtype)
+    centre, radius = torch.tensor([-1.0, 0.5], dtype=dtype), 0.8
+    disc = centre + radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+    starts = centre + 0.6 * radius * torch.stack([angle[::13].cos(), angle[::13].sin()], dim=1)
+    axis = torch.linspace(-lim, lim, 9, dtype=dtype)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    arrows_at = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    fig, axes = plots.new_axes(len(times), size=3.0)
+    for ax, t in zip(axes, times, strict=True):
+        for line in lines:
+            img = g.psi_t(line, t).numpy()
+            ax.plot(img[:, 0], img[:, 1], color="0.8", lw=0.7)
+        b_t = g.psi_t(disc, t).numpy()
+        ax.fill(b_t[:, 0], b_t[:, 1], color=plots.SOURCE_COLOR if t == 0 else plots.TARGET_COLOR,
+                alpha=0.6, lw=0)  # fmt: skip
+        path = torch.stack([g.psi_t(starts, r) for r in np.linspace(0, t, 30)]).numpy()
+        ax.plot(path[..., 0], path[..., 1], color=plots.PATH_COLOR, lw=1)
+        velocity = g(arrows_at, torch.full((len(arrows_at),), t, dtype=dtype))
+        direction = (velocity / velocity.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
+        ax.quiver(
+            arrows_at[:, 0],
+            arrows_at[:, 1],
+            direction[:, 0],
+            direction[:, 1],
+            color="0.35",
+            width=0.005,
+            scale=14,
+        )  # directions only: |u_t| varies a lot
+        ax.set(xlim=(-lim - 0.5, lim + 0.5), ylim=(-lim - 0.5, lim + 0.5), aspect="equal",
+               xlabel="$x^{(1)}$", ylabel="$x^{(2)}$")  # fmt: skip
+        ax.set_title(f"t = {t:.2f}: ψ_t(grid), ψ_t(B) filled\narrows: direction of u_t")
+    return fig
+
+
 # (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
 # tests/test_live_figures.py run every entry.
 VIEWS = [
@@ -277,6 +348,7 @@ __all__ = [
     "density_at_t",
     "draw_density",
     "draw_density_grid",
+    "draw_flow_map",
     "ode_log_density",
     "plt",
 ]
