@@ -21,7 +21,7 @@ def test_make_path_names_and_validation():
     assert isinstance(pc.make_path("OT", 0.1), OTPath)
     ve = pc.make_path("VE", 0.0)
     assert isinstance(ve, VEPath) and ve.s_min == pc.VE_S_MIN  # s_min must stay > 0
-    assert pc.make_path("VE", 0.2).s_min == 0.2
+    assert pc.make_path("VE", 0.2).s_min == pc.VE_S_MIN  # sigma_min is OT's only: no clamp
     with pytest.raises(ValueError, match="path must be one of"):
         pc.make_path("EDM")
     with pytest.raises(ValueError, match="sigma_min must be in"):
@@ -71,3 +71,44 @@ def test_marginal_flow_reaches_p1_and_straightness_is_consistent():
     errors = [pc.endpoint_error("OT", 0.0, n) for n in (4, 8, 16, 32)]
     orders = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
     assert 0.7 < orders[-1] < 1.3  # Euler: first order against the RK4 reference
+
+
+def test_sigma_min_acts_on_ot_only_and_the_view_says_so():
+    view = pc.PathsCompared()
+    assert view.inactive(path="OT", sigma_min=0.2) == {}
+    for name in ("cosine", "VP", "VE"):
+        reason = view.inactive(path=name, sigma_min=0.2)["sigma_min"]
+        assert name in reason and "σ_min" in reason
+        assert pc.effective_sigma_min(name, 0.3) == 0.0
+        # the drawn picture does not depend on a disabled control
+        view.update(path=name, sigma_min=0.0, steps=4, t=0.4)
+        before = view.png()
+        view.update(path=name, sigma_min=0.3, steps=4, t=0.4)
+        assert view.png() == before
+    assert pc.effective_sigma_min("OT", 0.3) == 0.3
+    view.update(path="OT", sigma_min=0.3, steps=4, t=0.35)
+    titles = [ax.get_title() for ax in view.axes]
+    assert "σ_min = 0.30" in titles[0] and "t = 0.35" in titles[0]
+    assert "steps = 4" in titles[1]
+
+
+def test_euler_position_is_eulers_piecewise_linear_solution():
+    traj = pc.trajectories("OT", 0.0, 4)  # nodes t = 0, 0.25, 0.5, 0.75, 1
+    for k in range(5):
+        assert torch.equal(pc.euler_position(traj, k / 4), traj[k])
+    # between nodes it moves at the constant velocity u(x_k, t_k) of that Euler step
+    u = pc.marginal_field("OT", 0.0).velocity
+    x = pc.euler_position(traj, 0.35)
+    torch.testing.assert_close(x, traj[1] + 0.1 * u(traj[1], 0.25), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="t must be in"):
+        pc.euler_position(traj, 1.2)
+
+
+def test_straightness_table_relative_straightness_is_scale_free():
+    table = pc.straightness_table((2, 4))
+    for row in table.values():
+        assert row["chord"] == pytest.approx(row["K"] - row["S"])
+        assert row["S_rel"] == pytest.approx(row["S"] / row["chord"])
+        assert len(row["error"]) == 2
+    # VE's source is 5x wider: its chord is far larger than OT's (same target, N(0, I) source)
+    assert table["VE"]["chord"] > 10 * table["OT"]["chord"]

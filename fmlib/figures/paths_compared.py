@@ -5,6 +5,10 @@ sigma_t = cos(pi t / 2)), VP and VE diffusion (fmlib.paths), each with the exact
 field of the eight-Gaussians mixture (fmlib.marginal's closed forms, evaluated by
 `MixtureMarginal`). The ODE starts from exact samples of each path's own p_0 (for VP and
 VE that is only approximately N(0, I)), so that its endpoints follow p_1.
+
+sigma_min is a parameter of the OT path only (its sigma_1). Cosine and VP end at
+sigma_1 = 0 by construction, and VE keeps its own final noise level s_min = VE_S_MIN
+(its field needs s_min > 0): the widget disables the sigma_min control for those three.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import ipywidgets
 import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, plots
+from fmlib import data, plots, widgets
 from fmlib.figures.marginalization import LOG_P_CEIL, LOG_P_FLOOR, MixtureMarginal, _grid
 from fmlib.marginal import GaussianMixture
 from fmlib.paths import GaussianPath, OTPath, VEPath, VPPath, cosine_path
@@ -25,7 +30,8 @@ from fmlib.repro import one_thread
 from fmlib.solvers import integrate
 
 PATH_NAMES = ("OT", "cosine", "VP", "VE")
-VE_S_MIN = 0.01  # VE's sigma_1 when sigma_min is smaller: s_min must be > 0
+VE_S_MIN = 0.01  # VE's final noise level sigma_1 = s_min (> 0: its field has log(s_max/s_min))
+SIGMA_MIN_PATHS = ("OT",)  # the paths that have a sigma_min
 VIEW = 5.0
 N_PARTICLES = 300
 N_TRAJ = 30
@@ -45,8 +51,8 @@ def _check(name: str, sigma_min: float, steps: int = 1, t: float = 0.0) -> None:
 
 
 def make_path(name: str, sigma_min: float = 0.0) -> GaussianPath:
-    """The path called `name`; sigma_min sets sigma_1 of OT and s_min of VE (at least
-    VE_S_MIN); cosine and VP end at sigma_1 = 0 whatever sigma_min."""
+    """The path called `name`; sigma_min sets sigma_1 of OT only. Cosine and VP end at
+    sigma_1 = 0, VE at its own s_min = VE_S_MIN, whatever sigma_min (see sigma_min_reason)."""
     _check(name, sigma_min)
     if name == "OT":
         return OTPath(sigma_min)
@@ -54,7 +60,18 @@ def make_path(name: str, sigma_min: float = 0.0) -> GaussianPath:
         return cosine_path()
     if name == "VP":
         return VPPath()
-    return VEPath(s_min=max(sigma_min, VE_S_MIN))
+    return VEPath(s_min=VE_S_MIN)
+
+
+def sigma_min_reason(name: str) -> str | None:
+    """Why sigma_min has no effect on the path `name` (None for OT, where it is sigma_1)."""
+    _check(name, 0.0)
+    return {
+        "OT": None,
+        "cosine": "cosine ends at σ_1 = cos(π/2) = 0: it has no σ_min",
+        "VP": "VP ends at σ_1 = 0 (its α_1 = a(0) = 1): it has no σ_min",
+        "VE": f"VE ends at its own s_min = {VE_S_MIN:g} (> 0 for its field): σ_min is OT's",
+    }[name]
 
 
 def target() -> GaussianMixture:
@@ -180,11 +197,32 @@ def describe(name: str, sigma_min: float) -> str:
     return "σ_1 = 0"
 
 
+def effective_sigma_min(name: str, sigma_min: float) -> float:
+    """The sigma_min the path `name` uses: sigma_min for OT, 0.0 (ignored) for the others;
+    the caches are keyed by it, so moving a disabled control recomputes nothing."""
+    _check(name, sigma_min)
+    return sigma_min if name in SIGMA_MIN_PATHS else 0.0
+
+
+def euler_position(traj: Tensor, t: float) -> Tensor:
+    """Where the Euler polygon is at time t: x_k + (t - t_k) u(x_k, t_k), t_k <= t < t_k+1.
+
+    The Euler iterates traj [K + 1, N, 2] joined by straight lines are Euler's own
+    continuous solution (on [t_k, t_k+1] it moves at the constant velocity u(x_k, t_k)),
+    so every t in [0, 1] is drawn as it is, not snapped to a step."""
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must be in [0, 1], got {t}")
+    steps = len(traj) - 1
+    k = min(int(math.floor(t * steps + 1e-9)), steps - 1)
+    frac = t * steps - k
+    return traj[k] + frac * (traj[k + 1] - traj[k])
+
+
 def _titles(name: str, sigma_min: float, steps: int, t: float) -> tuple[str, str, str]:
     _, straightness = kinetic_energy(name, sigma_min)
     return (
         f"{name} ({describe(name, sigma_min)})\np_t and Euler particles, t = {t:.2f}",
-        f"Euler, {steps} steps\nend error {endpoint_error(name, sigma_min, steps):.3f}, "
+        f"Euler, steps = {steps}\nend error {endpoint_error(name, sigma_min, steps):.3f}, "
         f"S = {straightness:.2f}",
         f"{name}: α_t (solid), σ_t (dashed)",
     )
@@ -195,7 +233,23 @@ class PathsCompared(plots.LiveFigure):
     endpoints (stars: the mixture's means) | alpha_t and sigma_t of all four paths, the
     chosen one bold, a line at t.
 
-    `PathsCompared().draw(path="VP", sigma_min=0.0, steps=8, t=0.5)` -> Figure."""
+    `PathsCompared().draw(path="VP", sigma_min=0.0, steps=8, t=0.5)` -> Figure. sigma_min
+    acts on OT only (`inactive` says why elsewhere); t is drawn exactly (the heatmap is
+    the closed-form p_t, the particles sit on the Euler polygon at t)."""
+
+    NOTE = None
+
+    def controls(self) -> dict[str, ipywidgets.ValueWidget]:
+        return {
+            "path": widgets.choice("path", PATH_NAMES, "OT"),
+            "sigma_min": widgets.sigma_min_slider(0.0, max=0.5),
+            "steps": widgets.steps_slider(4, max=64),
+            "t": widgets.t_slider(0.5),
+        }
+
+    def inactive(self, path: str = "OT", **values) -> dict[str, str]:
+        reason = sigma_min_reason(path)
+        return {} if reason is None else {"sigma_min": reason}
 
     def build(self) -> Figure:
         fig, (ax_p, ax_x, ax_s) = plots.new_axes(3, size=3.2)
@@ -231,18 +285,18 @@ class PathsCompared(plots.LiveFigure):
 
     def update(self, path: str = "OT", sigma_min: float = 0.0, steps: int = 8, t: float = 0.5):
         _check(path, sigma_min, steps, t)
+        sigma_min = effective_sigma_min(path, sigma_min)
         with one_thread():
             traj = trajectories(path, sigma_min, steps)
-            k = round(t * steps)  # the Euler iterate nearest to t
-            self.log_p.set_data(_log_p(path, sigma_min, k / steps).clamp(min=LOG_P_FLOOR).numpy())
-            titles = _titles(path, sigma_min, steps, k / steps)
-        self.particles.set_offsets(traj[k].numpy())
+            self.log_p.set_data(_log_p(path, sigma_min, t).clamp(min=LOG_P_FLOOR).numpy())
+            titles = _titles(path, sigma_min, steps, t)
+        self.particles.set_offsets(euler_position(traj, t).numpy())
         self.traj.set_segments(list(traj[:, :N_TRAJ].transpose(0, 1).numpy()))
         self.ends.set_offsets(traj[-1].numpy())
         ts, alpha, sigma = _schedule(make_path(path, sigma_min))
         self.alpha.set_data(ts.numpy(), alpha.numpy())
         self.sigma.set_data(ts.numpy(), sigma.numpy())
-        self.now.set_xdata([k / steps, k / steps])
+        self.now.set_xdata([t, t])
         for ax, title in zip(self.axes, titles, strict=True):
             ax.title.set_text(title)
 
@@ -264,11 +318,19 @@ def draw_marginal_paths(times: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) 
 
 
 def straightness_table(steps: tuple[int, ...] = (2, 4, 8, 16)) -> dict[str, dict]:
-    """Per path: K, S and the Euler endpoint error for each number of steps (sigma_min = 0)."""
+    """Per path (sigma_min = 0): K, S, the chord E|x_1 - x_0|^2 = K - S, the relative
+    straightness S / chord (scale-free: VE's source is wider, which inflates K, S and the
+    chord alike) and the Euler endpoint error for each number of steps."""
     table = {}
     for name in PATH_NAMES:
         k, s = kinetic_energy(name, 0.0)
-        table[name] = {"K": k, "S": s, "error": [endpoint_error(name, 0.0, n) for n in steps]}
+        table[name] = {
+            "K": k,
+            "S": s,
+            "chord": k - s,
+            "S_rel": s / (k - s),
+            "error": [endpoint_error(name, 0.0, n) for n in steps],
+        }
     return table
 
 
