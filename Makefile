@@ -23,6 +23,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	# Colab's ipywidgets, beside the pinned one, for tests/test_colab.py only
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/ipywidgets7 ipywidgets==7.7.1 ipython_genutils==0.2.0
 	$(BIN)/python -c "import matplotlib.pyplot"  # warm the font cache once, not in a test
 	touch $@
 
