@@ -4,13 +4,13 @@ import nbformat
 
 from fmlib import editions
 
-SOLVED = '''x = 2
+SOLVED = """x = 2
 # your answer: a float
 ### BEGIN SOLUTION
 scale = x ** 2
 answer_area, (answer_a, answer_b) = 3.0 * scale, (1, 2)
 ### END SOLUTION
-print("done")'''
+print("done")"""
 
 
 def test_solution_blocks_become_safe_stubs():

@@ -46,7 +46,10 @@ def test_instructor_student_and_wrong_answers(tmp_path, capsys):
     by_notebook = {}
     for v in verdicts:
         by_notebook.setdefault(v["notebook"], []).append((v["exercise"], v["verdict"]))
-    assert by_notebook["ex.ipynb"] == [("area of a 2 x 3 rectangle", "correct"), ("trend", "correct")]
+    assert by_notebook["ex.ipynb"] == [
+        ("area of a 2 x 3 rectangle", "correct"),
+        ("trend", "correct"),
+    ]
     assert [v for _, v in by_notebook["student_ex.ipynb"]] == ["not attempted"] * 2
     assert [v for _, v in by_notebook["wrong.ipynb"]] == ["wrong"] * 2
     messages = [v["message"] for v in verdicts if v["notebook"] == "wrong.ipynb"]

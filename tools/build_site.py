@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from fmlib import plots, widgets  # noqa: E402
 from fmlib.figures import all_views  # noqa: E402
 
+MAX_FRAMES = 96  # per panel: ~25 KB each, so 12 panels stay near 30 MB
 # The widget views each notebook's panels show, in the order of its `widgets.panel(` cells.
 PANELS: dict[str, list[str]] = {
     "00_start_here": ["start.ConditionalPath"],
@@ -144,13 +145,15 @@ def _options(control) -> list:
 
 
 def _thin(values: list, n: int, keep=None) -> list:
-    """n values spread evenly over `values` (first and last included, `keep` too)."""
+    """n values spread evenly over `values`, first and last included, with `keep` replacing
+    its nearest neighbour (so the page can open on the notebook's value)."""
     if n >= len(values):
         return list(values)
-    idx = set(np.linspace(0, len(values) - 1, n).round().astype(int).tolist())
-    if keep in values:
-        idx.add(values.index(keep))
-    return [values[i] for i in sorted(idx)]
+    idx = np.linspace(0, len(values) - 1, n).round().astype(int).tolist()
+    if keep in values and values.index(keep) not in idx:
+        k = values.index(keep)
+        idx[int(np.argmin([abs(i - k) for i in idx]))] = k
+    return [values[i] for i in sorted(set(idx))]
 
 
 def grid(controls: dict, max_frames: int) -> list[Axis]:
@@ -166,7 +169,7 @@ def grid(controls: dict, max_frames: int) -> list[Axis]:
         free = [n for n in sizes if n not in fixed and sizes[n] > 2]
         if not free:
             break
-        largest = max(free, key=lambda n: sizes[n])
+        largest = max(free, key=lambda n: sizes[n] / (2 if n == "t" else 1))  # t plays: keep it
         sizes[largest] -= 1
     axes = []
     for name, control in controls.items():
@@ -276,7 +279,12 @@ def _page(exporter, nb, nav: str, panels: list[str]) -> str:
             cell.outputs = [nbformat.v4.new_output(
                 "display_data", data={"text/html": f"<div>{marker.format(k)}</div>"})]  # fmt: skip
             k += 1
+    for cell in nb.cells:  # the badge's image lives on another host: a text link instead
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)",
+                                 r"[Open in Colab](\1)", cell.source)  # fmt: skip
     body, _ = exporter.from_notebook_node(nb)
+    body = re.sub(r'href="(\d\d_[\w-]+)\.ipynb', r'href="\1.html', body)  # chapter links
     for i, panel in enumerate(panels):
         body = body.replace(marker.format(i), panel)
     extra = "".join(panels[k:])  # panels without a panel cell go at the end
@@ -363,7 +371,7 @@ def build(out: Path, max_frames: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
-    parser.add_argument("--frames", type=int, default=96, help="most frames per panel")
+    parser.add_argument("--frames", type=int, default=MAX_FRAMES, help="most frames per panel")
     args = parser.parse_args()
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")

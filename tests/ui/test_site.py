@@ -1,0 +1,152 @@
+"""The static site (tools/build_site.py) in headless Chromium, served on 127.0.0.1: every page
+loads with no console error and no request to any other host, its math is rendered, and every
+kernel-free control of every panel changes the picture. Screenshots go to artifacts/site/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from .config import CHROMIUM, CHROMIUM_MISSING, REPO
+
+pytestmark = [pytest.mark.ui, pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)]
+ARTIFACTS = REPO / "artifacts" / "site"
+LOCAL_SCHEMES = {"data", "blob", "about"}
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_site", REPO / "tools" / "build_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site: FMLIB_SITE_DIR if given (a finished `make site`), else built here."""
+    given = os.environ.get("FMLIB_SITE_DIR")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("site") / "site"
+    summary = _builder().build(out, _builder().MAX_FRAMES)
+    print(f"site built: {summary}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _pages(site: Path) -> list[str]:
+    return ["index.html"] + sorted(
+        str(p.relative_to(site)) for p in site.rglob("*.html") if p.name != "index.html"
+    )
+
+
+JS_MATH_DONE = """() => !window.MathJax || (MathJax.Hub && MathJax.Hub.queue
+    && MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0)"""
+JS_MATH_COUNT = "() => document.querySelectorAll('.MathJax, .MathJax_Display').length"
+JS_PICTURE = """async (panel) => {
+    const img = panel.querySelector("img");
+    const bytes = await (await fetch(img.src)).arrayBuffer();
+    const digest = await crypto.subtle.digest("SHA-256", bytes);
+    return img.src + " " + [...new Uint8Array(digest)].map((b) => b.toString(16)).join("");
+}"""
+
+
+def _changes_picture(page, panel, control) -> bool:
+    """Step `control` through its values until the picture's bytes change."""
+    before = panel.evaluate(JS_PICTURE).split()[1]
+    tag = control.evaluate("(el) => el.tagName")
+    count = int(
+        control.evaluate("(el) => el.tagName === 'SELECT' ? el.options.length - 1 : el.max")
+    )
+    start = int(control.evaluate("(el) => Number(el.value)"))
+    for step in range(1, count + 1):
+        value = (start + step) % (count + 1)
+        if tag == "SELECT":
+            control.select_option(str(value))
+        else:
+            control.evaluate(
+                "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value
+            )
+        page.wait_for_function("(p) => p.querySelector('img').complete", arg=panel.element_handle())
+        if panel.evaluate(JS_PICTURE).split()[1] != before:
+            return True
+    return False
+
+
+def test_site_pages(site, server, browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pages = _pages(site)
+    assert len(pages) >= 9, pages
+    problems = []
+    for name in pages:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        outside, console = [], []
+        page.on("request", lambda r, o=outside: (
+            urlparse(r.url).scheme not in LOCAL_SCHEMES
+            and urlparse(r.url).hostname != "127.0.0.1" and o.append(r.url)))  # fmt: skip
+        page.on("console", lambda m, c=console: m.type == "error" and c.append(m.text))
+        page.on("pageerror", lambda e, c=console: c.append(str(e)))
+        try:
+            page.goto(server + name, wait_until="load")
+            page.wait_for_function(JS_MATH_DONE, timeout=60_000, polling=200)
+            if name != "index.html":
+                math = page.evaluate(JS_MATH_COUNT)
+                if math == 0:
+                    problems.append(f"{name}: no rendered math")
+            for k, panel in enumerate(page.locator(".fm-panel").all()):
+                panel.scroll_into_view_if_needed()
+                controls = panel.locator("input[type=range], select").all()
+                if not controls:
+                    problems.append(f"{name}: panel {k} has no controls")
+                for control in controls:
+                    label = control.evaluate("(el) => el.dataset.name")
+                    if not _changes_picture(page, panel, control):
+                        problems.append(f"{name}: panel {k}'s {label} never changes the picture")
+                stem = name.replace("/", "_").removesuffix(".html")
+                panel.screenshot(path=ARTIFACTS / f"{stem}_panel{k}.png")
+            page.screenshot(path=ARTIFACTS / f"{name.replace('/', '_')}.png")
+        finally:
+            with contextlib.suppress(Exception):
+                page.close()
+        problems += [f"{name}: request to another host: {u}" for u in outside]
+        problems += [f"{name}: console: {c}" for c in console]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_notebook_with_a_panel_has_kernel_free_sliders(site):
+    for html_file in sorted(site.glob("[0-9][0-9]_*.html")):
+        text = html_file.read_text()
+        nb = REPO / "notebooks" / (html_file.stem + ".ipynb")
+        if "widgets.panel(" in nb.read_text():
+            assert 'class="fm-panel"' in text, f"{html_file.name}: no kernel-free panel"
+
+
+def test_frames_fit_the_budget(site):
+    size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
+    assert size < 60 * 2**20, f"site is {size / 2**20:.1f} MB (budget 60 MB)"
+    index = (site / "index.html").read_text()
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert f'href="{nb.stem}.html"' in index, f"the index does not link {nb.stem}"
