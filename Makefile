@@ -15,7 +15,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit nbval ui execute lint format bench assets student grade clean
+.PHONY: install lab test unit nbval ui execute lint format bench assets student grade site colab clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,12 @@ student: install  ## regenerate student/ (the student edition) from notebooks/
 
 grade: install  ## make grade NB="student/*.ipynb": run notebooks, print every exercise's verdict
 	$(BIN)/python -m fmlib.grade $(NB)
+
+site: install  ## the static site in build/site/ (offline, from stored outputs; sliders without a kernel)
+	$(BIN)/python tools/build_site.py --out build/site
+
+colab: install  ## refresh the notebooks' Colab badges and set-up lines from pyproject's URL
+	$(BIN)/python tools/colab.py
 
 bench: install
 	$(BIN)/python benchmarks/widgets.py
