@@ -1,0 +1,281 @@
+"""Conditional flow matching with a label, and classifier-free guidance (notebook 09).
+
+A labelled target: x1 ~ q(x1 | y), y ~ pi. One network u_theta(x, t, y) learns both the
+conditional field u_t(x | y) and, with the label replaced by a null token with
+probability p_drop during training (label dropout), the unconditional field u_t(x) =
+u_theta(x, t, null) (Ho & Salimans 2022, for diffusion; Zheng et al. 2023 and Lipman et al.
+2024, section 6, for flow matching). Classifier-free guidance (CFG) samples with
+
+    u~_t(x | y) = (1 - w) u_t(x | null) + w u_t(x | y),
+
+w = 1 the conditional field, w = 0 the unconditional one, w > 1 guided. Ho & Salimans
+write (1 + w') u(x | y) - w' u(x), i.e. w' = w - 1 (their w' = 0 is our w = 1).
+
+For a Gaussian mixture whose labels are its components, q(x | y) = N(m_y, s_y^2 I), both
+fields are exact (fmlib.marginal.marginal_velocity on the whole mixture and on component y
+alone), and so is the guided field. CFG is *not* sampling the tilted density
+p(x | y)^w p(x)^(1 - w) / Z except at w = 0 and w = 1 (notebook 09 measures the gap).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
+from fmlib.models import sinusoidal_embedding
+from fmlib.paths import GaussianPath, OTPath
+from fmlib.training import ema_update, learning_rate, sample_time
+
+Field = Callable[[Tensor, Tensor], Tensor]
+
+
+def labelled_mixture(
+    n_classes: int = 3, radius: float = 1.0, std: float = 0.6, dtype=torch.float64
+) -> GaussianMixture:
+    """q = (1/K) sum_y N(m_y, std^2 I), m_y = radius (cos a_y, sin a_y), a_y = pi/2 + 2 pi y / K.
+
+    Class y is component y. With radius 1 and std 0.6 the classes overlap: a sample of
+    class y lies where another class is more likely about one time in seven.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    if not 0 < radius < math.inf:
+        raise ValueError(f"radius must be in (0, inf), got {radius}")
+    if not 0 < std < math.inf:
+        raise ValueError(f"std must be in (0, inf), got {std}")
+    angles = math.pi / 2 + 2 * math.pi * torch.arange(n_classes, dtype=dtype) / n_classes
+    return GaussianMixture(radius * torch.stack([angles.cos(), angles.sin()], dim=1), std)
+
+
+def _check_class(q: GaussianMixture, y: int) -> None:
+    if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < q.n_components:
+        raise ValueError(f"y must be an integer in [0, {q.n_components - 1}], got {y!r}")
+
+
+def class_mixture(q: GaussianMixture, y: int) -> GaussianMixture:
+    """q(x | y): component y of q alone, N(m_y, s_y^2 I)."""
+    _check_class(q, y)
+    return GaussianMixture(q.means[y : y + 1], q.stds[y : y + 1])
+
+
+def sample_labelled(
+    q: GaussianMixture, n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """(x1, y): y ~ Categorical(weights), x1 = m_y + s_y z, z ~ N(0, I). -> [n, d], [n]."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    y = torch.multinomial(q.weights, n, replacement=True, generator=generator)
+    z = torch.randn(n, q.dim, generator=generator, dtype=q.means.dtype)
+    return q.means[y] + q.stds[y, None] * z, y
+
+
+def drop_labels(
+    y: Tensor, p_drop: float, null: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Label dropout: each y_i becomes the null label with probability p_drop."""
+    if not 0 <= p_drop <= 1:
+        raise ValueError(f"p_drop must be in [0, 1], got {p_drop}")
+    dropped = torch.rand(y.shape, generator=generator) < p_drop
+    return torch.where(dropped, torch.full_like(y, null), y)
+
+
+class ConditionalMLP(nn.Module):
+    """u_theta(x, t, y) = MLP([x, gamma(t), e_y]), SiLU; e_y a learned label embedding.
+
+    Labels 0..n_classes - 1 are the classes, `null = n_classes` is "no label" (the
+    unconditional field). gamma(t) is fmlib.models.sinusoidal_embedding.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        dim: int = 2,
+        hidden: int = 96,
+        layers: int = 3,
+        time_features: int = 16,
+        max_frequency: float = 5.0,
+        label_features: int = 16,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_classes", n_classes), ("dim", dim), ("hidden", hidden),
+                            ("layers", layers), ("label_features", label_features)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if time_features < 2 or time_features % 2:
+            raise ValueError(f"time_features must be an even integer >= 2, got {time_features}")
+        self.n_classes, self.null, self.dim = n_classes, n_classes, dim
+        n_freq = time_features // 2
+        self.register_buffer("frequencies", torch.logspace(0.0, math.log10(max_frequency), n_freq))
+        self.label = nn.Embedding(n_classes + 1, label_features)
+        widths = [dim + time_features + label_features] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
+            blocks += [nn.Linear(w_in, w_out), nn.SiLU()]
+        blocks.append(nn.Linear(hidden, dim))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor, t: Tensor | float, y: Tensor) -> Tensor:
+        """x: [N, dim], t: [N] or scalar, y: [N] integer labels in [0, null] -> [N, dim]."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape [N, {self.dim}], got {tuple(x.shape)}")
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        y = torch.as_tensor(y, device=x.device)
+        if y.ndim == 0:
+            y = y.expand(x.shape[0])
+        if y.shape != x.shape[:1] or y.is_floating_point():
+            raise ValueError(f"y must be integer labels of shape [N] = [{x.shape[0]}]")
+        if bool(((y < 0) | (y > self.null)).any()):
+            raise ValueError(f"y must be in [0, {self.null}] ({self.null} = null), got {y}")
+        features = [x, sinusoidal_embedding(t, self.frequencies).to(x), self.label(y).to(x)]
+        return self.net(torch.cat(features, dim=1))
+
+
+def conditional_cfm_loss(
+    model: ConditionalMLP, x0: Tensor, x1: Tensor, y: Tensor, t: Tensor, path: GaussianPath
+) -> Tensor:
+    """(1/N) sum_i || u_theta(x_t^i, t^i, y^i) - d/dt psi_t(x0^i | x1^i) ||^2.
+
+    The CFM loss of fmlib.training.cfm_loss with the label as a third input; y holds the
+    (already dropped-out) labels. x0, x1: [N, d]; y, t: [N].
+    """
+    x_t = path.psi_t(x0, x1, t)
+    return ((model(x_t, t, y) - path.target(x0, x1, t)) ** 2).sum(dim=1).mean()
+
+
+def train_conditional(
+    model: ConditionalMLP,
+    q: GaussianMixture,
+    path: GaussianPath,
+    steps: int,
+    p_drop: float = 0.2,
+    batch_size: int = 512,
+    lr: float = 1e-2,
+    warmup: float = 0.02,
+    ema_decay: float = 0.995,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> tuple[ConditionalMLP, list[float]]:
+    """AdamW on conditional_cfm_loss with label dropout: per step (x1, y) ~ q, y dropped
+    to null with probability p_drop, x0 ~ N(0, I), t ~ U[0, 1]. Warmup + cosine learning
+    rate and an EMA of the weights, as fmlib.training.train. Deterministic given the
+    generator and the initial weights. Returns (EMA model in eval mode, losses)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    losses = []
+    for step in tqdm(range(steps), disable=not progress, desc="conditional CFM", mininterval=1.0):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(lr, step / steps, warmup)
+        x1, y = sample_labelled(q, batch_size, generator)
+        x1 = x1.to(torch.get_default_dtype())
+        y = drop_labels(y, p_drop, model.null, generator)
+        x0 = torch.randn(x1.shape, generator=generator)
+        t = sample_time(batch_size, generator)
+        loss = conditional_cfm_loss(model, x0, x1, y, t, path)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
+        losses.append(loss.item())
+    return ema.eval(), losses
+
+
+def _guidance_weight(w: float | Tensor, x: Tensor) -> Tensor:
+    """w as a column [N, 1] (one weight per row) or a 0-d tensor."""
+    w = torch.as_tensor(w, dtype=x.dtype, device=x.device)
+    return w[:, None] if w.ndim == 1 else w
+
+
+def cfg_field(model: ConditionalMLP, y: int, w: float | Tensor) -> Field:
+    """u~(x, t) = (1 - w) u_theta(x, t, null) + w u_theta(x, t, y), one batched call.
+
+    w: a float, or a tensor [N] (one guidance weight per particle: all w in one solve).
+    """
+    if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < model.n_classes:
+        raise ValueError(f"y must be an integer in [0, {model.n_classes - 1}], got {y!r}")
+
+    def u(x: Tensor, t: Tensor) -> Tensor:
+        n = x.shape[0]
+        t = torch.as_tensor(t, dtype=x.dtype).expand(n)
+        labels = torch.cat([torch.full((n,), model.null), torch.full((n,), y)])
+        out = model(torch.cat([x, x]), torch.cat([t, t]), labels)
+        u_null, u_y = out[:n], out[n:]
+        w_ = _guidance_weight(w, x)
+        return (1 - w_) * u_null + w_ * u_y
+
+    return u
+
+
+def exact_guided_field(
+    q: GaussianMixture, y: int, w: float | Tensor, path: GaussianPath | None = None
+) -> Field:
+    """The exact u~_t(x | y) = (1 - w) u_t(x) + w u_t(x | y) for labels = components of q.
+
+    u_t(x) = marginal_velocity(path, q, x, t), u_t(x | y) = the same for q(x | y) alone
+    (fmlib.marginal, closed form). path defaults to OTPath(0). w: float or tensor [N].
+    """
+    path = OTPath() if path is None else path
+    q_y = class_mixture(q, y)
+
+    def u(x: Tensor, t: Tensor) -> Tensor:
+        w_ = _guidance_weight(w, x)
+        return (1 - w_) * marginal_velocity(path, q, x, t) + w_ * marginal_velocity(path, q_y, x, t)
+
+    return u
+
+
+def tilted_log_prob(q: GaussianMixture, y: int, w: float, x: Tensor) -> Tensor:
+    """log of the unnormalized tilted density p(x | y)^w p(x)^(1 - w): w log q(x | y) +
+    (1 - w) log q(x). Equal to log q(x | y) + (w - 1) log P(y | x) + const. x: [N, d] -> [N]."""
+    return w * class_mixture(q, y).log_prob(x) + (1 - w) * q.log_prob(x)
+
+
+def classify(q: GaussianMixture, x: Tensor) -> Tensor:
+    """The Bayes classifier of the data: argmax_k P(k | x1 = x) under q. x: [N, d] -> [N]."""
+    return posterior(OTPath(), q, x, 1.0).argmax(dim=1)  # alpha_1 = 1, sigma_1 = 0: q itself
+
+
+def accuracy(q: GaussianMixture, x: Tensor, y: int) -> tuple[float, float]:
+    """(a, SE): a = fraction of the samples x that the Bayes classifier puts in class y.
+
+    SE = sqrt(a~ (1 - a~) / (N + 4)), a~ = (N a + 2) / (N + 4) (Agresti & Coull 1998): the
+    binomial standard error, which stays > 0 when a = 0 or 1 (then sqrt(a (1 - a) / N) = 0
+    would claim an exact fraction from a finite sample).
+    """
+    _check_class(q, y)
+    n = x.shape[0]
+    a = float((classify(q, x) == y).double().mean())
+    a_tilde = (n * a + 2) / (n + 4)
+    return a, math.sqrt(a_tilde * (1 - a_tilde) / (n + 4))
+
+
+def spread(x: Tensor) -> tuple[float, float]:
+    """(r, SE): r = sqrt(E |x - mean|^2), the RMS distance to the samples' mean (diversity).
+
+    SE by the delta method: SE(r) = SE(r^2) / (2 r), SE(r^2) = std(|x - mean|^2) / sqrt(N).
+    """
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"x must have shape [N >= 2, d], got {tuple(x.shape)}")
+    sq = ((x - x.mean(dim=0)) ** 2).sum(dim=1).double()
+    r = float(sq.mean().sqrt())
+    return r, float(sq.std() / math.sqrt(x.shape[0]) / (2 * r))
+
+
+def total_variation(log_p: Tensor, log_q: Tensor) -> float:
+    """TV = (1/2) sum_cells |p_i - q_i| of two densities on the same grid, each normalized
+    on the grid (softmax of the log values): the largest difference in probability that
+    the two give to any set of cells, in [0, 1]."""
+    if log_p.shape != log_q.shape:
+        raise ValueError(f"log_p and log_q must have the same shape, got {log_p.shape}, "
+                         f"{log_q.shape}")  # fmt: skip
+    p, q = torch.softmax(log_p.flatten(), 0), torch.softmax(log_q.flatten(), 0)
+    return float(0.5 * (p - q).abs().sum())
