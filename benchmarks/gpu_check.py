@@ -19,7 +19,8 @@ the exit status is 1 if any failed. In order:
 11. the sampling table of benchmarks/sampling.py: 10k and 100k samples, 2 repeats,
     compile mode "default" (max-autotune would spend minutes autotuning each shape).
 The table goes into the sampling section of --out and this list into its own section.
-Without CUDA it says so and exits 0, writing nothing.
+Without CUDA it says so and exits 0, writing nothing. `--bf16-cpu N` runs check 8 alone
+on the CPU with N samples (bf16 matmuls are emulated there: slow).
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ def check_tf32(device: torch.device, model: nn.Module) -> str:
     return f"flags restored in {len(ways)} ways; max |tf32 - fp32| {max(gaps):.1e} (TF32 {effect})"
 
 
-def check_bf16(device: torch.device, model: nn.Module) -> str:
-    x0 = randn(100_000, device)
+def check_bf16(device: torch.device, model: nn.Module, n: int = 100_000) -> str:
+    x0 = randn(n, device)
     fp32 = FastSampler(model, steps=100, device=device)(x0).cpu()
     bf16 = FastSampler(model, steps=100, precision="bf16", device=device)(x0).cpu()
     gaps = (bf16 - fp32).abs().amax(dim=1)
@@ -205,7 +206,7 @@ def check_bf16(device: torch.device, model: nn.Module) -> str:
     energy = [metrics.energy_distance(x[:4000], target) for x in (fp32, bf16)]
     assert gaps.median() < 0.02 and abs(energy[1] - energy[0]) < 0.01
     return (
-        f"100k samples, midpoint 100 steps: |bf16 - fp32| median {gaps.median():.4f}, "
+        f"{n:,} samples, midpoint 100 steps: |bf16 - fp32| median {gaps.median():.4f}, "
         f"p99 {gaps.quantile(0.99):.4f}, max {gaps.max():.3f}; energy distance fp32 "
         f"{energy[0]:.4f}, bf16 {energy[1]:.4f}"
     )
@@ -286,7 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-table", action="store_true", help="skip the sampling table")
+    parser.add_argument("--bf16-cpu", type=int, metavar="N", help="only check 8 on the CPU")
     args = parser.parse_args(argv)
+    if args.bf16_cpu:  # the one check that means something on a CPU
+        torch.set_num_threads(2)
+        print(check_bf16(torch.device("cpu"), models.load(CHECKPOINT), args.bf16_cpu))
+        return 0
     if not torch.cuda.is_available():
         built = torch.version.cuda or "none (a CPU-only build)"
         print(

@@ -50,8 +50,6 @@ from fmlib.graphs import (
 from fmlib.precision import PRECISIONS, bf16_linears, matmul_precision
 from fmlib.solvers import STEPS, integrate
 
-__all__ = ["FastSampler", "PRECISIONS", "matmul_precision", "nfe", "sample", "throughput"]
-
 FIXED_METHODS = tuple(STEPS)  # ("euler", "midpoint", "rk4"): dopri5 is adaptive
 STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # field evaluations per step
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
@@ -103,10 +101,10 @@ class FastSampler:
 
     with step = fmlib.solvers.STEPS[method] (Euler, midpoint or RK4). With a graph backend
     (CUDA: always) the batch is cut into chunks of `batch_size` rows; a chunk of n rows is
-    zero-padded to graph_rows(n) (the next power of two, at most batch_size: samples are
-    independent, so padding rows never affect the others) and replayed from the loop
-    recorded for that size; at most `max_graphs` recordings are kept. On the CPU it is
-    `fmlib.solvers.integrate` itself.
+    zero-padded to graph_rows(n) rows (n rounded up to its 4 leading bits, at most
+    batch_size: samples are independent, so padding rows never affect the others) and
+    replayed from the loop recorded for that size; the `max_graphs` most recently used
+    recordings are kept. On the CPU it is `fmlib.solvers.integrate` itself.
 
     The model is shared, not copied, when it already lives on `device`: a graph reads
     the parameters it recorded, so in-place updates (an optimizer step, load_state_dict)

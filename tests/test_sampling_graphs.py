@@ -208,3 +208,46 @@ def test_compile_on_the_cpu_warns_once_and_runs_the_plain_network(mlp: MLP) -> N
 def test_max_graphs_must_be_positive(mlp: MLP) -> None:
     with pytest.raises(ValueError, match="max_graphs must be an integer in \\[1, inf\\), got 0"):
         FastSampler(mlp, max_graphs=0)
+
+
+# -- the same on a GPU, with real CUDA graphs (skipped without one) ----------------------
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device: benchmarks/gpu_check.py runs these"
+)
+
+
+@needs_cuda
+def test_cuda_recording_keeps_the_rng_and_survives_inference_mode(mlp: MLP) -> None:
+    model = mlp.to("cuda")
+    sampler = FastSampler(model, steps=3, batch_size=256)
+    assert sampler.backend == "cuda-graph"
+    x0 = x0s(200).cuda()
+    state = torch.cuda.get_rng_state()
+    with torch.inference_mode():
+        inside = sampler(x0)  # records inside inference mode
+    outside = sampler(x0)  # replays outside it
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+    assert torch.equal(inside, outside) and not outside.is_inference()
+    torch.testing.assert_close(outside, plain(model, x0, 3), rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_cuda_field_that_syncs_runs_the_plain_loop_and_cuda_stays_usable(mlp: MLP) -> None:
+    model = mlp.to("cuda")
+
+    class Syncing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x, t):
+            u = self.inner(x, t)
+            return u if u.abs().max().item() < 1e9 else 0 * u  # .item(): a host sync
+
+    x0 = x0s(200).cuda()
+    syncing = FastSampler(Syncing(), steps=3, batch_size=256)
+    with pytest.warns(RuntimeWarning, match="cannot be recorded in a graph"):
+        x1 = syncing(x0)
+    assert syncing.backend == "eager"
+    recorded = FastSampler(model, steps=3, batch_size=256)(x0)  # a new recording works
+    torch.testing.assert_close(x1, recorded, rtol=1e-4, atol=1e-5)
