@@ -92,3 +92,18 @@ def test_a_failing_compiler_warns_once_and_runs_the_plain_network(mlp: MLP, monk
         sampler(torch.randn(100, 2))  # a new size: recorded with the plain network, silently
     assert not sampler.compiled
     torch.testing.assert_close(x1, plain(mlp, x0, 2), rtol=1e-6, atol=1e-6)
+
+
+def test_compile_support_reads_the_gpu(monkeypatch) -> None:
+    """The CUDA branch of compile_support, with the GPU's answers patched in."""
+    cuda = torch.device("cuda", 0)
+    capability = {"value": (7, 5)}  # a T4 (Colab)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: capability["value"])
+    monkeypatch.setattr("torch.utils._triton.has_triton", lambda: True)
+    assert graphs.compile_support(cuda, "fp32") is None
+    assert "bf16 kernels need compute capability >= 8.0" in graphs.compile_support(cuda, "bf16")
+    capability["value"] = (6, 1)  # a P100: too old for Triton
+    assert "compute capability >= 7.0, got (6, 1)" in graphs.compile_support(cuda, "fp32")
+    monkeypatch.setattr("torch.utils._triton.has_triton", lambda: False)
+    assert "needs Triton" in graphs.compile_support(cuda, "fp32")
+    assert "CUDA only" in graphs.compile_support(torch.device("cpu"), "fp32")
