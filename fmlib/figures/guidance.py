@@ -156,14 +156,14 @@ class Guidance(plots.LiveFigure):
                                    label="spread (RMS to mean)")  # fmt: skip
         ax_w.set(xlabel="guidance weight w", ylim=(0, 1.6))
         self.now = ax_w.axvline(2.0, color="k", lw=0.8)
-        ax_w.legend(handles=[self.acc, self.spread], loc="upper right", fontsize=7)
+        legend = ax_w.legend(handles=[self.acc, self.spread], loc="upper right", fontsize=7)
         self.axes = (ax_t, ax_1, ax_w)
         for ax, title in zip(self.axes, self._titles(2.0, 0, 0.0, 16, 0.5), strict=True):
             ax.set_title(title, fontsize=9)  # placeholder: sizes the layout
         spines = [s for ax in (ax_t, ax_1) for s in ax.spines.values()]
         titles = [ax.title for ax in self.axes]
         self.dynamic(self.quiver, self.particles, self.tilted, self.right, self.wrong,
-                     self.acc, self.spread, self.now, *marks, *titles, *spines)  # fmt: skip
+                     self.acc, self.spread, self.now, legend, *marks, *titles, *spines)  # fmt: skip
         return fig
 
     def _titles(self, w: float, y: int, sigma_min: float, steps: int, t: float):
