@@ -93,8 +93,8 @@ def test_view_shows_the_helpers_numbers(field):
     left, middle = (text.get_text() for text in panels.titles)
     tv = F.particle_error(sigma_min, t, steps)
     assert _number(r"TV = ([\d.]+)", left) == pytest.approx(tv, abs=5e-4)
-    assert f"{steps}-step" in left and f"t = {t:.2f}" in left
-    assert field in middle and f"n = {n}" in middle and "σ_min = 0.15" in middle
+    assert f"steps = {steps}" in left and f"t = {t:.2f}" in left
+    assert f"field = {field}" in middle and f"n = {n}" in middle and "σ_min = 0.15" in middle
     other = field if field != "true" else F.FIELDS[1]
     labels = [text.get_text() for text in panels.legend.get_texts()]
     for label, name in zip(labels, ("true", other), strict=False):
@@ -107,12 +107,47 @@ def test_view_shows_the_helpers_numbers(field):
     assert torch.equal(torch.as_tensor(np.asarray(panels.cloud.get_offsets())), x)
 
 
-@pytest.mark.parametrize("sigma_min, t", [(0.0, 1.0), (0.5, 0.0), (0.0, 0.5), (0.5, 1.0)])
-def test_fixed_colour_scales_hold_the_data(sigma_min, t):
-    """The colour scales are frozen in the cached background: they must hold every image."""
-    assert float(F._density(sigma_min, t).max()) <= F.P_MAX
-    for field in F.FIELDS:
-        assert float(F.residual_image(sigma_min, t, field, F.NS[-1]).abs().max()) <= F.R_MAX
+@pytest.mark.parametrize("sigma_min", [0.0, 0.5])
+def test_fixed_scales_hold_the_data_at_the_offered_t(sigma_min):
+    """The colour scales and the norm axis are frozen in the cached background: they must hold
+    every image and every norm (the extremes are at the ends of the t control; a sweep over
+    all of T_OPTIONS and sigma_min in {0, 0.1, 0.25, 0.5} gave max |R| 2.05, norms 2e-4..2.2)."""
+    for t in (F.T_OPTIONS[0], 0.5, F.T_OPTIONS[-1]):
+        assert float(F._density(sigma_min, t).max()) <= F.P_MAX
+        for field in F.FIELDS:
+            assert float(F.residual_image(sigma_min, t, field, F.NS[-1]).abs().max()) <= F.R_MAX
+            assert 1e-4 <= min(F.convergence(sigma_min, t, field).norm)
+            assert max(F.convergence(sigma_min, t, field).norm) <= 5.0
+
+
+def test_density_scale_holds_the_path_ends():
+    """p_t at t = 0 and t = 1 (drawn by the static grids) also fits the fixed scale."""
+    for sigma_min in (0.0, 0.5):
+        for t in (0.0, 1.0):
+            assert float(F._density(sigma_min, t).max()) <= F.P_MAX
+
+
+def test_t_control_offers_only_drawable_times():
+    """The residual needs 0 < t < 1: the control offers exactly T_OPTIONS, each drawn as is."""
+    control = F.Continuity().controls()["t"]
+    offered = [value for _, value in control.options]
+    assert offered == list(F.T_OPTIONS) and 0.0 not in offered and 1.0 not in offered
+    for t in (0.0, 1.0):  # never clamped silently
+        with pytest.raises(ValueError, match="t must be in"):
+            F.convergence(0.0, t, "true")
+    view = F.Continuity()
+    for t in (F.T_OPTIONS[0], F.T_OPTIONS[-1]):
+        view.update(t=t)
+        assert f"t = {t:.2f}" in view.panels.titles[0].get_text()
+
+
+def test_axis_label_states_the_time_step_used():
+    """Near the ends of [0, 1] dt is capped at min(t, 1 - t): the axis label says so."""
+    fig = F.Continuity().draw()
+    labels = [ax.get_xlabel() for ax in fig.axes if "grid spacing" in ax.get_xlabel()]
+    assert len(labels) == 1 and "dt = min(h/4, t, 1 − t)" in labels[0]
+    h_coarse = 2 * F.LIM / (F.NS[0] - 1)
+    assert F.DT_RATIO * h_coarse > F.T_OPTIONS[0]  # the cap is active at t = 0.05
 
 
 @pytest.mark.parametrize(
@@ -120,6 +155,7 @@ def test_fixed_colour_scales_hold_the_data(sigma_min, t):
     [
         ({"sigma_min": 1.5}, "sigma_min"),
         ({"t": 2.0}, "t must"),
+        ({"t": 0.0}, "t must"),
         ({"field": "x"}, "field"),
         ({"n": 16}, "n must"),
         ({"n": 33.0}, "n must"),
@@ -135,3 +171,35 @@ def test_views_are_listed():
     assert names == ["continuity.Continuity", "continuity.Continuity, wrong field"]
     for _, make_view, kwargs in F.VIEWS:
         assert isinstance(make_view().draw(**kwargs), Figure)
+
+
+def _texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_every_control_reads_out_what_is_drawn():
+    """For values across each control's range, the figure's text shows `= <readout>` (a
+    dropdown: its label)."""
+    import ipywidgets as ipw
+
+    view = F.Continuity()
+    controls = view.controls()
+    assert set(controls) == {"sigma_min", "t", "steps", "n", "field"}
+    for name, control in controls.items():
+        if isinstance(control, ipw.SelectionSlider | ipw.Dropdown):
+            picks = [control.options[i] for i in (0, len(control.options) // 2, -1)]
+            values = [v[1] if isinstance(v, tuple) else v for v in picks]
+        else:
+            ends = [control.min, (control.min + control.max) / 2, control.max]
+            values = [round(v, 2) if isinstance(control, ipw.FloatSlider) else int(v) for v in ends]
+        for value in values:
+            control.value = value
+            if isinstance(control, ipw.SelectionSlider | ipw.Dropdown):
+                label = control.label
+            elif isinstance(control, ipw.FloatSlider):
+                label = format(value, control.readout_format)
+            else:
+                label = str(value)
+            view.update(**{name: value})
+            expected = label if isinstance(control, ipw.Dropdown) else f"= {label}"
+            assert expected in _texts(view.fig), (name, value, label)

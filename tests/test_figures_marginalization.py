@@ -87,16 +87,15 @@ def test_draw_returns_a_figure():
     plt.close(fig)
 
 
-@pytest.mark.parametrize("sigma_min, t", [(0.1, 0.7), (0.0, 1.0)])
+@pytest.mark.parametrize("sigma_min, t", [(0.1, 0.7), (0.0, 0.99), (0.2, 1.0)])
 def test_view_shows_the_helpers_numbers(sigma_min, t):
     """Titles, arrows, heatmaps and points of the view are the module's numbers."""
     view = F.Marginalization()
     view.update(sigma_min=sigma_min, t=t, steps=7, n_points=15)
     panels = view.panels
     left, middle, right = (ax.get_title() for ax in panels.axes)
-    t_used = 0.99 if sigma_min == 0 and t == 1 else t  # p_1 of a point set has no density
-    assert f"t = {t_used:.2f}" in left and f"t = {t_used:.2f}" in middle
-    assert f"σ_min = {sigma_min:.2f}" in left and "7 steps" in right
+    assert f"t = {t:.2f}" in left and f"t = {t:.2f}" in middle  # drawn as asked, never replaced
+    assert f"σ_min = {sigma_min:.2f}" in left and "steps = 7" in right and "K = 15" in middle
     dist = float(re.search(r"dist\. ([\d.]+)", right).group(1))
     assert dist == pytest.approx(F.memorisation_distance(sigma_min, 7, 15), abs=5e-4)
     _, log_p, w_max, _, u = F._fields(sigma_min, t, 15)
@@ -109,6 +108,28 @@ def test_view_shows_the_helpers_numbers(sigma_min, t):
         assert np.array_equal(np.asarray(star.get_xdata()), points[:, 0])
     _, x_end = F.endpoints(sigma_min, 7, 15)
     assert np.array_equal(np.asarray(panels.ends.get_offsets()), x_end.numpy())
+
+
+def test_t_control_ends_at_0_99_and_t_1_is_refused_at_sigma_min_0():
+    """p_1 of a point set at sigma_min = 0 is a sum of deltas: the control never offers t = 1,
+    and the view raises instead of drawing another t."""
+    controls = F.Marginalization().controls()
+    offered = [value for _, value in controls["t"].options]
+    assert offered == list(F.T_OPTIONS) and offered[-1] == 0.99 and 1.0 not in offered
+    assert list(controls["n_points"].options) == list(F.N_POINTS_OPTIONS)
+    with pytest.raises(ValueError, match="t must be < 1"):
+        F.Marginalization().update(sigma_min=0.0, t=1.0)
+
+
+def test_schematic_is_the_posterior_average():
+    """The schematic's black arrow is fmlib.marginal's marginal field at its point x."""
+    pts, x, w, u_k, u = F.schematic_numbers(t=0.5, sigma_min=0.1)
+    target = GaussianMixture(pts, 0.0)
+    assert torch.allclose(u, marginal_velocity(OTPath(0.1), target, x, 0.5)[0], atol=1e-12)
+    assert float(w.max()) < 0.6  # no single point dominates: the picture shows a blend
+    fig = F.draw_marginalization_schematic()
+    assert isinstance(fig, Figure)
+    plt.close(fig)
 
 
 def test_log_density_scale_covers_most_of_the_path():
@@ -126,3 +147,38 @@ def test_log_density_scale_covers_most_of_the_path():
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         F.draw_marginalization(**kwargs)
+
+
+def _texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_every_control_reads_out_what_is_drawn():
+    """For values across each control's range, the figure's text shows `= <readout>`."""
+    import ipywidgets as ipw
+
+    view = F.Marginalization()
+    controls = view.controls()
+    assert set(controls) == {"sigma_min", "t", "steps", "n_points"}
+    for name, control in controls.items():
+        if isinstance(control, ipw.SelectionSlider):
+            picks = [control.options[i] for i in (0, len(control.options) // 2, -1)]
+            values = [v[1] if isinstance(v, tuple) else v for v in picks]
+        else:
+            values = [control.min, (control.min + control.max) / 2, control.max]
+            values = [
+                round(v, 2) if isinstance(control, ipw.FloatSlider) else int(v) for v in values
+            ]
+        for value in values:
+            control.value = value
+            if isinstance(control, ipw.SelectionSlider):
+                label = control.label
+            elif isinstance(control, ipw.FloatSlider):
+                label = format(value, control.readout_format)
+            else:
+                label = str(value)
+            kwargs = {name: value}
+            if name == "sigma_min" and value == 0:
+                kwargs["t"] = 0.5
+            view.update(**kwargs)
+            assert f"= {label}" in _texts(view.fig), (name, value, label)

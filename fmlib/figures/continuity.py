@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from torch import Tensor
 
-from fmlib import continuity, plots
+from fmlib import continuity, plots, widgets
 from fmlib.data import eight_gaussians_means
 from fmlib.figures.marginalization import MixtureMarginal
 from fmlib.marginal import GaussianMixture
@@ -35,10 +35,13 @@ BINS = 20
 STD = 0.3  # std of each of the eight Gaussians
 # Fixed colour scales of the panel (a redraw only changes the data): max p_t is 0.06 to
 # 0.24 over sigma_min in [0, 0.5] and t in [0, 1], hence a square-root scale up to 0.25;
-# max |R| spans 1e-4 (true field, n = 65) to 1.8 (VP field), hence a symmetric log scale,
-# linear below 1e-3.
+# max |R| spans 1e-4 (true field, n = 65) to 2.1 (VP field at t = 0.95), hence a symmetric
+# log scale up to 3, linear below 1e-3 (tests check every t the control offers).
 P_MAX = 0.25
-R_MAX, R_LINEAR = 2.0, 1e-3
+R_MAX, R_LINEAR = 3.0, 1e-3
+# The times the panel draws: the residual's central difference in t needs 0 < t < 1, so the
+# t control offers 0.05, 0.10, ..., 0.95 (the views never clamp t).
+T_OPTIONS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
 def mixture() -> GaussianMixture:
@@ -49,8 +52,8 @@ def mixture() -> GaussianMixture:
 def _check(sigma_min: float, t: float, field: str) -> None:
     if not 0.0 <= sigma_min < 1.0:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"t must be in (0, 1) (central differences in t), got {t}")
     if field not in FIELDS:
         raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
 
@@ -68,22 +71,22 @@ def pair(sigma_min: float, field: str = "true"):
     return log_p, MixtureMarginal(VPPath(), q).velocity
 
 
-def _clip_t(t: float) -> float:
-    """Central differences in t need t in (0, 1): the panel clamps to [0.02, 0.98]."""
-    return float(min(max(t, 0.02), 0.98))
-
-
 @lru_cache(maxsize=64)
 def convergence(sigma_min: float, t: float, field: str) -> continuity.Convergence:
-    """||R(h)|| on the grids NS and the fitted order (cached per slider setting)."""
+    """||R(h)|| on the grids NS and the fitted order (cached per slider setting).
+
+    dt = min(DT_RATIO h, t, 1 - t) (fmlib.continuity.residual_convergence)."""
+    _check(sigma_min, t, field)
     log_p, u = pair(sigma_min, field)
-    return continuity.residual_convergence(log_p, u, _clip_t(t), lim=LIM, ns=NS, dt_ratio=DT_RATIO)
+    return continuity.residual_convergence(log_p, u, t, lim=LIM, ns=NS, dt_ratio=DT_RATIO)
 
 
 @lru_cache(maxsize=64)
 def residual_image(sigma_min: float, t: float, field: str, n: int) -> Tensor:
+    """R on the n x n grid of [-LIM, LIM]^2, dt = min(DT_RATIO h, t, 1 - t)."""
+    _check(sigma_min, t, field)
     log_p, u = pair(sigma_min, field)
-    t, h = _clip_t(t), 2 * LIM / (n - 1)
+    h = 2 * LIM / (n - 1)
     return continuity.continuity_residual(log_p, u, t, lim=LIM, n=n, dt=min(DT_RATIO * h, t, 1 - t))
 
 
@@ -106,19 +109,20 @@ def particle_error(sigma_min: float, t: float, steps: int) -> float:
     """TV distance between the particles' histogram and p_t (BINS x BINS bins on VIEW)."""
     log_p, _ = pair(sigma_min)
     x = particles(sigma_min, t, steps)
-    return continuity.histogram_error(x, log_p, max(t, 1e-3), lim=VIEW, bins=BINS)
+    return continuity.histogram_error(x, log_p, t, lim=VIEW, bins=BINS)
 
 
 @lru_cache(maxsize=64)
 def _density(sigma_min: float, t: float) -> Tensor:
     log_p, _ = pair(sigma_min)
-    return continuity.density_on_grid(log_p, max(t, 1e-3), VIEW, 80)
+    return continuity.density_on_grid(log_p, t, VIEW, 80)
 
 
 def _titles(sigma_min: float, t: float, steps: int, n: int, field: str, tv: float):
+    """Titles that read every control (the panel's readout contract): `name = value`."""
     return (
-        f"$p_t$ and {steps}-step ODE particles\nt = {t:.2f}, TV = {tv:.3f}",
-        f"$\\partial_t p_t + \\nabla\\cdot(p_t u_t)$, {field}\nn = {n}, σ_min = {sigma_min:.2f}",
+        f"$p_t$ and ODE particles, steps = {steps}\nt = {t:.2f}, TV = {tv:.3f}",
+        f"residual, field = {field}\nn = {n}, σ_min = {sigma_min:.2f}",
     )
 
 
@@ -154,7 +158,7 @@ class _ContinuityArtists:
         ax_c.set_ylim(1e-4, 5.0)
         ax_c.set_xticks(h, [f"{v:.2f}" for v in h])
         ax_c.xaxis.set_minor_locator(NullLocator())
-        ax_c.set_xlabel("grid spacing h (= dt)")
+        ax_c.set_xlabel("grid spacing h   (dt = min(h/4, t, 1 − t))")
         ax_c.set_ylabel("$\\|R\\|_{L^2}$")
         ax_c.set_title("residual norm vs grid spacing")
         self.legend = ax_c.legend(loc="lower right", fontsize=8)  # the course style's size
@@ -198,7 +202,22 @@ class Continuity(plots.LiveFigure):
     chosen wrong one (slope 2: u_t generates p_t; slope 0: it does not).
 
     `Continuity().draw(sigma_min=0.0, t=0.5, steps=10, n=33, field="true")` -> Figure;
-    pass the view to `fmlib.widgets.panel` for the sliders."""
+    `fmlib.widgets.panel(view)` shows it with the controls of `controls()`."""
+
+    NOTE = (
+        "t runs over 0.05 … 0.95: the residual's central difference in time needs "
+        "t − dt ≥ 0 and t + dt ≤ 1."
+    )
+
+    def controls(self) -> dict:
+        """σ_min, t (only the drawable times T_OPTIONS), particle steps, grid n, field."""
+        return {
+            "sigma_min": widgets.sigma_min_slider(0.0),
+            "t": widgets.t_slider(0.5, options=T_OPTIONS),
+            "steps": widgets.steps_slider(10, max=64),
+            "n": widgets.choice("grid n", NS, 33),
+            "field": widgets.choice("field", FIELDS, "true"),
+        }
 
     def build(self) -> Figure:
         fig, axes = plots.new_axes(3, size=3.2)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import ipywidgets as ipw
+import matplotlib.patches as mpatches
 import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, plots
+from fmlib import data, plots, widgets
 from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
 from fmlib.paths import GaussianPath, OTPath, Time, as_time
 from fmlib.repro import one_thread
@@ -34,6 +36,11 @@ HEAT = 60  # heatmap grid per side
 # without bound as sigma_t -> 0 (0.5 at t = 0.95 for 10 points, sigma_min = 0.05):
 # above 2 (the last few percent of t, spikes on the points) the colour saturates.
 LOG_P_FLOOR, LOG_P_CEIL = -12.0, 2.0
+# The times the panel draws: at sigma_min = 0 the marginal p_1 of a point set is a sum of
+# deltas (no density, no field off the points), so the t control ends at 0.99, for every
+# sigma_min (one control, the same values): the view never replaces t.
+T_OPTIONS = (*(round(0.05 * i, 2) for i in range(20)), 0.99)
+N_POINTS_OPTIONS = tuple(range(5, 55, 5))  # training-set sizes of the panel
 
 
 class MixtureMarginal:
@@ -213,20 +220,25 @@ def _grid(lim: float, n: int) -> Tensor:
 
 @lru_cache(maxsize=128)
 def _fields(sigma_min: float, t: float, n_points: int):
-    """(t used, log p_t [HEAT, HEAT], max_k P(k | x) [HEAT, HEAT], quiver points, u_t there)."""
+    """(t, log p_t [HEAT, HEAT], max_k P(k | x) [HEAT, HEAT], quiver points, u_t there)."""
+    _check(sigma_min, t, 1, n_points)
+    if sigma_min == 0 and t == 1:  # never replaced by a nearby t: the control ends at 0.99
+        raise ValueError("t must be < 1 at sigma_min = 0 (p_1 is a sum of deltas), got t = 1")
     marginal = MixtureMarginal(OTPath(sigma_min), point_set(n_points))
-    t = min(t, 0.99) if sigma_min == 0 else t  # p_1 of a point set is a sum of deltas
     pts = _grid(VIEW, HEAT)
     log_p, w_max = (v.reshape(HEAT, HEAT) for v in marginal.log_prob_and_certainty(pts, t))
     qpts = _grid(VIEW * 0.9, QUIVER)
     return t, log_p, w_max, qpts, marginal.velocity(qpts, t)
 
 
-def _titles(sigma_min: float, t: float, steps: int, dist: float) -> tuple[str, str, str]:
+def _titles(
+    sigma_min: float, t: float, steps: int, n_points: int, dist: float
+) -> tuple[str, str, str]:
+    """Titles that read every control (the panel's readout contract): `name = value`."""
     return (
         f"marginal $p_t$ and $u_t$\nt = {t:.2f}, σ_min = {sigma_min:.2f}",
-        f"posterior certainty, t = {t:.2f}",
-        f"exact marginal ODE, {steps} steps\nmean nearest-point dist. {dist:.3f}",
+        f"posterior certainty, t = {t:.2f}\nK = {n_points} training points",
+        f"exact marginal ODE, steps = {steps}\nmean nearest-point dist. {dist:.3f}",
     )
 
 
@@ -251,7 +263,7 @@ class _MarginalizationArtists:
             for ax, ms in ((ax_p, 8), (ax_w, 8), (ax_x, 10))
         ]
         self.axes = (ax_p, ax_w, ax_x)
-        for ax, title in zip(self.axes, _titles(0.0, 0.5, 100, 0.0), strict=True):
+        for ax, title in zip(self.axes, _titles(0.0, 0.5, 100, 50, 0.0), strict=True):
             plots.square(ax, VIEW)
             ax.set_title(title)  # placeholder: sizes the layout for the real titles
         spines = (*ax_p.spines.values(), *ax_w.spines.values())  # static, on top of images
@@ -261,7 +273,7 @@ class _MarginalizationArtists:
     def set(self, sigma_min: float, t: float, steps: int, n_points: int) -> None:
         _check(sigma_min, t, steps, n_points)
         with one_thread():
-            t_used, log_p, w_max, _, u = _fields(sigma_min, t, n_points)
+            _, log_p, w_max, _, u = _fields(sigma_min, t, n_points)
             traj, x_end = endpoints(sigma_min, steps, n_points)
             dist = memorisation_distance(sigma_min, steps, n_points)
         self.log_p.set_data(log_p.clamp(min=LOG_P_FLOOR).numpy())
@@ -273,7 +285,7 @@ class _MarginalizationArtists:
         pts = training_points(n_points).numpy()
         for star in self.stars:
             star.set_data(pts[:, 0], pts[:, 1])
-        for ax, title in zip(self.axes, _titles(sigma_min, t_used, steps, dist), strict=True):
+        for ax, title in zip(self.axes, _titles(sigma_min, t, steps, n_points, dist), strict=True):
             ax.title.set_text(title)
 
 
@@ -281,8 +293,20 @@ class Marginalization(plots.LiveFigure):
     """log p_t and the marginal field u_t | posterior certainty max_k P(x1^(k) | x_t = x) |
     trajectories and endpoints of the exact marginal ODE; stars: the training points.
 
-    `Marginalization().draw(sigma_min=0.05, t=0.5, steps=20, n_points=10)` -> Figure; pass
-    the view to `fmlib.widgets.panel` for the sliders."""
+    `Marginalization().draw(sigma_min=0.05, t=0.5, steps=20, n_points=10)` -> Figure;
+    `fmlib.widgets.panel(view)` shows it with the controls of `controls()`."""
+
+    def controls(self) -> dict:
+        """σ_min, t (T_OPTIONS: ends at 0.99), ODE steps, training-set size K."""
+        points = ipw.SelectionSlider(
+            options=N_POINTS_OPTIONS, value=10, description="points K", continuous_update=True
+        )
+        return {
+            "sigma_min": widgets.sigma_min_slider(0.05),
+            "t": widgets.t_slider(0.5, options=T_OPTIONS),
+            "steps": widgets.steps_slider(20, max=100),
+            "n_points": points,
+        }
 
     def build(self) -> Figure:
         fig, axes = plots.new_axes(3, size=3.2)
@@ -323,6 +347,67 @@ def draw_memorisation_grid(
             ax.set_title(
                 f"σ_min={s:.2f}, {k} steps\ndist {memorisation_distance(s, k, n_points):.3f}"
             )
+    return fig
+
+
+# The schematic's three data points and its query point x (chosen so that no weight is ~1)
+SCHEMATIC_POINTS = ((-2.6, 1.8), (2.4, 2.4), (1.2, -2.6))
+SCHEMATIC_X = (0.1, 0.3)
+
+
+def schematic_numbers(t: float = 0.5, sigma_min: float = 0.1):
+    """(points [3, 2], x [1, 2], posterior weights [3], u_t(x | x1^(k)) [3, 2], u_t(x) [2])
+    for the schematic: u_t(x) = sum_k P(k | x) u_t(x | x1^(k)) (fmlib.marginal's formulas)."""
+    _check(sigma_min, t, 1, 3)
+    path = OTPath(sigma_min)
+    pts = torch.tensor(SCHEMATIC_POINTS, dtype=torch.float64)
+    x = torch.tensor([SCHEMATIC_X], dtype=torch.float64)
+    w = posterior(path, GaussianMixture(pts, 0.0), x, t)[0]
+    u_k = path.u_t(x.expand(3, 2), pts, t)
+    return pts, x, w, u_k, (w[:, None] * u_k).sum(0)
+
+
+def draw_marginalization_schematic(t: float = 0.5, sigma_min: float = 0.1) -> Figure:
+    """The marginalization picture, drawn from the formulas (three data points).
+
+    Left: the conditional paths p_s(x | x1^(k)) = N(s x1^(k), sigma_s^2 I), circles of
+    radius sigma_s at s = 0, 0.25, ..., 1, all starting from the same noise N(0, I).
+    Right: at one point x and time t, the conditional velocities u_t(x | x1^(k)) (width and
+    label: posterior weight P(k | x)) and their weighted sum, the marginal u_t(x) (black).
+    """
+    pts, x, w, u_k, u = schematic_numbers(t, sigma_min)
+    fig, (ax_l, ax_r) = plots.new_axes(2, size=3.6)
+    sigma = OTPath(sigma_min).sigma_t
+    for k, c in enumerate(("C0", "C1", "C2")):
+        for s in (0.0, 0.25, 0.5, 0.75, 1.0):
+            centre = (s * pts[k]).tolist()
+            ax_l.add_patch(mpatches.Circle(centre, float(sigma(s)), fill=False, color=c,
+                                           alpha=0.3 + 0.7 * s))  # fmt: skip
+        ax_l.plot([0, pts[k, 0]], [0, pts[k, 1]], ":", color=c)
+        ax_l.plot(*pts[k], "*", color=c, mec="k", ms=12, label=f"$x_1^{{({k})}}$")
+        # right: the conditional blob at time t, and u_t(x | x1^(k)) from x
+        ax_r.add_patch(mpatches.Circle((t * pts[k]).tolist(), float(sigma(t)), color=c,
+                                       alpha=0.15))  # fmt: skip
+        ax_r.plot(*pts[k], "*", color=c, mec="k", ms=12)
+        end = x[0] + 0.5 * u_k[k]
+        style = {"arrowstyle": "->", "color": c, "lw": 0.5 + 4 * float(w[k])}  # width ~ weight
+        ax_r.annotate("", xy=end.tolist(), xytext=x[0].tolist(), arrowprops=style)
+        ax_r.text(float(end[0]), float(end[1]), f" P = {float(w[k]):.2f}", color=c, fontsize=8)
+    ax_r.annotate("", xy=(x[0] + 0.5 * u).tolist(), xytext=x[0].tolist(),
+                  arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 2.5})  # fmt: skip
+    ax_r.plot(*x[0], "o", color="k", ms=5)
+    ax_r.text(float(x[0, 0]) + 0.15, float(x[0, 1]) - 0.45, "$x$", fontsize=10)
+    ax_l.legend(loc="lower left", fontsize=8)
+    ax_l.set_title(
+        "conditional paths $p_s(x\\,|\\,x_1^{(k)})$\n"
+        f"circles: std σ_s, s = 0 … 1, σ_min = {sigma_min:.2f}"
+    )
+    ax_r.set_title(
+        "$u_t(x) = \\sum_k P(k\\,|\\,x)\\,u_t(x\\,|\\,x_1^{(k)})$ (black)\n"
+        f"t = {t:.2f}; arrows: half the velocity"
+    )
+    for ax in (ax_l, ax_r):
+        plots.square(ax, 3.5)
     return fig
 
 
