@@ -251,8 +251,9 @@ class _MarginalizationArtists:
         self.log_p = plots.heatmap(ax_p, blank, ext, label="$\\log p_t(x)$", vmin=LOG_P_FLOOR,
                                    vmax=LOG_P_CEIL)  # fmt: skip
         qpts = _grid(VIEW * 0.9, QUIVER)
-        zero = torch.zeros(len(qpts))
-        self.quiver = ax_p.quiver(qpts[:, 0], qpts[:, 1], zero, zero, color="white", alpha=0.8)
+        one, zero = torch.ones(len(qpts)), torch.zeros(len(qpts))  # placeholder arrows: an
+        # all-zero quiver autoscales to scale 0 (divide-by-zero warning) if drawn before update
+        self.quiver = ax_p.quiver(qpts[:, 0], qpts[:, 1], one, zero, color="white", alpha=0.8)
         self.w_max = plots.heatmap(ax_w, blank, ext, vmin=0, vmax=1,
                                    label="$\\max_k P(x_1^{(k)}\\,|\\,x_t = x)$")  # fmt: skip
         self.traj = LineCollection([], color=plots.PATH_COLOR, lw=0.6, alpha=0.6)
