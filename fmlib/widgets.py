@@ -124,6 +124,10 @@ def dataset_dropdown(value: str = "checkerboard", options: tuple[str, ...] | Non
 def readout(control: widgets.ValueWidget) -> str:
     """The text a control shows for its value: what the figure must report as drawn."""
     if isinstance(control, widgets.SelectionSlider | widgets.Dropdown):
+        for option in control.options:  # the label the browser shows for the value
+            label, value = option if isinstance(option, tuple) else (str(option), option)
+            if value == control.value:
+                return str(label)
         return str(control.label)
     if isinstance(control, widgets.FloatSlider):
         return format(control.value, control.readout_format)

@@ -65,9 +65,16 @@ PANELS: dict[str, list[str]] = {
     "09_guidance": ["guidance."],
     "10_discrete_flow_matching": ["discrete."],
 }
+
+
 # MathJax 2.7 as jupyter-server-mathjax ships it (TeX and MathML input, HTML-CSS output with
-# its STIX web fonts): about 6 MB once the SVG output and other languages are left out.
-MATHJAX_SKIP = ("SVG", "localization")
+# its STIX web fonts): about 6 MB once the SVG output and languages but English are left out.
+def _mathjax_skip(folder: str, names: list[str]) -> list[str]:
+    if Path(folder).name == "localization":
+        return [n for n in names if n != "en"]
+    return [n for n in names if n == "SVG"]
+
+
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
@@ -75,6 +82,7 @@ TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
 """
 STYLE = """
+.fm-controls input:disabled, .fm-controls select:disabled { opacity: 0.4; }
 .fm-nav { position: sticky; top: 0; z-index: 10; background: #f7f7f7; border-bottom: 1px solid
   #ddd; padding: 6px 16px; font: 14px sans-serif; display: flex; gap: 18px; }
 .fm-nav a { text-decoration: none; }
@@ -98,6 +106,7 @@ document.querySelectorAll(".fm-panel").forEach((panel) => {
         JSON.parse(el.dataset.labels)[Number(el.value)]; });
     img.src = `${base}${index}.webp`;
     why.textContent = reasons[index] || "";
+    inputs.forEach((el, k) => { el.disabled = (disabled[index] || []).includes(k); });
   };
   inputs.forEach((el) => el.addEventListener("input", show));
   const play = panel.querySelector(".fm-play");
@@ -182,14 +191,15 @@ def grid(controls: dict, max_frames: int) -> list[Axis]:
     return axes
 
 
-def render_frames(make_view, folder: Path, max_frames: int) -> tuple[list[Axis], dict, str]:
-    """Every grid frame of one view as WebP in `folder`: (axes, {index: reason}, note)."""
+def render_frames(make_view, folder: Path, max_frames: int) -> tuple[list[Axis], dict, dict, str]:
+    """Every grid frame of one view as WebP in `folder`: (axes, {index: reasons},
+    {index: [axes with no effect there]}, note)."""
     view = make_view()
     controls = view.controls()
     defaults = {name: c.value for name, c in controls.items()}
     axes = grid(controls, max_frames)
     folder.mkdir(parents=True, exist_ok=True)
-    reasons = {}
+    reasons, disabled = {}, {}
     for index, combo in enumerate(itertools.product(*[a.values for a in axes])):
         values = {**defaults, **{a.name: v for a, v in zip(axes, combo, strict=True)}}
         png = widgets.render_png(view, values)
@@ -202,10 +212,10 @@ def render_frames(make_view, folder: Path, max_frames: int) -> tuple[list[Axis],
             )
     for axis in axes:  # the page opens on the notebook's own values
         axis.start = axis.values.index(defaults[axis.name])
-    return axes, reasons, view.NOTE or ""
+    return axes, reasons, disabled, view.NOTE or ""
 
 
-def panel_html(slug: str, axes: list[Axis], reasons: dict, note: str) -> str:
+def panel_html(slug: str, axes: list[Axis], reasons: dict, disabled: dict, note: str) -> str:
     parts = []
     if any(a.name == "t" for a in axes):
         parts.append('<button class="fm-play" type="button">▶ play t</button>')
@@ -229,7 +239,8 @@ def panel_html(slug: str, axes: list[Axis], reasons: dict, note: str) -> str:
     note_html = f'<div class="fm-note">{html.escape(note)}</div>' if note else ""
     return (
         f'<div class="fm-panel" data-base="frames/{slug}/" data-shape="{shape}" '
-        f"data-reasons='{html.escape(json.dumps(reasons), quote=True)}'>"
+        f"data-reasons='{html.escape(json.dumps(reasons), quote=True)}' "
+        f"data-disabled='{json.dumps(disabled)}'>"
         f'<div class="fm-controls">{"".join(parts)}</div>{note_html}'
         f'<div class="fm-note fm-why"></div><img alt="{slug} (pre-rendered)" src="">'
         f"<div class='fm-note'>Pre-rendered frames: each control offers the values drawn "
@@ -289,16 +300,14 @@ def _page(exporter, nb, nav: str, panels: list[str]) -> str:
         body = body.replace(marker.format(i), panel)
     extra = "".join(panels[k:])  # panels without a panel cell go at the end
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
-    head = f"<style>{STYLE}</style>"
+    head = f'<link rel="icon" href="data:,"><style>{STYLE}</style>'  # no favicon request
     tail = f"{extra}<script>{SCRIPT}</script>"
     return body.replace("</head>", head + "</head>", 1).replace("</body>", tail + "</body>", 1)
 
 
 def _copy_mathjax(out: Path) -> None:
     src = Path(jupyter_server_mathjax.__file__).parent / "static"
-    shutil.copytree(
-        src, out / "mathjax", ignore=lambda _d, names: [n for n in names if n in MATHJAX_SKIP]
-    )
+    shutil.copytree(src, out / "mathjax", ignore=_mathjax_skip)
 
 
 def _index(pages: list[tuple[str, str]], student: bool) -> str:
@@ -310,6 +319,7 @@ def _index(pages: list[tuple[str, str]], student: bool) -> str:
     )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Flow Matching course</title>"
+        "<link rel='icon' href='data:,'>"
         f"<style>{STYLE} body {{ font: 16px sans-serif; max-width: 46em; margin: 2em auto; }}"
         "</style></head><body><h1>Flow Matching, taught by notebooks you can play with</h1>"
         "<p>The course as static pages: every figure, every check and its result as stored in "
