@@ -27,6 +27,7 @@ from fmlib.models import MLP
 from fmlib.paths import OTPath
 
 TIME_SAMPLINGS = ("uniform", "logit_normal")
+SCHEDULES = ("cosine", "constant")
 
 SampleX1 = Callable[[int, torch.Generator | None], Tensor]
 
@@ -105,7 +106,9 @@ def _check_budget(seconds: float | None, steps: int | None) -> None:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
 
 
-def _check_hyper(batch_size: int, lr: float, warmup: float, ema_decay: float) -> None:
+def _check_hyper(
+    batch_size: int, lr: float, warmup: float, ema_decay: float, schedule: str = "cosine"
+) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not lr > 0:
@@ -114,6 +117,8 @@ def _check_hyper(batch_size: int, lr: float, warmup: float, ema_decay: float) ->
         raise ValueError(f"warmup must be in [0, 1), got {warmup!r}")
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 
 
 def train(
@@ -130,6 +135,7 @@ def train(
     time_sampling: str = "uniform",
     generator: torch.Generator | None = None,
     progress: bool = True,
+    schedule: str = "cosine",
 ) -> TrainResult:
     """Minimise L_CFM by AdamW: per step, x1 ~ q, x0 ~ N(0, I), t ~ p(t), one gradient step.
 
@@ -138,10 +144,11 @@ def train(
     whichever budget ends first. `sample_x1(n, generator) -> [n, d]` draws the data.
     With `steps` only, the result is deterministic given `generator` and the initial weights.
     The defaults are `Recipe`'s (tuned for ~10^5-parameter MLPs; use lr ~1e-3 for the
-    Guide's 4 x 512 network).
+    Guide's 4 x 512 network). schedule="constant" keeps lr fixed (no warm-up, no decay):
+    the ablation baseline of benchmarks/ablation_checkerboard.py.
     """
     _check_budget(seconds, steps)
-    _check_hyper(batch_size, lr, warmup, ema_decay)
+    _check_hyper(batch_size, lr, warmup, ema_decay, schedule)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
     )
@@ -153,7 +160,7 @@ def train(
     start = time.perf_counter()
     done = 0.0
     while done < 1.0:
-        rate = learning_rate(lr, done, warmup)
+        rate = learning_rate(lr, done, warmup) if schedule == "cosine" else lr
         for group in optimizer.param_groups:
             group["lr"] = rate
         x1 = sample_x1(batch_size, generator)

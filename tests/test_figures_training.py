@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import matplotlib.pyplot as plt
@@ -102,7 +103,7 @@ def test_draw_returns_three_panels_with_values_in_titles(atlas):
     before = set(plt.get_fignums())
     fig = atlas.draw(sigma_min=0.24, steps=7, t=0.5)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert any("σ_min = 0.25" in s and "8 Euler steps" in s for s in titles)
+    assert any("σ_min = 0.25" in s and "Euler steps = 8" in s for s in titles)
     assert any("t = 0.50" in s for s in titles)
     assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) == 3
     assert set(plt.get_fignums()) - before == {fig.number}
@@ -196,7 +197,7 @@ def test_view_titles_and_data_match_the_atlas(atlas):
     x, t_k = atlas.samples_at(0.3, 6, 0.6)
     p, s, u = view.panels.ax_p, view.panels.ax_s, view.panels.ax_u
     assert p.get_title() == "true p_t, t = 0.60"
-    assert s.get_title() == f"model, σ_min = 0.25\n4 Euler steps, t = {t_k:.2f}"
+    assert s.get_title() == f"model, σ_min = 0.25, Euler steps = 4\niterate at t_k = {t_k:.2f}"
     assert t_k == 0.5 and u.get_title() == "learned field u_θ(x, 0.60)"
     np.testing.assert_allclose(view.panels.model_points.get_offsets(), x.numpy())
     np.testing.assert_allclose(view.panels.path_points.get_offsets(), atlas.path_samples(0.25, 0.6))
@@ -213,3 +214,43 @@ def test_views_entries_build():
     for name, make_view, kwargs in ft.VIEWS:
         assert name.startswith("training.")
         assert isinstance(make_view().draw(**kwargs), Figure)
+
+
+def test_view_controls_offer_exactly_the_precomputed_values(atlas):
+    """Issue 12: sigma_min offers the trained models, steps the precomputed grid; for each
+    value every control offers, the figure's text reads '= <the control's label>'."""
+    view = ft.FlowAtlasView(atlas)
+    controls = view.controls()
+    assert set(controls) == {"sigma_min", "steps", "t"}
+    assert [v for _, v in controls["sigma_min"].options] == list(atlas.sigma_mins)
+    assert [v for _, v in controls["steps"].options] == list(atlas.step_grid)
+    defaults = {name: c.value for name, c in controls.items()}
+    for name, control in controls.items():
+        for label, value in control.options:
+            view.update(**{**defaults, name: value})
+            text = " ".join(ax.get_title() for ax in view.fig.axes)
+            assert f"= {label}" in text, (name, label, text)
+
+
+def test_ablation_runs_reads_the_benchmark_file(tmp_path):
+    runs = [
+        {"name": "plain loop", "seed": 0, "steps": 10, "kl": 1.0},
+        {"name": "plain loop", "seed": 0, "steps": 20, "kl": 0.5},
+    ]
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"runs": runs}))
+    assert ft.ablation_runs(20, path) == [runs[1]]
+    with pytest.raises(ValueError, match="path must hold"):
+        ft.ablation_runs(20, tmp_path / "missing.json")
+
+
+def test_chord_over_length_closed_forms():
+    t = torch.linspace(0, 1, 11)[:, None, None]
+    line = t * torch.tensor([[3.0, 4.0]])  # a straight segment: ratio 1
+    angle = math.pi * t[..., 0]
+    half_circle = torch.stack([angle.cos(), angle.sin()], dim=-1)  # chord 2, length ~pi
+    ratio = ft.chord_over_length(torch.cat([line, half_circle], dim=1))
+    polygon = 10 * 2 * math.sin(math.pi / 20)  # the 10 chords of the half circle
+    torch.testing.assert_close(ratio, torch.tensor([1.0, 2 / polygon]))
+    with pytest.raises(ValueError, match="trajectory must have shape"):
+        ft.chord_over_length(torch.zeros(1, 4, 2))

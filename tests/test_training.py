@@ -142,6 +142,7 @@ def test_recipe_fit_uses_its_hyperparameters():
         ({"steps": 1, "warmup": 1.0}, "warmup"),
         ({"steps": 1, "ema_decay": 1.0}, "ema_decay"),
         ({"steps": 1, "time_sampling": "beta"}, "time_sampling"),
+        ({"steps": 1, "schedule": "linear"}, "schedule"),
     ],
 )
 def test_bad_arguments_raise(kwargs, arg):
@@ -156,3 +157,16 @@ def test_cfm_loss_bad_shapes_raise():
         cfm_loss(model, torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3), OTPath())
     with pytest.raises(ValueError, match="x0 and x1"):
         cfm_loss(model, torch.zeros(4, 2), torch.zeros(5, 2), torch.zeros(4), OTPath())
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    """schedule="constant" (the ablation's plain loop): lr at every step, no warm-up/decay;
+    the default stays the warm-up + cosine schedule."""
+    g = torch.Generator().manual_seed(0)
+    model = MLP(hidden=8, layers=1, time_features=4)
+    flat = train(model, _gaussians, OTPath(), steps=5, batch_size=16, lr=3e-3,
+                 schedule="constant", generator=g, progress=False)  # fmt: skip
+    assert flat.lrs == [3e-3] * 5
+    cosine = train(model, _gaussians, OTPath(), steps=5, batch_size=16, lr=3e-3,
+                   generator=g, progress=False)  # fmt: skip
+    assert cosine.lrs == [learning_rate(3e-3, k / 5, 0.02) for k in range(5)]

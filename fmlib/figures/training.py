@@ -15,9 +15,11 @@ marginal field (notebook 04) applies to it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, plots
+from fmlib import data, plots, widgets
 from fmlib.marginal import GaussianMixture
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
@@ -321,7 +323,11 @@ class _AtlasArtists:
 
     def _titles(self, s: float, k: int, t: float, t_k: float) -> None:
         self.ax_p.set_title(f"true p_t, t = {t:.2f}")
-        self.ax_s.set_title(f"model, σ_min = {s:.2f}\n{k} Euler steps, t = {t_k:.2f}")
+        # The Euler iterates live on the grid t_k = j / steps: the middle panel shows the one
+        # nearest t and says which (with 1 step, t = 0.35 shows the iterate at t_k = 0.00).
+        self.ax_s.set_title(
+            f"model, σ_min = {s:.2f}, Euler steps = {k}\niterate at t_k = {t_k:.2f}"
+        )
         self.ax_u.set_title(f"learned field u_θ(x, {t:.2f})")
 
     def set(self, sigma_min: float, steps: int, t: float) -> tuple[float, int, float]:
@@ -340,13 +346,25 @@ class _AtlasArtists:
 class FlowAtlasView(plots.LiveFigure):
     """The atlas widget, built once: left the true p_t, middle the model's Euler samples
     at time t, right the learned field u_theta(., t) (colour scale fixed by
-    `atlas.max_speed()`). sigma_min and steps snap to the precomputed values.
+    `atlas.max_speed()`). Its controls offer exactly the trained sigma_min values and the
+    precomputed numbers of Euler steps (selection sliders), and t on the slider grid.
 
-    `widgets.panel(FlowAtlasView(atlas), sigma_min=..., steps=..., t=...)`."""
+    `widgets.panel(FlowAtlasView(atlas))`."""
 
     def __init__(self, atlas: FlowAtlas, pyplot: bool = False) -> None:
         self.atlas = atlas
         super().__init__(pyplot)
+
+    def controls(self) -> dict:
+        """sigma_min over the trained models, steps over atlas.step_grid, t with Play."""
+        steps = 8 if 8 in self.atlas.step_grid else self.atlas.step_grid[-1]
+        return {
+            "sigma_min": widgets.sigma_min_slider(
+                self.atlas.sigma_mins[0], options=self.atlas.sigma_mins
+            ),
+            "steps": widgets.steps_slider(steps, options=self.atlas.step_grid),
+            "t": widgets.t_slider(1.0),
+        }
 
     def build(self) -> Figure:
         fig, axes = plots.new_axes(3, size=3.0)
@@ -415,3 +433,31 @@ def _bench_view() -> FlowAtlasView:
 # (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
 # tests/test_live_figures.py run every entry.
 VIEWS = [("training.FlowAtlasView", _bench_view, {"sigma_min": 0.1, "steps": 16, "t": 0.5})]
+
+
+# --------------------------------------------------------------------------- the ablation
+ABLATION = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation_checkerboard.json"
+
+
+def ablation_runs(steps: int, path: Path = ABLATION) -> list[dict]:
+    """The runs of benchmarks/ablation_checkerboard.py with this step budget, in table order:
+    dicts with name, seed, steps, config, kl, se, on_support, train_cpu_s."""
+    if not path.exists():
+        raise ValueError(f"path must hold the ablation results, got missing file {path}")
+    runs = json.loads(path.read_text())["runs"]
+    return [r for r in runs if r["steps"] == steps]
+
+
+def chord_over_length(trajectory: Tensor) -> Tensor:
+    """Straightness of each trajectory [K+1, N, d] -> [N]: |x_K - x_0| / sum_k |x_{k+1} - x_k|.
+
+    The chord over the length of the polygon through the solver's points: 1 for a straight
+    line travelled in one direction, smaller the more the path bends (0 for a closed loop).
+    """
+    if trajectory.ndim != 3 or trajectory.shape[0] < 2:
+        raise ValueError(
+            f"trajectory must have shape [K+1 >= 2, N, d], got {tuple(trajectory.shape)}"
+        )
+    length = trajectory.diff(dim=0).norm(dim=-1).sum(dim=0)
+    chord = (trajectory[-1] - trajectory[0]).norm(dim=-1)
+    return chord / length.clamp_min(torch.finfo(trajectory.dtype).tiny)

@@ -1,0 +1,189 @@
+"""Ablation of the CPU recipe on the checkerboard: add its ingredients one at a time.
+
+    .venv/bin/python benchmarks/ablation_checkerboard.py --steps 6000 --seeds 0
+    .venv/bin/python benchmarks/ablation_checkerboard.py --steps 6000 --rows 5 6  # some rows
+    .venv/bin/python benchmarks/ablation_checkerboard.py --table --steps 6000  # markdown
+
+Each row trains a fresh MLP for the same number of steps with `fmlib.training.train` (the
+loop that notebook 05 writes out) and adds ONE ingredient to the row above it, in the order
+notebook 05 introduces them; the last row changes the law of t of the full recipe.
+KL(q || p_theta) = E_q[-log p_theta] - H(q) on 4000 held-out samples (their own seed),
+with the exact log-likelihood (RK4, 20 steps, as in the notebook), and the standard error
+of that mean. One thread per run, so a run gives the same bits whatever the thread settings.
+Results go to benchmarks/ablation_checkerboard.json (read by notebook 05); rows already
+there (same name, seed and steps) are skipped unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fmlib import data, metrics
+from fmlib.models import MLP
+from fmlib.paths import OTPath
+from fmlib.solvers import integrate
+from fmlib.training import train
+
+OUT = Path(__file__).with_name("ablation_checkerboard.json")
+LOCK = Path(tempfile.gettempdir()) / "fmlib_ablation_checkerboard.lock"
+EVAL_N, EVAL_STEPS, EVAL_SEED = 4000, 20, 10_000
+
+# Plain loop of notebook 05's section 1: raw t, no features, Adam at a constant 2e-3,
+# batch 256, no EMA, t ~ U[0, 1].
+PLAIN = {
+    "time_embedding": "raw",
+    "x_features": 0,
+    "lr": 2e-3,
+    "schedule": "constant",
+    "warmup": 0.0,
+    "ema_decay": 0.0,
+    "batch_size": 256,
+    "time_sampling": "uniform",
+}
+# (row name, what it changes): each row = the row above + this change.
+STEPS_OF_RECIPE = [
+    ("plain loop", {}),
+    ("+ time embedding", {"time_embedding": "sinusoidal"}),
+    ("+ Fourier features of x", {"x_features": 64}),
+    ("+ AdamW 2e-2, warm-up, cosine", {"lr": 2e-2, "schedule": "cosine", "warmup": 0.02}),
+    ("+ EMA 0.999", {"ema_decay": 0.999}),
+    ("+ batch 2048 (the recipe)", {"batch_size": 2048}),
+    ("recipe, logit-normal t", {"time_sampling": "logit_normal"}),
+]
+
+
+def configs() -> list[tuple[str, dict]]:
+    """The cumulative configurations, in the table's order."""
+    rows, config = [], dict(PLAIN)
+    for name, change in STEPS_OF_RECIPE:
+        if name.startswith("recipe,"):  # a variant of the recipe, not a new ingredient
+            rows.append((name, {**config, **change}))
+        else:
+            config = {**config, **change}
+            rows.append((name, dict(config)))
+    return rows
+
+
+def make_model(config: dict, seed: int) -> MLP:
+    """The recipe's 3 x 128 MLP with this row's inputs; initial weights from `seed`."""
+    torch.manual_seed(seed)
+    return MLP(
+        dim=2,
+        hidden=128,
+        layers=3,
+        time_embedding=config["time_embedding"],
+        time_features=32,
+        max_frequency=100.0,
+        x_features=config["x_features"],
+        x_scale=2.0,
+    )
+
+
+def run(name: str, config: dict, seed: int, steps: int) -> dict:
+    model = make_model(config, seed)
+    generator = torch.Generator().manual_seed(seed)
+    keys = ("batch_size", "lr", "warmup", "ema_decay", "time_sampling", "schedule")
+    start = time.process_time()
+    result = train(
+        model,
+        lambda n, g: data.sample("checkerboard", n, g),
+        OTPath(0.0),
+        steps=steps,
+        generator=generator,
+        progress=False,
+        **{k: config[k] for k in keys},
+    )
+    cpu = time.process_time() - start
+    field = result.model.eval()
+    x = data.sample("checkerboard", EVAL_N, torch.Generator().manual_seed(EVAL_SEED))
+    log_p = metrics.model_log_prob(field, x, steps=EVAL_STEPS)
+    nll = -log_p.double()
+    kl = nll.mean().item() - data.checkerboard_entropy()
+    se = nll.std().item() / math.sqrt(EVAL_N)
+    with torch.no_grad():
+        x0 = torch.randn(EVAL_N, 2, generator=torch.Generator().manual_seed(EVAL_SEED + 1))
+        samples = integrate(field, x0, steps=50, method="midpoint").x
+    return {
+        "name": name,
+        "seed": seed,
+        "steps": steps,
+        "config": config,
+        "kl": kl,
+        "se": se,
+        "on_support": metrics.in_support_fraction(samples),
+        "train_cpu_s": cpu,
+    }
+
+
+def load() -> list[dict]:
+    return json.loads(OUT.read_text())["runs"] if OUT.exists() else []
+
+
+def save(runs: list[dict]) -> None:
+    order = {name: i for i, (name, _) in enumerate(STEPS_OF_RECIPE)}
+    runs = sorted(runs, key=lambda r: (r["steps"], order.get(r["name"], 99), r["seed"]))
+    OUT.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+
+
+def table(runs: list[dict], steps: int) -> str:
+    """Markdown: one line per row name, KL per seed (± SE), mean on-support fraction."""
+    lines = [
+        "| configuration | KL(q ‖ p_θ), nats, per seed (± SE) | on the squares | CPU s / run |",
+        "|---|---|---:|---:|",
+    ]
+    for name, _ in STEPS_OF_RECIPE:
+        rs = [r for r in runs if r["name"] == name and r["steps"] == steps]
+        if not rs:
+            continue
+        kls = ", ".join(f"{r['kl']:.3f} ± {r['se']:.3f}" for r in rs)
+        on = sum(r["on_support"] for r in rs) / len(rs)
+        cpu = sum(r["train_cpu_s"] for r in rs) / len(rs)
+        lines.append(f"| {name} | {kls} | {on:.1%} | {cpu:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--rows", nargs="+", default=None, help="row indices (default: all)")
+    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--table", action="store_true", help="only print the table")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.table:
+        print(table(load(), args.steps))
+        return
+    rows = configs()
+    chosen = range(len(rows)) if args.rows is None else [int(i) for i in args.rows]
+    for i in chosen:
+        name, config = rows[i]
+        for seed in args.seeds:
+            runs = load()
+            done = [
+                r for r in runs if (r["name"], r["seed"], r["steps"]) == (name, seed, args.steps)
+            ]
+            if done and not args.force:
+                continue
+            r = run(name, config, seed, args.steps)
+            kl, se, cpu = r["kl"], r["se"], r["train_cpu_s"]
+            print(f"{name:32s} seed {seed}: KL {kl:.4f} ± {se:.4f}, on support", end=" ")
+            print(f"{r['on_support']:.3f}, {cpu:.0f} CPU s", flush=True)
+            with open(LOCK, "w") as lock:  # parallel runs share the results file
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                key = (name, seed, args.steps)
+                runs = [r0 for r0 in load() if (r0["name"], r0["seed"], r0["steps"]) != key]
+                save([*runs, r])
+    print(table(load(), args.steps))
+
+
+if __name__ == "__main__":
+    main()
