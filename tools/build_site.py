@@ -351,11 +351,11 @@ def build(out: Path, max_frames: int) -> dict:
                 n for n in views if n == wanted or (wanted.endswith(".") and n.startswith(wanted))
             ][:1]:
                 folder = re.sub(r"[^A-Za-z0-9]+", "_", name)
-                axes, reasons, note = render_frames(
+                axes, reasons, disabled, note = render_frames(
                     views[name], out / "frames" / folder, max_frames
                 )
                 frames += int(np.prod([len(a.values) for a in axes]))
-                htmls.append(panel_html(folder, axes, reasons, note))
+                htmls.append(panel_html(folder, axes, reasons, disabled, note))
         panels_by_page[slug] = htmls
     for k, (slug, _) in enumerate(pages):
         nb = nbformat.read(ROOT / "notebooks" / f"{slug}.ipynb", as_version=4)
