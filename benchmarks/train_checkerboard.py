@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/train_checkerboard.py --seconds 60 \
         --save assets/checkerboard_model.pt
+    # notebook 06's checkpoints, one per sigma_min, a fixed step budget (deterministic):
+    .venv/bin/python benchmarks/train_checkerboard.py --steps 6000 --sigma-min 0.1 \
+        --save assets/checkerboard_sigma_min_0.10.pt
 
 KL = E_q[-log p_theta(x)] - H(q) on held-out samples, with log p_theta from the exact
 divergence and RK4 (fmlib.metrics.kl_checkerboard); it is also evaluated
@@ -27,6 +30,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="fixed step budget instead")
     parser.add_argument("--save", default=None, help="where to write the trained (EMA) model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sigma-min", type=float, default=0.0, help="the OT path's sigma_min, in [0, 1)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-n", type=int, default=4000, help="held-out samples for the KL")
     parser.add_argument("--check-n", type=int, default=1000, help="samples for the RK4 check")
@@ -34,7 +40,9 @@ def main() -> None:
     args = parser.parse_args()
 
     generator = seed_everything(args.seed, threads=args.threads)
-    recipe = Recipe()
+    if not 0.0 <= args.sigma_min < 1.0:
+        parser.error(f"--sigma-min must be in [0, 1), got {args.sigma_min}")
+    recipe = Recipe(sigma_min=args.sigma_min)
     sample_x1 = lambda n, g: data.sample("checkerboard", n, g)
     seconds = None if args.steps else args.seconds
     result = recipe.fit(sample_x1, seconds=seconds, steps=args.steps, generator=generator)

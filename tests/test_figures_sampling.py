@@ -36,9 +36,21 @@ class LinearField(nn.Module):
         return self.linear(x)
 
 
+class ScaledField(LinearField):
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return 2 * self.linear(x)
+
+
 @pytest.fixture(scope="module")
 def sweep() -> fs.SolverSweep:
     return fs.solver_sweep(LinearField(), n=64, steps=STEPS, tolerances=(1e-2,), seed=0)
+
+
+@pytest.fixture(scope="module")
+def sweeps(sweep: fs.SolverSweep) -> dict[float, fs.SolverSweep]:
+    """Two 'models' standing for two sigma_min checkpoints, from the same x0."""
+    other = fs.solver_sweep(ScaledField(), n=64, steps=STEPS, tolerances=(1e-2,), seed=0)
+    return {0.0: sweep, 0.1: other}
 
 
 def test_sweep_samples_are_the_plain_solves(sweep: fs.SolverSweep) -> None:
@@ -72,37 +84,58 @@ def test_quality_of_data_against_itself(sweep: fs.SolverSweep) -> None:
     assert shifted["in_support"] < 1.0
 
 
-def test_draw_samples_shows_the_choice(sweep: fs.SolverSweep) -> None:
+def test_draw_samples_shows_the_choice(sweeps) -> None:
     start = time.perf_counter()
-    fig = fs.draw_samples(sweep, "midpoint", 4, 32)
+    fig = fs.draw_samples(sweeps, 0.0, "midpoint", 4, 32)
     elapsed = time.perf_counter() - start
     left, right = fig.axes[:2]
-    assert "midpoint, 4 steps (NFE 8), 32 samples" in left.get_title()
+    assert "σ_min = 0.00, midpoint, steps = 4 (NFE 8)" in left.get_title()
+    assert "batch = 32" in left.get_title()
     assert len(left.collections[0].get_offsets()) == 32
-    assert {line.get_label() for line in right.get_lines()} >= {"euler", "rk4", "dopri5"}
+    assert {line.get_label() for line in right.get_lines()} >= {"σ_min 0.00", "σ_min 0.10"}
     assert elapsed < 2.0  # loose: the real budget is checked in benchmarks/widgets.py
     matplotlib.pyplot.close(fig)
 
 
-def test_view_title_and_circle_match_quality_and_curves(sweep: fs.SolverSweep) -> None:
-    view = fs.SamplesView(sweep)
-    view.update(solver="rk4", steps=2, batch=40)
+def test_sigma_min_sweeps_share_the_noise() -> None:
+    both = fs.sigma_min_sweeps({0.0: LinearField(), 0.25: ScaledField()}, n=16)
+    assert torch.equal(both[0.0].x0, both[0.25].x0)
+    assert torch.equal(both[0.0].data, both[0.25].data)
+    assert not torch.equal(both[0.0].reference, both[0.25].reference)
+
+
+def test_view_title_lines_and_circle_match_quality_and_curves(sweeps) -> None:
+    view = fs.SamplesView(sweeps)
+    view.update(sigma_min=0.1, solver="rk4", steps=2, batch=40)
     first = np.asarray(PIL.Image.open(io.BytesIO(view.png())).convert("RGB"), dtype=np.int16)
     view.fig.canvas.draw()  # the first PNG (background cached now) has its title too
     full = np.asarray(view.fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
     assert (np.abs(first - full).max(axis=2) > 40).mean() < 2e-4
-    x1 = sweep.samples[("rk4", 2)][:40]
-    q = fs.quality(x1, sweep.data[:40])
-    title = view.panels.left.get_title()
-    assert title == (
-        f"rk4, 2 steps (NFE 8), 40 samples\nSW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
+    x1 = sweeps[0.1].samples[("rk4", 2)][:40]
+    q = fs.quality(x1, sweeps[0.1].data[:40])
+    assert view.left.get_title() == (
+        "σ_min = 0.10, rk4, steps = 2 (NFE 8)\n"
+        f"batch = 40: SW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
     )
-    np.testing.assert_allclose(view.panels.points.get_offsets(), x1.numpy())
-    rk4 = fs.curves(sweep)["rk4"]
-    assert list(view.panels.choice.get_xdata()) == [8]
-    assert list(view.panels.choice.get_ydata()) == [rk4["sw"][rk4["nfe"].index(8)]]
+    np.testing.assert_allclose(view.points.get_offsets(), x1.numpy())
+    rk4 = fs.curves(sweeps[0.1])["rk4"]
+    assert list(view.choice.get_xdata()) == [8]
+    assert list(view.choice.get_ydata()) == [rk4["sw"][rk4["nfe"].index(8)]]
+    assert view.lines[0.1].get_linewidth() > view.lines[0.0].get_linewidth()  # chosen: bold
+    assert list(view.lines[0.0].get_ydata()) == fs.curves(sweeps[0.0])["rk4"]["sw"]
     with pytest.raises(ValueError, match="batch must be"):
-        view.update(solver="rk4", steps=2, batch=1)
+        view.update(sigma_min=0.1, solver="rk4", steps=2, batch=1)
+    with pytest.raises(ValueError, match="sigma_min must be one of"):
+        view.update(sigma_min=0.05, solver="rk4", steps=2, batch=10)
+
+
+def test_controls_offer_exactly_the_precomputed_values(sweeps) -> None:
+    view = fs.SamplesView(sweeps)
+    controls = view.controls()
+    assert [v for _, v in controls["sigma_min"].options] == [0.0, 0.1]
+    assert [v for _, v in controls["steps"].options] == list(STEPS)
+    assert list(controls["batch"].options) == [64]  # every BATCHES value is > n = 64
+    assert view.inactive(sigma_min=0.0, solver="euler", steps=1, batch=64) == {}
 
 
 def test_views_entries_build() -> None:
@@ -111,20 +144,39 @@ def test_views_entries_build() -> None:
         assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
 
 
-def test_draw_grid_and_curves(sweep: fs.SolverSweep) -> None:
-    fig = fs.draw_grid(sweep, steps=(1, 4))
-    assert sum(ax.get_visible() for ax in fig.axes) == 6
+def test_shipped_checkpoints_are_small_and_load() -> None:
+    sizes = [fs.checkpoint_path(s).stat().st_size for s in fs.SIGMA_MINS]
+    assert max(sizes) < 300_000 and sum(sizes) < 1_200_000  # keep the repository lean
+    for model in fs.load_models().values():
+        assert model(torch.zeros(3, 2), torch.full((3,), 0.5)).shape == (3, 2)
+    with pytest.raises(ValueError, match="sigma_min must be one of the shipped"):
+        fs.checkpoint_path(0.3)
+
+
+def test_draw_grid_and_curves(sweep: fs.SolverSweep, sweeps) -> None:
+    fig = fs.draw_grid(sweeps, steps=(1, 4))
+    assert sum(ax.get_visible() for ax in fig.axes) == 4  # 2 sigma_min x 2 steps
+    assert fig.axes[3].get_title() == "σ_min = 0.10, steps = 4"
     matplotlib.pyplot.close(fig)
     fig = fs.draw_nfe_curves(sweep, "in_support")
     assert fig.axes[0].get_ylabel() == "fraction on the squares"
     matplotlib.pyplot.close(fig)
+    fig = fs.draw_sigma_min_curves(sweeps, "error", "euler")
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["σ_min 0.00", "σ_min 0.10"]
+    assert list(lines[1].get_ydata()) == fs.curves(sweeps[0.1])["euler"]["error"]
+    matplotlib.pyplot.close(fig)
 
 
-def test_bad_arguments_raise(sweep: fs.SolverSweep) -> None:
+def test_bad_arguments_raise(sweep: fs.SolverSweep, sweeps) -> None:
     with pytest.raises(ValueError, match="\\(solver, steps\\) must be one of"):
-        fs.draw_samples(sweep, "rk4", 3, 10)
+        fs.draw_samples(sweeps, 0.0, "rk4", 3, 10)
     with pytest.raises(ValueError, match="batch must be an integer in \\[2, 64\\], got 65"):
-        fs.draw_samples(sweep, "rk4", 2, 65)
+        fs.draw_samples(sweeps, 0.0, "rk4", 2, 65)
+    with pytest.raises(ValueError, match="sweeps must map sigma_min"):
+        fs.SamplesView(sweep)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        fs.draw_sigma_min_curves(sweeps, "sw", "heun")
     with pytest.raises(ValueError, match="metric must be one of"):
         fs.draw_nfe_curves(sweep, "kl")
     with pytest.raises(ValueError, match="n must be an integer >= 2"):

@@ -1,29 +1,37 @@
-"""Notebook 06: how many field evaluations (NFE) does a good sample cost?
+"""Notebook 06: how many field evaluations (NFE) does a good sample cost, and what does
+sigma_min change?
 
 `solver_sweep(model)` samples the same noise x0 once for every (solver, steps) of the
-widget, plus adaptive dopri5 at a few tolerances and a tight dopri5 reference; the widget
-`SamplesView(sweep)` (a LiveFigure, built once) then only picks, measures and resets its
-points, marker and title (a redraw is a few sorts and a blit); `draw_samples` is the same
+widget, plus adaptive dopri5 at a few tolerances and a tight dopri5 reference;
+`sigma_min_sweeps()` does it for each shipped checkpoint (one per sigma_min, all from the
+same x0). The widget `SamplesView(sweeps)` (a LiveFigure, built once) then only picks,
+measures and resets its points, lines, marker and title; `draw_samples` is the same
 figure as a new pyplot Figure.
 
 Quality of samples x1 against fresh data y ~ q (same size n):
 - SW_2(x1, y), the sliced Wasserstein distance (fmlib.metrics.sliced_wasserstein);
 - the in-support fraction (1/n) sum_i 1[x1_i in supp q] (checkerboard);
 - the solver error (1/n) sum_i |x1_i - x1_i^ref|, x1^ref from dopri5 at rtol = atol = 1e-6:
-  it measures the discretisation alone, and falls like NFE^-p for a method of order p.
+  it measures the discretisation alone, and falls like NFE^-p for a method of order p
+  once the steps are small enough (the asymptotic regime).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import ipywidgets
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from torch import Tensor, nn
 
-from fmlib import data, metrics, models, plots
+from fmlib import data, metrics, models, plots, widgets
+from fmlib.repro import one_thread
 from fmlib.sampling import STAGES
 from fmlib.solvers import integrate
 
@@ -35,7 +43,27 @@ REFERENCE_TOL = 1e-6
 N_SAMPLES = max(BATCHES)
 N_PROJECTIONS = 64
 COLORS = {"euler": "#C44E52", "midpoint": "#4C72B0", "rk4": "#55A868", "dopri5": "#8172B2"}
-CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkerboard_model.pt"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+CHECKPOINT = ASSETS / "checkerboard_model.pt"  # notebook 05's 60-second model (benchmarks)
+SIGMA_MINS = (0.0, 0.05, 0.1, 0.25)  # one shipped checkpoint each (see checkpoint_path)
+TRAIN_STEPS = 6000  # the fixed budget of every sigma_min checkpoint
+SIGMA_COLORS = {0.0: "#1b1b1b", 0.05: "#4C72B0", 0.1: "#55A868", 0.25: "#DD8452"}
+
+
+def checkpoint_path(sigma_min: float) -> Path:
+    """assets/checkerboard_sigma_min_<sigma_min:.2f>.pt, made by
+
+    python benchmarks/train_checkerboard.py --steps 6000 --sigma-min S --threads 1 \\
+        --save assets/checkerboard_sigma_min_S.pt
+    (the Recipe of fmlib.training with its sigma_min replaced, seed 0)."""
+    if sigma_min not in SIGMA_MINS:
+        raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
+    return ASSETS / f"checkerboard_sigma_min_{sigma_min:.2f}.pt"
+
+
+def load_models() -> dict[float, nn.Module]:
+    """sigma_min -> the trained checkerboard model (CPU, eval mode), for every SIGMA_MINS."""
+    return {s: models.load(checkpoint_path(s)) for s in SIGMA_MINS}
 
 
 @dataclass
@@ -61,7 +89,11 @@ def solver_sweep(
     tolerances: tuple[float, ...] = TOLERANCES,
     seed: int = 0,
 ) -> SolverSweep:
-    """x1 = psi_1(x0) by integrate(model, x0, steps=K, method=m) for every m, K (CPU)."""
+    """x1 = psi_1(x0) by integrate(model, x0, steps=K, method=m) for every m, K (CPU).
+
+    On one thread: a [1000, 2] batch through a small MLP gains nothing from a second one,
+    and a busy 2-core machine can make every parallel region wait for it (100x slower
+    here under load); the results then also do not depend on the thread count."""
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -70,14 +102,22 @@ def solver_sweep(
     solve = lambda method, k=1, tol=REFERENCE_TOL: integrate(
         model, x0, steps=k, method=method, rtol=tol, atol=tol
     )
-    sweep = SolverSweep(x0=x0, data=y, reference=solve("dopri5").x)
-    for method in methods:
-        for k in steps:
-            sweep.samples[(method, k)] = solve(method, k).x
-    for tol in tolerances:
-        solution = solve("dopri5", tol=tol)
-        sweep.adaptive[tol] = (solution.x, solution.nfe)
+    with one_thread(), torch.no_grad():
+        sweep = SolverSweep(x0=x0, data=y, reference=solve("dopri5").x)
+        for method in methods:
+            for k in steps:
+                sweep.samples[(method, k)] = solve(method, k).x
+        for tol in tolerances:
+            solution = solve("dopri5", tol=tol)
+            sweep.adaptive[tol] = (solution.x, solution.nfe)
     return sweep
+
+
+def sigma_min_sweeps(
+    trained: Mapping[float, nn.Module], n: int = N_SAMPLES, seed: int = 0
+) -> dict[float, SolverSweep]:
+    """sigma_min -> solver_sweep(model): the same x0 and data y for every model."""
+    return {s: solver_sweep(model, n=n, seed=seed) for s, model in trained.items()}
 
 
 def quality(x1: Tensor, y: Tensor, seed: int = 0) -> dict[str, float]:
@@ -112,32 +152,76 @@ def curves(sweep: SolverSweep) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+LABELS = {
+    "error": "mean |x1 - x1_ref| (solver error)",
+    "sw": "sliced Wasserstein to data",
+    "in_support": "fraction on the squares",
+}
+
+
+def _nfe_axes(ax, metric: str) -> None:
+    ax.set_xscale("log", base=2)
+    if metric in ("error", "sw"):
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: labels stay narrow
+    ax.set_xlabel("NFE (field evaluations per sample)")
+    ax.set_ylabel(LABELS[metric])
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in LABELS:
+        raise ValueError(f"metric must be one of {', '.join(LABELS)}, got {metric!r}")
+
+
 def draw_nfe_curves(sweep: SolverSweep, metric: str = "error", ax=None) -> Figure:
     """One metric ("error", "sw" or "in_support") against NFE, one line per solver."""
-    labels = {
-        "error": "mean |x1 - x1_ref| (solver error)",
-        "sw": "sliced Wasserstein to data",
-        "in_support": "fraction on the squares",
-    }
-    if metric not in labels:
-        raise ValueError(f"metric must be one of {', '.join(labels)}, got {metric!r}")
+    _check_metric(metric)
     if ax is None:
         fig, (ax,) = plots.new_axes(1, size=3.6)
-    fig = ax.figure
     for method, row in curves(sweep).items():
         style = "s--" if method == "dopri5" else "o-"
         ax.plot(row["nfe"], row[metric], style, color=COLORS[method], label=method, ms=4)
-    ax.set_xscale("log", base=2)
-    if metric == "error":
-        ax.set_yscale("log")
-    ax.set_xlabel("NFE (field evaluations per sample)")
-    ax.set_ylabel(labels[metric])
-    ax.set_title(f"{labels[metric].split(' (')[0]} vs NFE")
+    _nfe_axes(ax, metric)
+    ax.set_title(f"{LABELS[metric].split(' (')[0]} vs NFE")
     ax.legend()
-    return fig
+    return ax.figure
 
 
-def _check_choice(sweep: SolverSweep, solver: str, steps: int, batch: int) -> None:
+def draw_sigma_min_curves(
+    sweeps: Mapping[float, SolverSweep],
+    metric: str = "in_support",
+    method: str = "midpoint",
+    ax=None,
+) -> Figure:
+    """One metric against NFE for one solver, one line per sigma_min checkpoint."""
+    _check_metric(metric)
+    _check_method(method)
+    if ax is None:
+        fig, (ax,) = plots.new_axes(1, size=3.6)
+    for s, sweep in sweeps.items():
+        row = curves(sweep)[method]
+        ax.plot(row["nfe"], row[metric], "o-", color=_sigma_color(s), label=f"σ_min {s:.2f}", ms=4)
+    _nfe_axes(ax, metric)
+    ax.set_title(f"{method}: {LABELS[metric].split(' (')[0]}")
+    ax.legend()
+    return ax.figure
+
+
+def _sigma_color(sigma_min: float) -> str:
+    return SIGMA_COLORS.get(sigma_min, "0.5")
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"solver must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def _check_choice(
+    sweeps: Mapping[float, SolverSweep], sigma_min: float, solver: str, steps: int, batch: int
+) -> None:
+    if sigma_min not in sweeps:
+        raise ValueError(f"sigma_min must be one of {tuple(sweeps)}, got {sigma_min!r}")
+    sweep = sweeps[sigma_min]
     if (solver, steps) not in sweep.samples:
         raise ValueError(
             f"(solver, steps) must be one of the precomputed {sorted(sweep.samples)}, "
@@ -148,122 +232,179 @@ def _check_choice(sweep: SolverSweep, solver: str, steps: int, batch: int) -> No
         raise ValueError(f"batch must be an integer in [2, {n}], got {batch!r}")
 
 
-class _SamplesArtists:
-    """The two panels of the samples figure: artists created once, data set by `set`."""
-
-    def __init__(self, sweep: SolverSweep, left, right) -> None:
-        self.sweep, self.left = sweep, left
-        plots.scatter2d(left, torch.zeros(0, 2), s=3, alpha=0.6)
-        self.points = left.collections[0]
-        draw_nfe_curves(sweep, "sw", ax=right)  # static: every solver, all n samples
-        (self.choice,) = right.plot([], [], "o", ms=12, mfc="none", mec="k")
-        right.set_title(f"SW vs NFE (all {sweep.x0.shape[0]} samples)")
-        self.legend = right.get_legend()
-        self._title("euler", 1, 1, 1, {"sw": 0.0, "in_support": 0.0})  # sizes the layout
-
-    @property
-    def artists(self) -> tuple:
-        """What `set` changes, plus the legend, which stays on top of the circle."""
-        return self.points, self.left.title, self.choice, self.legend
-
-    def _title(self, solver: str, steps: int, nfe: int, batch: int, scores: dict) -> None:
-        self.left.set_title(
-            f"{solver}, {steps} steps (NFE {nfe}), {batch} samples\n"
-            f"SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}"
+def _as_sweeps(sweeps: Mapping[float, SolverSweep] | SolverSweep) -> dict[float, SolverSweep]:
+    if isinstance(sweeps, SolverSweep):
+        raise ValueError(
+            "sweeps must map sigma_min -> SolverSweep (e.g. {0.0: sweep}), got one SolverSweep"
         )
-
-    def set(self, solver: str, steps: int, batch: int) -> dict[str, float]:
-        """Show the choice; returns quality() of the batch shown in the title."""
-        _check_choice(self.sweep, solver, steps, batch)
-        x1 = self.sweep.samples[(solver, steps)][:batch]
-        scores = quality(x1, self.sweep.data[:batch])
-        nfe = STAGES[solver] * steps
-        self.points.set_offsets(x1.numpy())
-        row = curves(self.sweep)[solver]
-        self.choice.set_data([nfe], [row["sw"][row["nfe"].index(nfe)]])
-        self._title(solver, steps, nfe, batch, scores)
-        return scores
+    if not sweeps:
+        raise ValueError("sweeps must hold at least one sigma_min")
+    return dict(sorted(sweeps.items()))
 
 
 class SamplesView(plots.LiveFigure):
-    """The sampling widget, built once. Left: the first `batch` samples of `solver` with
-    `steps` steps (NFE = stages x steps), with SW_2 and the in-support fraction of that
-    batch. Right: SW_2 vs NFE for all solvers (all n samples), the current choice circled.
+    """The sampling widget, built once. Left: the first `batch` samples of the sigma_min
+    checkpoint with `solver` and `steps` steps (NFE = stages x steps), with SW_2 and the
+    in-support fraction of that batch. Right: SW_2 vs NFE of `solver` (all n samples), one
+    line per sigma_min, the chosen one bold and the current choice circled.
 
-    `widgets.panel(SamplesView(sweep), solver=..., steps=..., batch=...)`."""
+    `widgets.panel(SamplesView(sweeps))`, sweeps = {sigma_min: SolverSweep}."""
 
-    def __init__(self, sweep: SolverSweep, pyplot: bool = False) -> None:
-        self.sweep = sweep
+    NOTE = None
+
+    def __init__(self, sweeps: Mapping[float, SolverSweep], pyplot: bool = False) -> None:
+        self.sweeps = _as_sweeps(sweeps)
         super().__init__(pyplot)
 
+    def controls(self) -> dict[str, ipywidgets.ValueWidget]:
+        sigmas = tuple(self.sweeps)
+        steps = sorted({k for sweep in self.sweeps.values() for _, k in sweep.samples})
+        n = min(sweep.x0.shape[0] for sweep in self.sweeps.values())
+        batches = [b for b in BATCHES if b <= n] or [n]
+        return {
+            "sigma_min": widgets.sigma_min_slider(sigmas[0], max=max(sigmas), options=sigmas),
+            "solver": widgets.choice("solver", METHODS, "midpoint"),
+            "steps": widgets.steps_slider(8 if 8 in steps else steps[0], options=steps),
+            "batch": ipywidgets.SelectionSlider(
+                options=batches, value=batches[-1], description="batch", continuous_update=True
+            ),
+        }
+
+    def inactive(self, **values) -> dict[str, str]:
+        return {}
+
     def build(self) -> Figure:
-        fig, (left, right) = plots.new_axes(2, size=3.4)
-        self.panels = _SamplesArtists(self.sweep, left, right)
-        self.dynamic(*self.panels.artists)
+        fig, (left, right) = plots.new_axes(2, size=3.6)
+        self.left, self.right = left, right
+        plots.scatter2d(left, torch.zeros(0, 2), s=3, alpha=0.6)
+        self.points = left.collections[0]
+        self.points.set_zorder(2)  # above the grid lines, as the blitted redraw draws it
+        self.lines = {}
+        sw = [v for sweep in self.sweeps.values() for m in METHODS for v in curves(sweep)[m]["sw"]]
+        nfe = [STAGES[m] * k for sweep in self.sweeps.values() for m, k in sweep.samples]
+        for s in self.sweeps:
+            (self.lines[s],) = right.plot([], [], "o-", color=_sigma_color(s), ms=3,
+                                          label=f"σ_min {s:.2f}")  # fmt: skip
+        (self.choice,) = right.plot([], [], "o", ms=12, mfc="none", mec="k")
+        _nfe_axes(right, "sw")
+        right.set_xlim(min(nfe) / 1.4, max(nfe) * 1.4)  # static: every choice fits
+        right.set_ylim(10 ** math.floor(math.log10(min(sw) / 1.2)), max(sw) * 1.3)  # 2 decades
+        self.legend = right.legend(loc="upper right")
+        self._titles(next(iter(self.sweeps)), "midpoint", 1, 1, {"sw": 0.0, "in_support": 0.0})
+        # static artists drawn over dynamic ones (the legend, the frames) are redrawn too
+        spines = [spine for ax in (left, right) for spine in ax.spines.values()]
+        self.dynamic(self.points, left.title, right.title, *self.lines.values(), self.choice,
+                     self.legend, *spines)  # fmt: skip
         return fig
 
-    def update(self, solver: str = "midpoint", steps: int = 8, batch: int = 1000) -> None:
-        self.panels.set(solver, steps, batch)
+    def _titles(self, sigma_min, solver, steps, batch, scores) -> None:
+        self.left.set_title(
+            f"σ_min = {sigma_min:.2f}, {solver}, steps = {steps} (NFE {STAGES[solver] * steps})\n"
+            f"batch = {batch}: SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}",
+            fontsize=9,
+        )
+        self.right.set_title(f"{solver}: SW vs NFE, all {N_SAMPLES} samples", fontsize=9)
+
+    def update(
+        self, sigma_min: float = 0.0, solver: str = "midpoint", steps: int = 8, batch: int = 1000
+    ) -> dict[str, float]:
+        """Show the choice; returns quality() of the batch shown in the title."""
+        _check_choice(self.sweeps, sigma_min, solver, steps, batch)
+        sweep = self.sweeps[sigma_min]
+        x1 = sweep.samples[(solver, steps)][:batch]
+        scores = quality(x1, sweep.data[:batch])
+        self.points.set_offsets(x1.numpy())
+        for s, line in self.lines.items():
+            row = curves(self.sweeps[s])[solver]
+            line.set_data(row["nfe"], row["sw"])
+            line.set_linewidth(2.5 if s == sigma_min else 0.8)
+        row = curves(sweep)[solver]
+        nfe = STAGES[solver] * steps
+        self.choice.set_data([nfe], [row["sw"][row["nfe"].index(nfe)]])
+        self._titles(sigma_min, solver, steps, batch, scores)
+        return scores
 
 
 def draw_samples(
-    sweep: SolverSweep, solver: str = "midpoint", steps: int = 8, batch: int = 1000
+    sweeps: Mapping[float, SolverSweep],
+    sigma_min: float = 0.0,
+    solver: str = "midpoint",
+    steps: int = 8,
+    batch: int = 1000,
 ) -> Figure:
     """The SamplesView figure for one choice, as a new pyplot Figure (for static pages)."""
-    _check_choice(sweep, solver, steps, batch)  # before a figure exists
-    return SamplesView(sweep, pyplot=True).draw(solver=solver, steps=steps, batch=batch)
+    _check_choice(_as_sweeps(sweeps), sigma_min, solver, steps, batch)  # before a figure exists
+    view = SamplesView(sweeps, pyplot=True)
+    return view.draw(sigma_min=sigma_min, solver=solver, steps=steps, batch=batch)
 
 
-def draw_grid(sweep: SolverSweep, steps: tuple[int, ...] = (1, 2, 8, 32)) -> Figure:
-    """Small multiples: rows = solvers, columns = steps (the static page of the widget)."""
-    methods = sorted({m for m, _ in sweep.samples}, key=METHODS.index)
-    fig, axes = plots.new_axes(len(methods) * len(steps), size=2.0, ncols=len(steps))
-    for i, method in enumerate(methods):
+def draw_grid(
+    sweeps: Mapping[float, SolverSweep],
+    method: str = "midpoint",
+    steps: tuple[int, ...] = (1, 2, 8, 32),
+) -> Figure:
+    """Small multiples: rows = sigma_min checkpoints, columns = steps, one solver (the
+    static page of the widget), every panel from the same noise x0."""
+    sweeps = _as_sweeps(sweeps)
+    _check_method(method)
+    fig, axes = plots.new_axes(len(sweeps) * len(steps), size=2.0, ncols=len(steps))
+    for i, (s, sweep) in enumerate(sweeps.items()):
         for j, k in enumerate(steps):
             ax = axes[i * len(steps) + j]
             plots.scatter2d(ax, sweep.samples[(method, k)], s=1.5)
-            ax.set_title(f"{method}, {k} steps (NFE {STAGES[method] * k})", fontsize=8)
+            ax.set_title(f"σ_min = {s:.2f}, steps = {k}", fontsize=8)
             ax.set_xlabel("")
             ax.set_ylabel("")
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle("samples x1 from the same noise x0: solver (rows) x steps (columns)")
+    fig.suptitle(f"{method} samples x1 from the same noise x0: σ_min (rows) x steps (columns)")
     return fig
 
 
 @lru_cache(maxsize=1)
-def demo_sweep() -> SolverSweep:
-    """A sweep for benchmarks/widgets.py: the trained checkpoint if present, else a small
-    random MLP (seed 0). Slow on first call (it samples), then cached."""
-    if CHECKPOINT.exists():
-        model = models.load(CHECKPOINT)
-    else:
-        torch.manual_seed(0)
-        model = models.MLP(hidden=64, layers=2).eval()
-    return solver_sweep(model)
+def demo_sweeps() -> dict[float, SolverSweep]:
+    """Sweeps for benchmarks/widgets.py: the shipped checkpoints if present, else small
+    random MLPs (seeds 0..3). Slow on first call (it samples), then cached."""
+    trained = {}
+    for i, s in enumerate(SIGMA_MINS):
+        path = checkpoint_path(s)
+        if path.exists():
+            trained[s] = models.load(path)
+        else:
+            torch.manual_seed(i)
+            trained[s] = models.MLP(hidden=64, layers=2).eval()
+    return sigma_min_sweeps(trained)
 
 
 def _bench_view() -> SamplesView:
-    return SamplesView(demo_sweep())
+    return SamplesView(demo_sweeps())
 
 
 # (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
 # tests/test_live_figures.py run every entry.
-VIEWS = [("sampling.SamplesView", _bench_view, {"solver": "rk4", "steps": 16, "batch": 1000})]
+VIEWS = [
+    ("sampling.SamplesView", _bench_view,
+     {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000}),
+]  # fmt: skip
 
 __all__ = [
     "BATCHES",
     "METHODS",
+    "SIGMA_MINS",
     "STEPS",
     "VIEWS",
     "SamplesView",
     "SolverSweep",
+    "checkpoint_path",
     "curves",
-    "demo_sweep",
+    "demo_sweeps",
     "draw_grid",
     "draw_nfe_curves",
     "draw_samples",
+    "draw_sigma_min_curves",
+    "load_models",
     "quality",
+    "sigma_min_sweeps",
     "solver_error",
     "solver_sweep",
 ]
