@@ -76,6 +76,17 @@ def _mathjax_skip(folder: str, names: list[str]) -> list[str]:
 
 
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+# The package ships only HTML-CSS output with STIX web fonts: say so before MathJax starts (else
+# Chromium's copy of each formula as hidden MathML asks for TeX's web fonts, which are absent);
+# its blank measuring font is local() instead of about:blank, which Chromium refuses loudly.
+MATHJAX_FONTS = (
+    '<script type="text/x-mathjax-config">MathJax.Hub.Config({MMLorHTML: {prefer: "HTML"}, '
+    "menuSettings: {assistiveMML: false}, AssistiveMML: {disabled: true}, "
+    '"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null, '
+    'styles: {"@font-face": {"font-family": "MathJax_Blank", '
+    "src: \"local('MathJax_Blank')\"}}}"
+    "});</script>"
+)
 TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
@@ -97,6 +108,7 @@ SCRIPT = """
 document.querySelectorAll(".fm-panel").forEach((panel) => {
   const shape = JSON.parse(panel.dataset.shape), base = panel.dataset.base;
   const reasons = JSON.parse(panel.dataset.reasons);
+  const disabled = JSON.parse(panel.dataset.disabled);
   const inputs = [...panel.querySelectorAll("[data-axis]")];
   const img = panel.querySelector("img"), why = panel.querySelector(".fm-why");
   const show = () => {
@@ -301,6 +313,9 @@ def _page(exporter, nb, nav: str, panels: list[str]) -> str:
     extra = "".join(panels[k:])  # panels without a panel cell go at the end
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
     head = f'<link rel="icon" href="data:,"><style>{STYLE}</style>'  # no favicon request
+    body = body.replace(
+        f'<script src="{MATHJAX_URL}">', MATHJAX_FONTS + f'<script src="{MATHJAX_URL}">', 1
+    )
     tail = f"{extra}<script>{SCRIPT}</script>"
     return body.replace("</head>", head + "</head>", 1).replace("</body>", tail + "</body>", 1)
 
