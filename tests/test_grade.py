@@ -1,6 +1,7 @@
 """fmlib.grade: runs notebooks in a fresh kernel and reports every exercise's verdict."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -83,12 +84,18 @@ def test_student_edition_runs_top_to_bottom_with_nothing_attempted(path):
     assert all("did not run" not in v.message for v in verdicts), grade.table(verdicts)
 
 
+# Every instructor notebook's checks already run under nbval (their stored outputs say
+# "correct"); grading them all again would add ~7 minutes to CI, so CI grades notebook 00 and
+# FMLIB_GRADE_ALL=1 grades every one (as `make grade NB="notebooks/*.ipynb"` does by hand).
 INSTRUCTOR = sorted((ROOT / "notebooks").glob("*.ipynb"))
+GRADE_ALL = os.environ.get("FMLIB_GRADE_ALL") == "1"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", INSTRUCTOR, ids=[p.name for p in INSTRUCTOR])
 def test_instructor_edition_is_all_correct(path):
+    if not GRADE_ALL and not path.name.startswith("00_"):
+        pytest.skip("set FMLIB_GRADE_ALL=1 to grade every instructor notebook")
     verdicts = grade.grade_notebook(path)
     assert len(verdicts) >= 3
     assert all(v.verdict == "correct" for v in verdicts), grade.table(verdicts)
