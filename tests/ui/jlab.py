@@ -207,7 +207,11 @@ def _drag(page: Page, slider: Locator) -> None:
     track = slider.locator(".noUi-target").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     right_room = track["x"] + track["width"] - x
-    dx = 0.35 * track["width"] * (1 if right_room >= x - track["x"] else -1)
+    state = slider.locator(".noUi-target").first.evaluate(JS_SLIDER_STATE)
+    n = round((state["max"] - state["min"]) / state["step"]) + 1
+    # 35% of the track, or far enough to reach the next value of a slider with few values
+    dx = max(0.35, 0.75 / max(n - 1, 1)) * track["width"]
+    dx *= 1 if right_room >= x - track["x"] else -1
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + dx, y, steps=8)
@@ -215,13 +219,20 @@ def _drag(page: Page, slider: Locator) -> None:
 
 
 def _press(page: Page, slider: Locator, state: dict) -> tuple[str, float]:
-    """Focus the handle, press PageUp (PageDown near the maximum): one page of steps.
+    """Focus the handle, press PageUp (PageDown near the maximum): one page of steps (one
+    arrow step when the slider has fewer values than a page).
 
     Returns the key and the value noUiSlider must land on.
     """
     jump = state["page"] * state["step"]
-    up = state["value"] + jump <= state["max"] + 1e-9
-    key, target = ("PageUp", state["value"] + jump) if up else ("PageDown", state["value"] - jump)
+    if state["value"] + jump <= state["max"] + 1e-9:
+        key, target = "PageUp", state["value"] + jump
+    elif state["value"] - jump >= state["min"] - 1e-9:
+        key, target = "PageDown", state["value"] - jump
+    else:  # fewer values than a page: one step
+        up = state["value"] + state["step"] <= state["max"] + 1e-9
+        key = "ArrowRight" if up else "ArrowLeft"
+        target = state["value"] + (state["step"] if up else -state["step"])
     slider.locator(".noUi-handle").first.focus()
     page.keyboard.press(key)
     return key, min(max(target, state["min"]), state["max"])

@@ -39,17 +39,27 @@ RELEASE_BUDGET_MS = 300  # release -> the final value's picture (best of drag an
 # Console errors that are not the course's fault. Keep this list short; justify each entry.
 # None needed so far: JupyterLab 4.6.6 + ipywidgets 8.1.9 log no errors on these notebooks.
 BENIGN_CONSOLE: list[str] = []
+COLAB_BADGE = re.compile(r"^https://colab\.research\.google\.com/assets/colab-badge\.svg$")
+BADGE_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"/>'
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _values(slider) -> int:
+    """How many values a slider offers (from its noUiSlider range and step)."""
+    state = slider.locator(".noUi-target").first.evaluate(jlab.JS_SLIDER_STATE)
+    return int(round((state["max"] - state["min"]) / state["step"])) + 1
+
+
 def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
-    """Drag t (else the first slider) for LIVE_SECONDS, then press Play where there is one."""
+    """Drag t (else the slider with the most values) end to end for LIVE_SECONDS, then press
+    Play where there is one. The fps target applies where the hand can ask for that many
+    different values (a 4-option slider dragged end to end and back offers 6)."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
     sliders = {jlab.slider_label(s): s for s in panel.locator(".widget-slider").all()}
-    slider = sliders.get("t", panel.locator(".widget-slider").first)
+    slider = sliders.get("t") or max(sliders.values(), key=_values)
     runs = [jlab.drag_live(page, index, slider, LIVE_SECONDS, REDRAW_TIMEOUT_S)]
     if panel.locator(".widget-play").count():
         runs.append(jlab.play_live(page, index, slider, LIVE_SECONDS, REDRAW_TIMEOUT_S))
@@ -60,8 +70,9 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
                     f"| {r.seconds:.1f} | {r.fps:.1f} | {r.release_ms:.0f} | {same} |")  # fmt: skip
         if not r.final_matches:
             problems.append(f"panel {index}, {r.method} {r.slider}: final picture is stale")
+    measurable = 2 * (_values(slider) - 1) >= FPS_TARGET * LIVE_SECONDS
     best_fps = max(r.fps for r in runs)
-    if best_fps < FPS_TARGET:
+    if measurable and best_fps < FPS_TARGET:
         problems.append(f"panel {index}: {best_fps:.1f} fps (target {FPS_TARGET})")
     best_release = min(r.release_ms for r in runs)
     if best_release > RELEASE_BUDGET_MS:
@@ -102,6 +113,9 @@ def test_notebook_runs_and_widgets_redraw(
     console: list[str] = []
     page.on("console", lambda m: m.type == "error" and console.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    # No internet here: the notebooks' "Open in Colab" badge image is served by the test.
+    page.route(COLAB_BADGE, lambda route: route.fulfill(
+        status=200, content_type="image/svg+xml", body=BADGE_SVG))  # fmt: skip
     try:
         start = time.monotonic()
         jlab.open_notebook(page, lab.url, f"notebooks/{notebook.name}", timeout_s=120)

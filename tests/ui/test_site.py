@@ -10,6 +10,7 @@ import functools
 import http.server
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +27,7 @@ LOCAL_SCHEMES = {"data", "blob", "about"}
 def _builder():
     spec = importlib.util.spec_from_file_location("build_site", REPO / "tools" / "build_site.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["build_site"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -37,7 +39,8 @@ def site(tmp_path_factory) -> Path:
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("site") / "site"
-    summary = _builder().build(out, _builder().MAX_FRAMES)
+    builder = _builder()
+    summary = builder.build(out, builder.MAX_FRAMES)
     print(f"site built: {summary}")
     return out
 
