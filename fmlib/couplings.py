@@ -23,7 +23,6 @@ are averaged, hence how straight the marginal flow is:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -31,10 +30,9 @@ import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from fmlib.solvers import integrate
-from fmlib.training import cfm_loss, ema_update, learning_rate
+from fmlib.training import cfm_loss, train_steps
 
 Field = Callable[[Tensor, Tensor], Tensor]
 Sampler = Callable[[int, torch.Generator | None], Tensor]
@@ -208,29 +206,25 @@ def fit(
     Per step: (x0, x1) = sample_pairs(batch_size), t ~ U[0, 1], one Adam step on
     `fmlib.training.cfm_loss` (x_t = path.psi_t(x0, x1, t), target path.target(x0, x1, t)),
     learning rate `fmlib.training.learning_rate` (warmup, cosine decay to 0 over `steps`),
-    EMA of the weights. Deterministic given `generator` and the initial weights.
-    The loss history is kept in `model.losses` (a list of floats).
+    EMA of the weights: the loop of `fmlib.training.train_steps`. Deterministic given
+    `generator` and the initial weights. The loss history is kept in `model.losses`.
     """
     _check_positive_int("steps", steps)
     _check_positive_int("batch_size", batch_size)
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    losses = []
-    for k in tqdm(range(steps), desc="CFM training", disable=not progress, mininterval=1.0):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, k / steps, warmup)
+
+    def batch_loss() -> Tensor:  # the coupling's pairs, then t ~ U[0, 1]
         x0, x1 = sample_pairs(batch_size, generator)
         t = torch.rand(batch_size, generator=generator)
-        loss = cfm_loss(model, x0, x1, t, path)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ema_update(ema, model, min(ema_decay, (1 + k) / (10 + k)))
-        losses.append(loss.item())
+        return cfm_loss(model, x0, x1, t, path)
+
+    ema, losses = train_steps(
+        model, batch_loss, optimizer, steps, lr, warmup, ema_decay, "CFM training", progress
+    )
     ema.losses = losses
-    return ema.eval()
+    return ema
 
 
 def count_crossings(x0: Tensor, x1: Tensor) -> int:

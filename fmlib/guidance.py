@@ -19,18 +19,16 @@ p(x | y)^w p(x)^(1 - w) / Z except at w = 0 and w = 1 (notebook 09 measures the 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
 from fmlib.models import sinusoidal_embedding
 from fmlib.paths import GaussianPath, OTPath
-from fmlib.training import ema_update, learning_rate, sample_time
+from fmlib.training import sample_time, train_steps
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -165,28 +163,23 @@ def train_conditional(
 ) -> tuple[ConditionalMLP, list[float]]:
     """AdamW on conditional_cfm_loss with label dropout: per step (x1, y) ~ q, y dropped
     to null with probability p_drop, x0 ~ N(0, I), t ~ U[0, 1]. Warmup + cosine learning
-    rate and an EMA of the weights, as fmlib.training.train. Deterministic given the
-    generator and the initial weights. Returns (EMA model in eval mode, losses)."""
+    rate and an EMA of the weights: the loop of fmlib.training.train_steps. Deterministic
+    given the generator and the initial weights. Returns (EMA model in eval mode, losses)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    losses = []
-    for step in tqdm(range(steps), disable=not progress, desc="conditional CFM", mininterval=1.0):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, step / steps, warmup)
+
+    def batch_loss() -> Tensor:  # (x1, y) ~ q, labels dropped, x0 ~ N(0, I), t ~ U[0, 1]
         x1, y = sample_labelled(q, batch_size, generator)
         x1 = x1.to(torch.get_default_dtype())
         y = drop_labels(y, p_drop, model.null, generator)
         x0 = torch.randn(x1.shape, generator=generator)
         t = sample_time(batch_size, generator)
-        loss = conditional_cfm_loss(model, x0, x1, y, t, path)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-    return ema.eval(), losses
+        return conditional_cfm_loss(model, x0, x1, y, t, path)
+
+    return train_steps(
+        model, batch_loss, optimizer, steps, lr, warmup, ema_decay, "conditional CFM", progress
+    )
 
 
 def _guidance_weight(w: float | Tensor, x: Tensor) -> Tensor:

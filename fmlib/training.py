@@ -273,3 +273,41 @@ class Recipe:
             progress=progress,
             **self.train_kwargs(),
         )
+
+
+def train_steps(
+    model: nn.Module,
+    batch_loss: Callable[[], Tensor],
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    lr: float,
+    warmup: float = 0.02,
+    ema_decay: float = 0.99,
+    desc: str = "training",
+    progress: bool = True,
+) -> tuple[nn.Module, list[float]]:
+    """A fixed number of gradient steps on `batch_loss()`; returns (EMA model in eval mode, losses).
+
+    Per step k: lr = `learning_rate(lr, k / steps, warmup)` (warmup + cosine decay to 0),
+    loss = batch_loss() (the callback draws its own batch, so the order of random draws is
+    the caller's), one optimizer step, then the EMA theta_ema <- d theta_ema + (1 - d) theta
+    with d = min(ema_decay, (1 + k) / (10 + k)) (a short average while the weights move fast).
+    The loop shared by `fmlib.couplings.fit` and `fmlib.guidance.train_conditional`;
+    deterministic given the callback's generator and the initial weights.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    ema = copy.deepcopy(model).requires_grad_(False)
+    losses = []
+    for k in tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(lr, k / steps, warmup)
+        loss = batch_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema_update(ema, model, min(ema_decay, (1 + k) / (10 + k)))
+        losses.append(loss.item())
+    return ema.eval(), losses
