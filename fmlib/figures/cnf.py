@@ -117,7 +117,9 @@ def density_at_t(sigma_min: float, method: str, steps: int, t: float) -> dict:
     both = torch.cat([grid, line, x_t])
     if method in STEPS:
         total = torch.from_numpy(_solver_map(g, t, steps, method))
-        z0 = both @ total[:3, :2].T + total[:3, 3]  # [x_t, l = 0] -> [x_0, l_0]
+        # [x_t, l = 0] -> [x_0, l_0] = x^(1) T[:3, 0] + x^(2) T[:3, 1] + T[:3, 3], written
+        # out: a float64 matmul with an inner dimension of 2 takes ~30 ms in torch's CPU BLAS
+        z0 = both[:, :1] * total[:3, 0] + both[:, 1:2] * total[:3, 1] + total[:3, 3]
         p_ode = standard_normal_log_prob(z0[:, :2]) - z0[:, 2]
     else:  # adaptive steps (dopri5)
         p_ode = ode_log_density(g, both, t, steps, method)
@@ -168,7 +170,7 @@ class _SliceArtists:
 
     @property
     def artists(self) -> tuple:
-        """What `set` changes (the x axis only changes with the point mass: invalidate)."""
+        """What `set` changes (the x axis never changes: it stays cached)."""
         ax = self.ax
         return (self.ode, self.exact, self.point_mass, ax.yaxis, *ax.spines.values(), ax.title,
                 self.legend)  # fmt: skip
@@ -180,8 +182,8 @@ class _SliceArtists:
             artist.set_visible(not point_mass)
         self.point_mass.set_visible(point_mass)
         self.ax.set_ylabel("" if point_mass else "$p_t(x)$")
-        if point_mass:  # the limits autoscaling gives to the vertical line alone
-            self.ax.set_xlim(M[0] - 0.11, M[0] + 0.11)
+        self.ax.set_xlim(-1.1 * LIM, 1.1 * LIM)  # one x range for both: no full redraw
+        if point_mass:
             self.ax.set_ylim(0.0, 1.0)
         else:
             line, ode, exact = (res[k].numpy() for k in ("line", "line_ode", "line_exact"))
@@ -189,7 +191,6 @@ class _SliceArtists:
             self.exact.set_data(line, exact)
             self.legend.get_texts()[0].set_text(f"ODE ({method}, {steps} steps)")
             lo, hi = min(ode.min(), exact.min()), max(ode.max(), exact.max())
-            self.ax.set_xlim(-1.1 * LIM, 1.1 * LIM)  # autoscaling: 5 % margins
             self.ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         self.ax.set_title(_slice_title(sigma_min, method, steps, t, res["error"]))
         return res["error"]
@@ -236,7 +237,6 @@ class ODEDensity(plots.LiveFigure):
         ax_map.set_xlabel("$x^{(1)}$")
         ax_map.set_ylabel("$x^{(2)}$")
         self.slice = _SliceArtists(ax_slice)
-        self.point_mass = False
         self.update()  # then the layout, with the colorbar, is kept for the point mass too
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
@@ -249,10 +249,7 @@ class ODEDensity(plots.LiveFigure):
     ) -> None:
         sigma_min, steps, t = float(sigma_min), int(steps), float(t)
         res = density_at_t(sigma_min, method, steps, t)
-        point_mass = res["grid_ode"] is None
-        if point_mass != self.point_mass:  # the slice's x axis changes: a full redraw
-            self.point_mass = point_mass
-            self.invalidate()
+        point_mass = res["grid_ode"] is None  # hides the image and colorbar: both are dynamic
         for artist in (self.image, self.contours, self.colorbar.ax):
             artist.set_visible(not point_mass)
         self.samples.set_visible(point_mass)
