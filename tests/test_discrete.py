@@ -49,6 +49,14 @@ def test_forward_residual_of_a_chain_vanishes_only_for_its_rates():
     assert discrete.forward_residual(dp, wrong, p).abs().max() > 1e-2
 
 
+def test_forward_residual_is_the_notebook_line():
+    """Notebook 10 writes the residual as dp - U @ p (forward_residual_fd); fmlib's is that line."""
+    U = _rate_matrix(4, 3)
+    g = torch.Generator().manual_seed(5)
+    p, dp = torch.rand(4, generator=g, dtype=f64), torch.rand(4, generator=g, dtype=f64)
+    assert torch.equal(discrete.forward_residual(dp, U, p), dp - U @ p)
+
+
 def test_check_rate_matrix_rejects_bad_matrices():
     U = _rate_matrix(3, 0)
     discrete.check_rate_matrix(U)
