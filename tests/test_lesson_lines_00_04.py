@@ -1,0 +1,95 @@
+"""The lesson's lines in notebooks 00-04 equal the fmlib code the course reuses.
+
+The notebooks write the maths of each chapter in their own cells and check it there against
+independent quantities (closed forms, finite differences, Monte Carlo); that fmlib's copy is
+the same code is a unit-test matter, checked here on points the notebooks do not use.
+"""
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from fmlib.continuity import continuity_residual
+from fmlib.flows import GaussianFlow
+from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
+from fmlib.paths import OTPath
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+D64 = torch.float64
+
+
+def notebook_function(notebook: str, name: str, names: dict | None = None):
+    """The function `name` as defined in a code cell of notebooks/<notebook>: only the `def`
+    statements of that cell run, with torch, math and `names` (the globals it reads)."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    (source,) = [src for src in sources if f"def {name}(" in src]
+    module = ast.parse(source)
+    module.body = [node for node in module.body if isinstance(node, ast.FunctionDef)]
+    namespace = {"torch": torch, "math": math, **(names or {})}
+    exec(compile(module, f"{notebook}:{name}", "exec"), namespace)
+    return namespace[name]
+
+
+def test_ot_flow_equals_notebook_00_line():
+    """00: x_t = (1 - (1 - sigma_min) t) x0 + t x1 is OTPath.psi_t."""
+    gen = torch.Generator().manual_seed(3)
+    x0, x1 = (
+        torch.randn(50, 2, generator=gen, dtype=D64),
+        torch.randn(50, 2, generator=gen, dtype=D64),
+    )
+    for sigma_min in (0.0, 0.1, 0.4):
+        for t in (0.0, 0.3, 1.0):
+            line = (1 - (1 - sigma_min) * t) * x0 + t * x1
+            torch.testing.assert_close(OTPath(sigma_min).psi_t(x0, x1, t), line, rtol=0, atol=1e-15)
+
+
+def test_gaussian_flow_is_the_field_of_notebook_02():
+    """02: u_t(x) = m + (s - 1)/(1 - t + t s) (x - t m) (no swirl) is GaussianFlow(m, s)."""
+    gen = torch.Generator().manual_seed(4)
+    m, s = torch.tensor([2.0, 1.0], dtype=D64), 0.3
+    x = torch.randn(20, 2, generator=gen, dtype=D64)
+    for t in (0.0, 0.4, 0.9):
+        formula = m + (s - 1) / (1 - t + t * s) * (x - t * m)
+        field = GaussianFlow(m, s)(x, torch.full((20,), t, dtype=D64))
+        torch.testing.assert_close(field, formula, rtol=0, atol=1e-12)
+
+
+def test_continuity_residual_equals_notebook_03_lines():
+    """03: residual_by_hand is fmlib.continuity.continuity_residual (same grid, same dt)."""
+    residual_by_hand = notebook_function("03_continuity_equation.ipynb", "residual_by_hand")
+    path, x1 = OTPath(0.2), torch.tensor([-1.0, 0.7], dtype=D64)
+
+    def log_p(x, t):
+        return path.log_prob(x, x1.expand_as(x), t)
+
+    def u(x, t):
+        return path.u_t(x, x1.expand_as(x), t)
+
+    for t, n, lim in ((0.3, 17, 3.0), (0.7, 33, 2.5)):
+        h = 2 * lim / (n - 1)
+        ours = residual_by_hand(log_p, u, t, lim=lim, n=n)
+        lib = continuity_residual(log_p, u, t, lim=lim, n=n, dt=h / 4)
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-12)
+
+
+def test_marginal_field_equals_notebook_04_lines():
+    """04: marginal_by_hand (softmax posterior, weighted conditional fields) is
+    fmlib.marginal's marginal_velocity and posterior for an empirical distribution."""
+    gen = torch.Generator().manual_seed(5)
+    x1_data = 2 * torch.randn(7, 2, generator=gen, dtype=D64)
+    sigma_min = 0.05
+    marginal_by_hand = notebook_function(
+        "04_marginalization_trick.ipynb",
+        "marginal_by_hand",
+        {"sigma_min": sigma_min, "x1_data": x1_data},
+    )
+    path, q = OTPath(sigma_min), GaussianMixture(x1_data, 0.0)
+    x = 2 * torch.randn(40, 2, generator=gen, dtype=D64)
+    for t in (0.2, 0.6, 0.95):
+        u, w = marginal_by_hand(x, t)
+        torch.testing.assert_close(u, marginal_velocity(path, q, x, t), rtol=0, atol=1e-10)
+        torch.testing.assert_close(w, posterior(path, q, x, t), rtol=0, atol=1e-10)
