@@ -77,6 +77,14 @@ def _wait_idle(box, timeout=10.0):
         time.sleep(0.01)
 
 
+def _wait_done(box, timeout=20.0):
+    """Until the worker stops: requested frames drawn and every frame ahead drawn."""
+    deadline = time.time() + timeout
+    while not box.redrawer.done():
+        assert time.time() < deadline, "the redraw thread did not stop"
+        time.sleep(0.01)
+
+
 def test_panel_draws_the_last_value_and_drops_stale_ones():
     view = Slow()
     box = widgets.panel(view)
@@ -89,8 +97,63 @@ def test_panel_draws_the_last_value_and_drops_stale_ones():
     for k in range(1, 20):  # a drag: 19 values, faster than a 30 ms redraw
         t.index = k
     _wait_idle(box)
-    assert view.drawn[-1] == t.value == 0.95  # the final value is what is drawn
+    assert t.value == 0.95 and view.drawn.index(0.95) < 10  # drawn soon after the last value
+    assert bytes(image.value) == widgets.render_png(Slow(), {"t": 0.95, "sigma_min": 0.0})
     assert box.redrawer.drawn < 10, f"{box.redrawer.drawn} redraws for 19 values: not coalesced"
+
+
+def test_nearby_values_come_nearest_first_next_one_up_first():
+    t = widgets.t_slider(0.5)
+    assert widgets.nearby(t, 0.5, n=4) == [0.55, 0.45, 0.6, 0.4]
+    assert widgets.nearby(t, 0.0)[:2] == [0.05, 0.1] and len(widgets.nearby(t, 0.0, n=99)) == 20
+    assert widgets.nearby(widgets.steps_slider(1, max=5), 1) == [2, 3, 4, 5]
+    assert widgets.nearby(widgets.sigma_min_slider(0.1), 0.1, n=2) == [0.11, 0.09]
+    assert widgets.nearby(widgets.solver_dropdown(), "euler") == []
+
+
+def test_frame_cache_keeps_the_most_recent_frames():
+    cache = widgets.FrameCache(size=2)
+    for t in (0.1, 0.2, 0.3):
+        cache.put({"t": t}, (bytes([int(10 * t)]), {}))
+    assert {"t": 0.1} not in cache and cache.get({"t": 0.3}) == (bytes([3]), {})
+    assert {"t": 0.1 + 0.2} in cache  # 0.30000000000000004: the same slider value
+
+
+def test_frames_along_t_are_drawn_ahead_once_the_hand_rests_and_equal_fresh_draws():
+    view = Slow()
+    box = widgets.panel(view)
+    image, t = box.children[-1], box.children[0].children[1]
+    t.index = 3  # t = 0.15
+    _wait_done(box)
+    assert sorted(view.drawn) == sorted(widgets.T_GRID)  # the whole grid, once each
+    drawn = len(view.drawn)
+    t.index = 17  # drawn ahead: shown from the cache without drawing
+    _wait_done(box)
+    assert len(view.drawn) == drawn and box.redrawer.drawn == 2
+    assert bytes(image.value) == widgets.render_png(Slow(), {"t": 0.85, "sigma_min": 0.0})
+
+
+def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
+    view = Slow()  # 30 ms a frame, and the time to draw it
+    start = time.monotonic()
+    widgets.render_png(Slow(), {"t": 0.5, "sigma_min": 0.0})
+    frame_s = time.monotonic() - start
+    box = widgets.panel(view)
+    t, sigma = box.children[0].children[1:]
+    t.index = 1
+    time.sleep(widgets.AHEAD_AFTER_S + 0.1)  # drawing ahead now
+    assert not box.redrawer.done() and len(view.drawn) > 2
+    start = time.monotonic()
+    sigma.value = 0.33
+    _wait_idle(box)
+    waited = time.monotonic() - start  # the frame drawn ahead, then the one asked for
+    assert waited < 2.5 * frame_s + 0.05, f"{waited:.3f} s for frames of {frame_s:.3f} s"
+    assert view.drawn[-1] == 0.05
+    assert bytes(box.children[-1].value) == widgets.render_png(
+        Slow(), {"t": 0.05, "sigma_min": 0.33}
+    )
+    _wait_done(box)  # then frames along sigma_min, the control moved last
+    assert len(view.drawn) >= 2 + 20 + widgets.AHEAD_VALUES
 
 
 def test_panel_disables_inactive_controls_with_the_reason():
@@ -118,8 +181,8 @@ def test_panel_with_a_plain_draw_function_and_errors():
     s.value = 0.2
     _wait_idle(box)
     k.value = 7
-    _wait_idle(box)
-    assert calls[0] == (0.0, 3) and calls[-1] == (0.2, 7)
+    _wait_done(box)
+    assert calls[0] == (0.0, 3) and (0.2, 7) in calls
     with pytest.raises(ValueError, match="controls must name at least one widget"):
         widgets.panel(draw)
     with pytest.raises(ValueError, match="draw must be callable"):

@@ -36,9 +36,9 @@ HEADER = [
 
 
 LIVE_HEADER = [
-    "| notebook | panel | slider | how | pictures | seconds | fps | release -> final (ms) "
-    "| final picture = final value's |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| notebook | panel | slider | how | values asked | pictures | seconds | asked per s | fps "
+    "| release -> final (ms) | final picture = final value's |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 

@@ -8,6 +8,7 @@ cells' models. Clicks, drags and key presses go through the real UI.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from playwright.sync_api import Locator, Page
@@ -91,7 +92,7 @@ JS_WATCH = """(index) => {
     const readouts = () => [...panel.querySelectorAll(".widget-readout")].map((r) => r.innerText)
         .join("|");
     const watch = { t0: null, first, last: first, changes: [], error: null,
-                    readout: readouts(), readoutAt: null };
+                    readout: readouts(), readoutAt: null, asked: [] };
     window.__uiWatch = watch;
     if (!window.__uiListening) {
         window.__uiListening = true;
@@ -107,7 +108,11 @@ JS_WATCH = """(index) => {
         if (text.includes("redraw failed") || text.includes("Traceback (most recent call"))
             watch.error = text.slice(0, 2000);
         const now = readouts();
-        if (now !== watch.readout) { watch.readout = now; watch.readoutAt = performance.now(); }
+        if (now !== watch.readout) {
+            watch.readout = now;
+            watch.readoutAt = performance.now();
+            watch.asked.push(watch.readoutAt);
+        }
         if (el && el.src && el.src !== watch.last) {
             watch.last = el.src;
             watch.changes.push(performance.now());
@@ -135,6 +140,9 @@ JS_LATENCY_MS = """() => { const w = window.__uiWatch;
 # Pictures shown between two page times (ms).
 JS_FRAMES_BETWEEN = """([a, b]) =>
     window.__uiWatch.changes.filter((t) => t >= a && t <= b).length"""
+# Values the hand asked for (readout changes) between two page times (ms).
+JS_ASKED_BETWEEN = """([a, b]) =>
+    window.__uiWatch.asked.filter((t) => t >= a && t <= b).length"""
 JS_NOW = "() => performance.now()"
 
 # value, range and step of a slider, from its noUiSlider instance (5: noUiSlider's default
@@ -294,6 +302,7 @@ class Live:
     slider: str
     method: str
     frames: int
+    asked: int  # values the readout showed in that time: a picture per value is the most
     seconds: float
     release_ms: float  # release (or end of Play) -> last new picture
     final_matches: bool  # the settled picture is the one drawn for the final value
@@ -301,6 +310,10 @@ class Live:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds
+
+    @property
+    def asked_per_s(self) -> float:
+        return self.asked / self.seconds
 
 
 def _settle(page: Page, index: int, timeout_s: float) -> float:
@@ -328,7 +341,9 @@ def _final_matches(page: Page, index: int, slider: Locator, timeout_s: float) ->
 
 
 def drag_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s: float) -> Live:
-    """Drag the handle end to end and back for `seconds`, counting the pictures shown."""
+    """Drag the handle end to end and back for `seconds`, counting the pictures shown. The
+    handle follows the clock (its position is a function of the time elapsed), so the hand
+    asks for every value twice in `seconds` however long each pointer event takes to send."""
     handle = slider.locator(".noUi-handle").first
     handle.scroll_into_view_if_needed()
     track = slider.locator(".noUi-target").first.bounding_box()
@@ -339,19 +354,20 @@ def drag_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s
     page.mouse.down()
     page.evaluate(JS_WATCH, index)
     start = page.evaluate(JS_NOW)
-    moves = int(seconds * 20)  # a hand moving continuously: 20 pointer events per second
-    for k in range(moves):
-        phase = 2 * k / (moves - 1)
-        x = left + (right - left) * (phase if phase <= 1 else 2 - phase) * 0.9
-        page.mouse.move(x, y)
-        page.wait_for_timeout(1000 * seconds / moves)
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < seconds:
+        phase = 2 * elapsed / seconds
+        x = left + (right - left) * (phase if phase <= 1 else 2 - phase)
+        page.mouse.move(x, y, steps=2)
+        page.wait_for_timeout(1000 / 30)  # a hand moving continuously: ~30 events per second
     page.mouse.up()
     end = page.evaluate(JS_NOW)
     release_ms = _settle(page, index, timeout_s)
     frames = page.evaluate(JS_FRAMES_BETWEEN, [start, end])
+    asked = page.evaluate(JS_ASKED_BETWEEN, [start, end])
     name = slider_label(slider)
     matches = _final_matches(page, index, slider, timeout_s)
-    return Live(index, name, "drag", frames, (end - start) / 1000, release_ms, matches)
+    return Live(index, name, "drag", frames, asked, (end - start) / 1000, release_ms, matches)
 
 
 def play_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s: float) -> Live:
@@ -366,6 +382,7 @@ def play_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s
     panel.locator(".widget-play button").first.click()
     page.wait_for_timeout(1000 * seconds)
     frames = page.evaluate(JS_FRAMES_BETWEEN, [start, start + 1000 * seconds])
+    asked = page.evaluate(JS_ASKED_BETWEEN, [start, start + 1000 * seconds])
     release_ms = _settle(page, index, timeout_s)
     matches = _final_matches(page, index, slider, timeout_s)
-    return Live(index, slider_label(slider), "play", frames, seconds, release_ms, matches)
+    return Live(index, slider_label(slider), "play", frames, asked, seconds, release_ms, matches)

@@ -66,14 +66,18 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
     problems = []
     for r in runs:
         same = "yes" if r.final_matches else "NO"
-        rows.append(f"| {notebook.stem} | {index} | {r.slider} | {r.method} | {r.frames} "
-                    f"| {r.seconds:.1f} | {r.fps:.1f} | {r.release_ms:.0f} | {same} |")  # fmt: skip
+        rows.append(f"| {notebook.stem} | {index} | {r.slider} | {r.method} | {r.asked} "
+                    f"| {r.frames} | {r.seconds:.1f} | {r.asked_per_s:.1f} | {r.fps:.1f} "
+                    f"| {r.release_ms:.0f} | {same} |")  # fmt: skip
         if not r.final_matches:
             problems.append(f"panel {index}, {r.method} {r.slider}: final picture is stale")
+    # A run meets the target with FPS_TARGET pictures a second, or with a picture for every
+    # value the hand asked for (but one) when it asked for fewer.
     measurable = 2 * (_values(slider) - 1) >= FPS_TARGET * LIVE_SECONDS
-    best_fps = max(r.fps for r in runs)
-    if measurable and best_fps < FPS_TARGET:
-        problems.append(f"panel {index}: {best_fps:.1f} fps (target {FPS_TARGET})")
+    met = [r.fps >= FPS_TARGET or r.frames >= r.asked - 1 for r in runs]
+    if measurable and not any(met):
+        rates = ", ".join(f"{r.method} {r.fps:.1f} fps of {r.asked_per_s:.1f} asked" for r in runs)
+        problems.append(f"panel {index}: {rates} (target {FPS_TARGET})")
     best_release = min(r.release_ms for r in runs)
     if best_release > RELEASE_BUDGET_MS:
         problems.append(f"panel {index}: final picture {best_release:.0f} ms after release")
