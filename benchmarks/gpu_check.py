@@ -51,6 +51,19 @@ MARKERS = ("<!-- gpu_check:begin -->", "<!-- gpu_check:end -->")
 CHECKPOINT = ROOT / "assets" / "checkerboard_model.pt"
 
 
+class HostSyncing(nn.Module):
+    """`inner` with a host synchronisation in its forward: a field a CUDA graph cannot record
+    (also used by tests/test_sampling_graphs.py)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        u = self.inner(x, t)
+        return u if u.abs().max().item() < 1e9 else u * 0  # .item(): a host sync
+
+
 def load_benchmark():
     """benchmarks/sampling.py as a module (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location(
@@ -128,16 +141,7 @@ def check_syncs(device: torch.device, model: nn.Module) -> str:
         torch.cuda.set_sync_debug_mode(old)
     assert torch.equal(first, again)
 
-    class Syncing(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = model
-
-        def forward(self, x, t):
-            u = self.inner(x, t)
-            return u if u.abs().max().item() < 1e9 else u * 0  # .item(): a host sync
-
-    syncing = FastSampler(Syncing(), steps=10, batch_size=4096, device=device)
+    syncing = FastSampler(HostSyncing(model), steps=10, batch_size=4096, device=device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         x1 = syncing(x0)

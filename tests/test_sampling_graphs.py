@@ -9,7 +9,9 @@ calls are left to benchmarks/gpu_check.py.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +22,8 @@ from fmlib.models import MLP
 from fmlib.repro import one_thread
 from fmlib.sampling import FastSampler
 from fmlib.solvers import integrate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +37,14 @@ def _one_thread():
 def mlp() -> MLP:
     torch.manual_seed(0)
     return MLP(hidden=16, layers=2, x_features=8).eval()
+
+
+def gpu_check():
+    """benchmarks/gpu_check.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def x0s(n: int, seed: int = 1) -> torch.Tensor:
@@ -234,18 +246,8 @@ def test_cuda_recording_keeps_the_rng_and_survives_inference_mode(mlp: MLP) -> N
 @needs_cuda
 def test_cuda_field_that_syncs_runs_the_plain_loop_and_cuda_stays_usable(mlp: MLP) -> None:
     model = mlp.to("cuda")
-
-    class Syncing(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = model
-
-        def forward(self, x, t):
-            u = self.inner(x, t)
-            return u if u.abs().max().item() < 1e9 else 0 * u  # .item(): a host sync
-
     x0 = x0s(200).cuda()
-    syncing = FastSampler(Syncing(), steps=3, batch_size=256)
+    syncing = FastSampler(gpu_check().HostSyncing(model), steps=3, batch_size=256)
     with pytest.warns(RuntimeWarning, match="cannot be recorded in a graph"):
         x1 = syncing(x0)
     assert syncing.backend == "eager"

@@ -77,6 +77,30 @@ JS_PICTURE = """async (panel) => {
 }"""
 
 
+# Press Play from t = 0; pictures per second until it stops at the end of t (or 1.5 s).
+JS_PLAY_FPS = """async (panel) => {
+    const img = panel.querySelector("img"), play = panel.querySelector(".fm-play");
+    const t = panel.querySelector("[data-name='t']");
+    t.value = 0;
+    t.dispatchEvent(new Event("input"));
+    let last = img.src, pictures = 0;
+    play.click();
+    const start = performance.now();
+    const end = await new Promise((done) => {
+        const poll = () => {
+            if (img.src !== last && img.complete) { last = img.src; pictures++; }
+            const now = performance.now();
+            if (play.textContent.includes("play") || now - start > 1500) done(now);
+            else requestAnimationFrame(poll);
+        };
+        poll();
+    });
+    if (!play.textContent.includes("play")) play.click();  // pause
+    return [pictures, (end - start) / 1000];
+}"""
+PLAY_FPS_TARGET = 8
+
+
 def _set(control, value: int) -> None:
     if control.evaluate("(el) => el.tagName") == "SELECT":
         control.select_option(str(value))
@@ -147,6 +171,11 @@ def test_site_pages(site, server, browser):
                     label = control.evaluate("(el) => el.dataset.name")
                     if not _changes_picture(page, panel, controls, i):
                         problems.append(f"{name}: panel {k}'s {label} never changes the picture")
+                if panel.locator(".fm-play").count():
+                    pictures, seconds = panel.evaluate(JS_PLAY_FPS)
+                    if pictures < PLAY_FPS_TARGET * seconds - 1:
+                        rate = f"{pictures} pictures in {seconds:.2f} s"
+                        problems.append(f"{name}: panel {k}'s Play: {rate} (>= 8/s)")
                 stem = name.replace("/", "_").removesuffix(".html")
                 panel.screenshot(path=ARTIFACTS / f"{stem}_panel{k}.png")
             page.screenshot(path=ARTIFACTS / f"{name.replace('/', '_')}.png")
