@@ -115,7 +115,7 @@ def test_view_title_lines_and_circle_match_quality_and_curves(sweeps) -> None:
     q = fs.quality(x1, sweeps[0.1].data[:40])
     assert view.left.get_title() == (
         "σ_min = 0.10, rk4, steps = 2 (NFE 8)\n"
-        f"batch = 40: SW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
+        f"t = 1.00, batch = 40: SW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
     )
     np.testing.assert_allclose(view.points.get_offsets(), x1.numpy())
     rk4 = fs.curves(sweeps[0.1])["rk4"]
@@ -129,13 +129,46 @@ def test_view_title_lines_and_circle_match_quality_and_curves(sweeps) -> None:
         view.update(sigma_min=0.05, solver="rk4", steps=2, batch=10)
 
 
+def test_state_at_is_the_solver_on_its_grid_and_a_shortened_last_step(sweep) -> None:
+    """Linear field u = A x: Euler iterates are (I + h A)^k x0, so every state is known."""
+    eye = torch.eye(2)
+    x0 = sweep.x0
+    for t, expected in (
+        (0.0, x0),
+        (0.5, x0 @ (eye + A / 4).T @ (eye + A / 4).T),  # grid time t_2 of 4 steps
+        (0.6, x0 @ (eye + A / 4).T @ (eye + A / 4).T @ (eye + 0.1 * A).T),  # 0.5, then 0.1
+        (1.0, sweep.samples[("euler", 4)]),
+    ):
+        x_t, t_k = fs.state_at(sweep, "euler", 4, t)
+        torch.testing.assert_close(x_t, expected, rtol=0, atol=1e-6)
+        assert t_k == (0.5 if t == 0.6 else t)
+    x_mid, _ = fs.state_at(sweep, "midpoint", 1, 0.3)  # one midpoint step of h = 0.3
+    step = eye + 0.3 * A + (0.3 * A) @ (0.3 * A) / 2
+    torch.testing.assert_close(x_mid, x0 @ step.T, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="t must be in \\[0, 1\\], got 1.5"):
+        fs.state_at(sweep, "euler", 4, 1.5)
+
+
+def test_view_draws_the_particles_at_t(sweeps) -> None:
+    view = fs.SamplesView(sweeps)
+    view.update(sigma_min=0.0, solver="euler", steps=4, batch=64, t=0.6)
+    x_t, _ = fs.state_at(sweeps[0.0], "euler", 4, 0.6)
+    np.testing.assert_allclose(view.points.get_offsets(), x_t.numpy())
+    title = view.left.get_title()
+    assert "t = 0.60, batch = 64" in title and "from t_k = 0.5 to t" in title
+    view.update(sigma_min=0.0, solver="euler", steps=4, batch=64, t=0.75)  # on the grid
+    assert "t = 0.75" in view.left.get_title() and "shortened" not in view.left.get_title()
+    matplotlib.pyplot.close(view.fig)
+
+
 def test_controls_offer_exactly_the_precomputed_values(sweeps) -> None:
     view = fs.SamplesView(sweeps)
     controls = view.controls()
     assert [v for _, v in controls["sigma_min"].options] == [0.0, 0.1]
     assert [v for _, v in controls["steps"].options] == list(STEPS)
     assert list(controls["batch"].options) == [64]  # every BATCHES value is > n = 64
-    assert view.inactive(sigma_min=0.0, solver="euler", steps=1, batch=64) == {}
+    assert view.inactive(sigma_min=0.0, solver="euler", steps=1, batch=64, t=0.5) == {}
+    assert controls["t"].value == 1.0 and len(controls["t"].options) == 21
 
 
 def test_views_entries_build() -> None:

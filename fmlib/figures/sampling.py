@@ -8,6 +8,11 @@ same x0). The widget `SamplesView(sweeps)` (a LiveFigure, built once) then only 
 measures and resets its points, lines, marker and title; `draw_samples` is the same
 figure as a new pyplot Figure.
 
+The particles at a time t (the widget's t control, with Play): `state_at` returns the
+sampler's own iterate x_{t_k} when t lies on its grid t_k = k / steps, and otherwise its
+last step shortened to land on t: one step of the same method from the grid time
+t_k = floor(t steps) / steps below t, of size t - t_k. At t = 1 it is the sample x1 itself.
+
 Quality of samples x1 against fresh data y ~ q (same size n):
 - SW_2(x1, y), the sliced Wasserstein distance (fmlib.metrics.sliced_wasserstein);
 - the in-support fraction (1/n) sum_i 1[x1_i in supp q] (checkerboard);
@@ -70,7 +75,9 @@ def load_models() -> dict[float, nn.Module]:
 class SolverSweep:
     """Samples x1 from one x0 [n, 2] for every (method, steps), dopri5 and the reference.
 
-    samples[(method, steps)] -> x1 [n, 2]; adaptive[tol] -> (x1, nfe); data: y ~ q [n, 2].
+    samples[(method, steps)] -> x1 [n, 2]; trajectories[(method, steps)] -> the iterates
+    [steps + 1, n, 2] on t_k = k / steps; adaptive[tol] -> (x1, nfe); data: y ~ q [n, 2];
+    model: the field, for the shortened last step of `state_at`.
     """
 
     x0: Tensor
@@ -79,6 +86,8 @@ class SolverSweep:
     samples: dict[tuple[str, int], Tensor] = field(default_factory=dict)
     adaptive: dict[float, tuple[Tensor, int]] = field(default_factory=dict)
     scores: dict | None = None  # curves(self), computed once
+    trajectories: dict[tuple[str, int], Tensor] = field(default_factory=dict)
+    model: nn.Module | None = None
 
 
 def solver_sweep(
@@ -103,10 +112,12 @@ def solver_sweep(
         model, x0, steps=k, method=method, rtol=tol, atol=tol
     )
     with one_thread(), torch.no_grad():
-        sweep = SolverSweep(x0=x0, data=y, reference=solve("dopri5").x)
+        sweep = SolverSweep(x0=x0, data=y, reference=solve("dopri5").x, model=model)
         for method in methods:
             for k in steps:
-                sweep.samples[(method, k)] = solve(method, k).x
+                solution = integrate(model, x0, steps=k, method=method, trajectory=True)
+                sweep.samples[(method, k)] = solution.x
+                sweep.trajectories[(method, k)] = solution.trajectory
         for tol in tolerances:
             solution = solve("dopri5", tol=tol)
             sweep.adaptive[tol] = (solution.x, solution.nfe)
@@ -118,6 +129,31 @@ def sigma_min_sweeps(
 ) -> dict[float, SolverSweep]:
     """sigma_min -> solver_sweep(model): the same x0 and data y for every model."""
     return {s: solver_sweep(model, n=n, seed=seed) for s, model in trained.items()}
+
+
+def state_at(sweep: SolverSweep, method: str, steps: int, t: float) -> tuple[Tensor, float]:
+    """The sampler's particles at time t: (x_t [n, 2], t_k), t_k the grid time it starts from.
+
+    On the grid (t = t_k = k / steps) x_t is the k-th iterate of `method` with `steps`
+    steps; between grid times it is that iterate moved by one step of the same method,
+    shortened to h = t - t_k (what the solver would return if its last step ended at t).
+    """
+    if (method, steps) not in sweep.trajectories:
+        raise ValueError(
+            f"(solver, steps) must be one of the precomputed {sorted(sweep.trajectories)}, "
+            f"got {(method, steps)}"
+        )
+    if not 0 <= t <= 1:
+        raise ValueError(f"t must be in [0, 1], got {t!r}")
+    k = min(math.floor(t * steps + 1e-9), steps)
+    t_k = k / steps
+    x_k = sweep.trajectories[(method, steps)][k]
+    if t - t_k < 1e-9:
+        return x_k, t_k
+    if sweep.model is None:
+        raise ValueError("sweep.model must be the field to step between grid times, got None")
+    with one_thread(), torch.no_grad():
+        return integrate(sweep.model, x_k, t0=t_k, t1=t, steps=1, method=method).x, t_k
 
 
 def quality(x1: Tensor, y: Tensor, seed: int = 0) -> dict[str, float]:
@@ -243,10 +279,11 @@ def _as_sweeps(sweeps: Mapping[float, SolverSweep] | SolverSweep) -> dict[float,
 
 
 class SamplesView(plots.LiveFigure):
-    """The sampling widget, built once. Left: the first `batch` samples of the sigma_min
-    checkpoint with `solver` and `steps` steps (NFE = stages x steps), with SW_2 and the
-    in-support fraction of that batch. Right: SW_2 vs NFE of `solver` (all n samples), one
-    line per sigma_min, the chosen one bold and the current choice circled.
+    """The sampling widget, built once. Left: the first `batch` particles of the sigma_min
+    checkpoint's sampler (`solver`, `steps` steps, NFE = stages x steps) at time t (see
+    `state_at`; t = 1: the samples), with SW_2 to data and the in-support fraction of what
+    is drawn. Right: SW_2 vs NFE of `solver` (all n samples at t = 1), one line per
+    sigma_min, the chosen one bold and the current choice circled.
 
     `widgets.panel(SamplesView(sweeps))`, sweeps = {sigma_min: SolverSweep}."""
 
@@ -268,6 +305,7 @@ class SamplesView(plots.LiveFigure):
             "batch": ipywidgets.SelectionSlider(
                 options=batches, value=batches[-1], description="batch", continuous_update=True
             ),
+            "t": widgets.t_slider(1.0),
         }
 
     def inactive(self, **values) -> dict[str, str]:
@@ -290,30 +328,39 @@ class SamplesView(plots.LiveFigure):
         right.set_xlim(min(nfe) / 1.4, max(nfe) * 1.4)  # static: every choice fits
         right.set_ylim(10 ** math.floor(math.log10(min(sw) / 1.2)), max(sw) * 1.3)  # 2 decades
         self.legend = right.legend(loc="upper right")
-        self._titles(next(iter(self.sweeps)), "midpoint", 1, 1, {"sw": 0.0, "in_support": 0.0})
+        first = next(iter(self.sweeps))
+        self._titles(first, "midpoint", 1, 1, 1.0, 1.0, {"sw": 0.0, "in_support": 0.0})
         # static artists drawn over dynamic ones (the legend, the frames) are redrawn too
         spines = [spine for ax in (left, right) for spine in ax.spines.values()]
         self.dynamic(self.points, left.title, right.title, *self.lines.values(), self.choice,
                      self.legend, *spines)  # fmt: skip
         return fig
 
-    def _titles(self, sigma_min, solver, steps, batch, scores) -> None:
+    def _titles(self, sigma_min, solver, steps, batch, t, t_k, scores) -> None:
+        where = "" if t - t_k < 1e-9 else f"\nx_t: last step shortened, from t_k = {t_k:.3g} to t"
         self.left.set_title(
             f"σ_min = {sigma_min:.2f}, {solver}, steps = {steps} (NFE {STAGES[solver] * steps})\n"
-            f"batch = {batch}: SW {scores['sw']:.3f}, on squares {scores['in_support']:.0%}",
+            f"t = {t:.2f}, batch = {batch}: SW {scores['sw']:.3f}, "
+            f"on squares {scores['in_support']:.0%}{where}",
             fontsize=9,
         )
         self.right.set_title(f"{solver}: SW vs NFE, all {N_SAMPLES} samples", fontsize=9)
 
     def update(
-        self, sigma_min: float = 0.0, solver: str = "midpoint", steps: int = 8, batch: int = 1000
+        self,
+        sigma_min: float = 0.0,
+        solver: str = "midpoint",
+        steps: int = 8,
+        batch: int = 1000,
+        t: float = 1.0,
     ) -> dict[str, float]:
-        """Show the choice; returns quality() of the batch shown in the title."""
+        """Show the choice; returns quality() of the batch of particles x_t in the title."""
         _check_choice(self.sweeps, sigma_min, solver, steps, batch)
         sweep = self.sweeps[sigma_min]
-        x1 = sweep.samples[(solver, steps)][:batch]
-        scores = quality(x1, sweep.data[:batch])
-        self.points.set_offsets(x1.numpy())
+        x_t, t_k = state_at(sweep, solver, steps, t)
+        x_t = x_t[:batch]
+        scores = quality(x_t, sweep.data[:batch])
+        self.points.set_offsets(x_t.numpy())
         for s, line in self.lines.items():
             row = curves(self.sweeps[s])[solver]
             line.set_data(row["nfe"], row["sw"])
@@ -321,7 +368,7 @@ class SamplesView(plots.LiveFigure):
         row = curves(sweep)[solver]
         nfe = STAGES[solver] * steps
         self.choice.set_data([nfe], [row["sw"][row["nfe"].index(nfe)]])
-        self._titles(sigma_min, solver, steps, batch, scores)
+        self._titles(sigma_min, solver, steps, batch, t, t_k, scores)
         return scores
 
 
@@ -331,11 +378,12 @@ def draw_samples(
     solver: str = "midpoint",
     steps: int = 8,
     batch: int = 1000,
+    t: float = 1.0,
 ) -> Figure:
     """The SamplesView figure for one choice, as a new pyplot Figure (for static pages)."""
     _check_choice(_as_sweeps(sweeps), sigma_min, solver, steps, batch)  # before a figure exists
     view = SamplesView(sweeps, pyplot=True)
-    return view.draw(sigma_min=sigma_min, solver=solver, steps=steps, batch=batch)
+    return view.draw(sigma_min=sigma_min, solver=solver, steps=steps, batch=batch, t=t)
 
 
 def draw_grid(
@@ -384,7 +432,7 @@ def _bench_view() -> SamplesView:
 # tests/test_live_figures.py run every entry.
 VIEWS = [
     ("sampling.SamplesView", _bench_view,
-     {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000}),
+     {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000, "t": 0.35}),
 ]  # fmt: skip
 
 __all__ = [
@@ -407,4 +455,5 @@ __all__ = [
     "sigma_min_sweeps",
     "solver_error",
     "solver_sweep",
+    "state_at",
 ]
