@@ -127,13 +127,13 @@ document.querySelectorAll(".fm-panel").forEach((panel) => {
     let timer = null;
     play.addEventListener("click", () => {
       if (timer) { clearInterval(timer); timer = null; play.textContent = "▶ play t"; return; }
-      if (Number(t.value) === Number(t.max)) t.value = 0;
+      if (Number(t.value) === Number(t.max)) { t.value = 0; show(); }
       play.textContent = "⏸ pause";
+      const stop = () => { clearInterval(timer); timer = null; play.textContent = "▶ play t"; };
       timer = setInterval(() => {
-        show();
-        if (Number(t.value) >= Number(t.max)) { clearInterval(timer); timer = null;
-          play.textContent = "▶ play t"; return; }
         t.value = Number(t.value) + 1;
+        show();
+        if (Number(t.value) >= Number(t.max)) stop();
       }, 100);  // 10 pictures a second (the course's bar: >= 8 while t plays)
     });
   }
@@ -178,19 +178,21 @@ def _thin(values: list, n: int, keep=None) -> list:
 
 
 def grid(controls: dict, max_frames: int) -> list[Axis]:
-    """Each control's own values, thinned (largest first) until the product fits max_frames.
+    """Each control's own values, thinned (largest first, t last) until the product fits
+    max_frames.
 
     Dropdowns keep every option; a control keeps its default value, so the page opens on the
     notebook's picture."""
     full = {name: _options(c) for name, c in controls.items()}
     sizes = {name: len(v) for name, v in full.items()}
     fixed = {n for n, c in controls.items() if isinstance(c, ipywidgets.Dropdown)}
-    sizes = {n: s if n in fixed else min(s, 11) for n, s in sizes.items()}
+    sizes = {n: s if n in fixed else min(s, 21 if n == "t" else 11) for n, s in sizes.items()}
     while np.prod(list(sizes.values())) > max_frames:
         free = [n for n in sizes if n not in fixed and sizes[n] > 2]
         if not free:
             break
-        largest = max(free, key=lambda n: sizes[n] / (2 if n == "t" else 1))  # t plays: keep it
+        others = [n for n in free if n != "t"]  # t plays: thinned only when the others are at 2
+        largest = max(others, key=sizes.get) if others else "t"
         sizes[largest] -= 1
     axes = []
     for name, control in controls.items():
