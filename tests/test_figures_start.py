@@ -49,3 +49,14 @@ def test_controls_and_note():
     view.update(sigma_min=0.4, steps=3)
     assert view.vp.ax.get_title() == vp_a
     assert view.ot.ax.get_title().startswith("OT path, σ_min = 0.40, steps = 3")
+
+
+def test_what_a_panel_draws_is_euler_vs_exact():
+    """euler_drawn (the view's lighter computation) gives the same polylines, endpoints and
+    error as euler_vs_exact, bit for bit."""
+    for path in (OTPath(0.0), OTPath(0.3), VPPath()):
+        for steps in (1, 4, 37):
+            trajectory, _, error = start.euler_vs_exact(path, steps)
+            drawn, end, error_drawn = start.euler_drawn(path, steps)
+            assert torch.equal(drawn, trajectory[:, : start.N_PARTICLES])
+            assert torch.equal(end, trajectory[-1]) and error_drawn == error

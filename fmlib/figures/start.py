@@ -11,7 +11,7 @@ from torch import Tensor
 
 from fmlib import plots, widgets
 from fmlib.paths import GaussianPath, OTPath, VPPath
-from fmlib.solvers import integrate
+from fmlib.solvers import euler_step, integrate
 
 X1 = (2.5, 1.5)  # the single data point every particle travels to
 N_PARTICLES = 12  # trajectories drawn
@@ -41,6 +41,23 @@ def euler_vs_exact(path: GaussianPath, steps: int) -> tuple[Tensor, Tensor, floa
     exact = _psi_on_grid(path, x0, x1, sol.times)
     error = (sol.trajectory[-1] - exact[-1]).norm(dim=1).max().item()
     return sol.trajectory, exact, error
+
+
+def euler_drawn(path: GaussianPath, steps: int) -> tuple[Tensor, Tensor, float]:
+    """What a panel draws: the Euler polylines of the first N_PARTICLES particles
+    [steps + 1, N_PARTICLES, 2], the Euler endpoints of all N_CLOUD [N_CLOUD, 2], and the
+    max endpoint error vs psi_1(x0 | x1), as in `euler_vs_exact`.
+
+    Only small tensors: no [steps + 1, N_CLOUD, 2] trajectory, whose element-wise ops torch
+    splits over threads, and a busy machine then stalls each of them (a redraw took 0.2 s)."""
+    x0 = _noise()
+    x1 = torch.tensor(X1).expand_as(x0)
+    h, x, drawn = 1.0 / steps, x0, [x0[:N_PARTICLES]]
+    for k in range(steps):  # integrate's Euler loop (same t = k h), keeping the drawn rows
+        x = euler_step(lambda y, t: path.u_t(y, x1, t), x, k * h, h)
+        drawn.append(x[:N_PARTICLES])
+    error = (x - path.psi_t(x0, x1, torch.ones(len(x0)))).norm(dim=1).max().item()
+    return torch.stack(drawn), x, error
 
 
 def _exact_curves(path: GaussianPath, n: int = N_PARTICLES) -> Tensor:
@@ -77,12 +94,12 @@ class _PathArtists:
         return self.exact, self.euler, self.nodes, self.cloud, self.x0, self.x1, self.ax.title
 
     def set(self, path: GaussianPath, steps: int, name: str) -> float:
-        euler, _, error = euler_vs_exact(path, steps)
+        drawn, end, error = euler_drawn(path, steps)
         self.exact.set_segments(list(_exact_curves(path).transpose(0, 1).numpy()))
-        polylines = euler[:, :N_PARTICLES].transpose(0, 1)  # [n, steps + 1, 2]
+        polylines = drawn.transpose(0, 1)  # [n, steps + 1, 2]
         self.euler.set_segments(list(polylines.numpy()))
         self.nodes.set_data(polylines[..., 0].reshape(-1), polylines[..., 1].reshape(-1))
-        self.cloud.set_offsets(euler[-1].numpy())
+        self.cloud.set_offsets(end.numpy())
         self.ax.set_title(_title(name, steps, error))
         return error
 
@@ -127,7 +144,9 @@ class ConditionalPath(plots.LiveFigure):
 
     def update(self, sigma_min: float = 0.0, steps: int = 4) -> None:
         self.ot.set(OTPath(sigma_min), steps, f"OT path, σ_min = {sigma_min:.2f}")
-        self.vp.set(VPPath(), steps, VP_NAME)
+        if getattr(self, "_vp_steps", None) != steps:  # sigma_min does not change the VP panel
+            self.vp.set(VPPath(), steps, VP_NAME)
+            self._vp_steps = steps
 
 
 def draw_conditional_path(sigma_min: float = 0.0, steps: int = 4) -> Figure:
