@@ -141,8 +141,11 @@ def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
     box = widgets.panel(view)
     t, sigma = box.children[0].children[1:]
     t.index = 1
-    time.sleep(widgets.AHEAD_AFTER_S + 0.1)  # drawing ahead now
-    assert not box.redrawer.done() and len(view.drawn) > 2
+    deadline = time.monotonic() + 10
+    while len(view.drawn) < 4:  # drawing ahead now (the first picture, t = 0.05, then ahead)
+        assert time.monotonic() < deadline, "nothing was drawn ahead"
+        time.sleep(0.005)
+    assert not box.redrawer.done()
     start = time.monotonic()
     sigma.value = 0.33
     _wait_idle(box)
