@@ -93,3 +93,47 @@ def test_marginal_field_equals_notebook_04_lines():
         u, w = marginal_by_hand(x, t)
         torch.testing.assert_close(u, marginal_velocity(path, q, x, t), rtol=0, atol=1e-10)
         torch.testing.assert_close(w, posterior(path, q, x, t), rtol=0, atol=1e-10)
+
+
+def test_hutchinson_equals_notebook_02_lines():
+    """02: hutchinson_lines (one vector-Jacobian product eps^T J per probe, dotted with eps) is
+    fmlib.divergence's value_and_hutchinson, and hutchinson draws the same probes."""
+    from fmlib.divergence import draw_probes, hutchinson, value_and_hutchinson
+
+    hutchinson_lines = notebook_function(
+        "02_continuous_normalizing_flows.ipynb", "hutchinson_lines"
+    )
+    gen = torch.Generator().manual_seed(6)
+    W = torch.randn(5, 5, generator=gen, dtype=D64)
+
+    def u(x, t):
+        return torch.tanh(x @ W) * (1 + t[:, None])
+
+    x = torch.randn(30, 5, generator=gen, dtype=D64)
+    t = torch.full((30,), 0.4, dtype=D64)
+    for k in (1, 3):
+        eps = draw_probes((k, 30, 5), "rademacher", torch.Generator().manual_seed(k), D64)
+        ours = hutchinson_lines(u, x, t, eps)
+        torch.testing.assert_close(ours, value_and_hutchinson(u, x, t, eps)[1], rtol=0, atol=1e-12)
+        lib = hutchinson(u, x, t, n_probes=k, generator=torch.Generator().manual_seed(k))
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-12)
+
+
+def test_log_likelihood_solves_notebook_02_augmented_ode():
+    """02: integrating the notebook's augmented field [u_t(x), -div u_t(x)] backward from
+    [x_1, 0] and returning log p_0(x_0) - l_0 is fmlib.solvers.log_likelihood."""
+    from fmlib.divergence import divergence
+    from fmlib.solvers import integrate, log_likelihood, standard_normal_log_prob
+
+    augmented = notebook_function(
+        "02_continuous_normalizing_flows.ipynb", "augmented", {"divergence": divergence}
+    )
+    g = GaussianFlow(torch.tensor([1.0, -0.5], dtype=D64), 0.4, omega=2.0)
+    x1 = torch.randn(40, 2, generator=torch.Generator().manual_seed(7), dtype=D64)
+    for method, steps in (("euler", 20), ("rk4", 30)):
+        z1 = torch.cat([x1, torch.zeros(40, 1, dtype=D64)], dim=1)
+        z0 = integrate(augmented(g, 2), z1, 1.0, 0.0, steps=steps, method=method).x
+        ours = standard_normal_log_prob(z0[:, :2]) - z0[:, 2]
+        lib, x0 = log_likelihood(g, x1, standard_normal_log_prob, steps=steps, method=method)
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-10)
+        torch.testing.assert_close(z0[:, :2], x0, rtol=0, atol=1e-10)
