@@ -54,7 +54,7 @@ class Slow(plots.LiveFigure):
         ax.set_ylim(0, 1)
         ax.set_title("t = 0.00")
         self.dynamic(self.line, ax.title)
-        self.drawn = []
+        self.drawn, self.calls = [], []
         return fig
 
     def update(self, t: float = 0.5, sigma_min: float = 0.0) -> None:
@@ -62,6 +62,7 @@ class Slow(plots.LiveFigure):
         self.line.set_data([0, 1], [0, t])
         self.line.axes.set_title(f"t = {t:.2f}")
         self.drawn.append(t)
+        self.calls.append((t, sigma_min))
 
     def controls(self):
         return {"t": widgets.t_slider(0.0), "sigma_min": widgets.sigma_min_slider()}
@@ -134,10 +135,7 @@ def test_frames_along_t_are_drawn_ahead_once_the_hand_rests_and_equal_fresh_draw
 
 
 def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
-    view = Slow()  # 30 ms a frame, and the time to draw it
-    start = time.monotonic()
-    widgets.render_png(Slow(), {"t": 0.5, "sigma_min": 0.0})
-    frame_s = time.monotonic() - start
+    view = Slow()  # 30 ms a frame
     box = widgets.panel(view)
     t, sigma = box.children[0].children[1:]
     t.index = 1
@@ -146,12 +144,13 @@ def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
         assert time.monotonic() < deadline, "nothing was drawn ahead"
         time.sleep(0.005)
     assert not box.redrawer.done()
-    start = time.monotonic()
+    before = len(view.calls)
     sigma.value = 0.33
     _wait_idle(box)
-    waited = time.monotonic() - start  # the frame drawn ahead, then the one asked for
-    assert waited < 2.5 * frame_s + 0.05, f"{waited:.3f} s for frames of {frame_s:.3f} s"
-    assert view.drawn[-1] == 0.05
+    asked = view.calls.index((0.05, 0.33))
+    # Counted, not timed: between the request and its frame, at most the one frame that was
+    # being drawn ahead (a busy CI machine slows frames, not this count).
+    assert asked - before <= 1, f"{asked - before} frames drawn ahead before the one asked for"
     assert bytes(box.children[-1].value) == widgets.render_png(
         Slow(), {"t": 0.05, "sigma_min": 0.33}
     )
