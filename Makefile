@@ -5,10 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NB     ?= notebooks/*.ipynb
 JOBS   ?= 2
+THREADS ?= 2
 
-# Same thread count and hashing everywhere, so stored outputs match CI.
-export OMP_NUM_THREADS := 2
-export MKL_NUM_THREADS := 2
+# Same thread count and hashing everywhere (THREADS=1 for the one-thread portability run).
+export OMP_NUM_THREADS := $(THREADS)
+export MKL_NUM_THREADS := $(THREADS)
 export PYTHONHASHSEED  := 0
 export CUBLAS_WORKSPACE_CONFIG := :4096:8
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
