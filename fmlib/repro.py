@@ -17,16 +17,27 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int = 0, threads: int | None = 2, deterministic: bool = True):
+def default_threads() -> int:
+    """The thread count a run asked for: $OMP_NUM_THREADS (the Makefile's THREADS), else 2."""
+    value = os.environ.get("OMP_NUM_THREADS", "2")
+    return int(value) if value.isdigit() and int(value) >= 1 else 2
+
+
+def seed_everything(seed: int = 0, threads: int | None = -1, deterministic: bool = True):
     """Seed python, numpy and torch (CPU and CUDA); fix the thread count; deterministic mode.
+
+    `threads=-1` (the default) takes the count from `default_threads()`, so `make nbval
+    THREADS=1` really runs on one thread; None leaves torch's setting alone.
 
     Returns a CPU `torch.Generator` seeded with `seed`: pass it to every sampler so that
     data and initial weights are made on the CPU, identically everywhere, then moved.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if threads == -1:
+        threads = default_threads()
     if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be None or an integer >= 1, got {threads!r}")
+        raise ValueError(f"threads must be None, -1 or an integer >= 1, got {threads!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device

@@ -67,3 +67,18 @@ def test_one_thread_restores_the_thread_count():
     with repro.one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_seed_everything_threads_follow_the_environment(monkeypatch):
+    previous = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        repro.seed_everything(0)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        repro.seed_everything(0)
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+        assert repro.default_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
