@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from torch import Tensor
 
+from fmlib import figure_check
+
 CMAP = "viridis"  # one colormap for every density and heatmap in the course
 DIVERGING = "RdBu_r"  # for signed quantities (residuals, errors)
 SOURCE_COLOR = "#4C72B0"  # x0 ~ p (noise)
@@ -47,8 +49,12 @@ _STYLE = {
 
 
 def use_style() -> None:
-    """Apply the course style to matplotlib (call once, in the setup cell)."""
+    """Apply the course style to matplotlib (call once, in the setup cell).
+
+    With $FMLIB_CHECK_FIGURES=1 (make test), plt.show() also checks every figure is
+    readable on a projector (fmlib.figure_check)."""
     mpl.rcParams.update(_STYLE)
+    figure_check.install()
 
 
 def new_axes(n: int = 1, size: float = 3.2, ncols: int | None = None) -> tuple[Figure, list[Axes]]:

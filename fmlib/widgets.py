@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmlib import figure_check
 from fmlib.plots import LiveFigure
 
 SOLVERS = ("euler", "midpoint", "rk4")
@@ -159,8 +160,14 @@ def render_png(draw: Callable[..., Figure] | LiveFigure, values: dict) -> bytes:
     if isinstance(draw, LiveFigure):
         with draw.lock:
             draw.update(**values)
+            if figure_check.enabled() and not getattr(draw, "_readable_checked", False):
+                figure_check.check(draw.fig, where=f"{type(draw).__name__}'s frame")
+                draw._readable_checked = True  # the layout is built once: one check
+                draw.invalidate()
             return draw.png()
     fig = draw(**values)
+    if figure_check.enabled():
+        figure_check.check(fig, where=f"{getattr(draw, '__name__', 'panel')}'s frame")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
