@@ -9,12 +9,12 @@ x_K = R(hA)^K x_0, and the exact flow is x_1 = exp(A) x_0.
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
 from torch import nn
 
+from fmlib import sampling
 from fmlib.models import MLP
 from fmlib.repro import one_thread
 from fmlib.sampling import FastSampler, matmul_precision, nfe, sample, throughput, time_it
@@ -173,13 +173,29 @@ def test_matmul_precision_is_scoped_and_restored() -> None:
     assert torch.get_float32_matmul_precision() == before
 
 
-def test_time_it_and_throughput_measure_wall_time() -> None:
-    calls = []
-    fn = lambda: (calls.append(1), time.sleep(0.02))
-    seconds = time_it(fn, repeats=3, warmup=2)
-    assert len(calls) == 5 and 0.02 <= seconds < 0.5
-    rate = throughput(lambda x: time.sleep(0.02), torch.zeros(1000, 2), repeats=1, warmup=0)
-    assert 1000 / 0.5 < rate <= 1000 / 0.02
+class FakeClock:
+    """perf_counter for sampling.time_it: each call of `work` takes the next duration."""
+
+    def __init__(self) -> None:
+        self.now, self.durations = 0.0, iter([0.3, 0.1, 0.2, 0.5, 0.4])
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def work(self, *_) -> None:
+        self.now += next(self.durations)
+
+
+def test_time_it_and_throughput_use_the_median_of_the_timed_calls(monkeypatch) -> None:
+    # A fake clock, not sleeps: a wall-clock bound would fail on a busy machine.
+    clock = FakeClock()
+    monkeypatch.setattr(sampling.time, "perf_counter", clock.perf_counter)
+    seconds = time_it(clock.work, repeats=3, warmup=2)  # timed: 0.2, 0.5, 0.4
+    assert seconds == pytest.approx(0.4)
+    clock = FakeClock()
+    monkeypatch.setattr(sampling.time, "perf_counter", clock.perf_counter)
+    rate = throughput(clock.work, torch.zeros(1000, 2), repeats=1, warmup=0)  # timed: 0.3
+    assert rate == pytest.approx(1000 / 0.3)
 
 
 # -- the CUDA-graph path (skipped without a GPU) -----------------------------------------
