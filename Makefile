@@ -68,8 +68,9 @@ site: install  ## the static site in build/site/ (offline, from stored outputs; 
 colab: install  ## refresh the notebooks' Colab badges and set-up lines from pyproject's URL
 	$(BIN)/python tools/colab.py
 
-bench: install
-	$(BIN)/python benchmarks/widgets.py
+bench: install  ## speed goals, against their targets (exit 1 when missed): redraw <= 0.1 s; >= 8 pictures/s in the browser (from the last `make ui`)
+	$(BIN)/python benchmarks/widgets.py; k=$$?; $(BIN)/python benchmarks/browser_rates.py; b=$$?; \
+	  test $$k -eq 0 && test $$b -eq 0
 
 assets: install
 	$(BIN)/python tools/make_assets.py

@@ -1,11 +1,14 @@
 """Every notebook as a student uses it: JupyterLab in headless Chromium, Run All from the
 Run menu, no error output anywhere, then in every widget panel sigma_min moved by mouse drag
-and steps by keyboard (PageUp), each move redrawing the figure within REDRAW_BUDGET_S and
-the readout showing the new value; then t (or the first slider) dragged end to end for 2 s
-and Play pressed, counting the pictures shown (>= FPS_TARGET per second) and checking that
-the picture after release is the final value's, within RELEASE_BUDGET_MS; no browser
-console errors; the notebook never saved.
-Screenshots and the latency table go to artifacts/ui/.
+and steps by keyboard (PageUp), each move changing the figure and the readout; then t (or
+the first slider) dragged end to end for 2 s and Play pressed: the picture after release is
+the one drawn for the final value (every value asked was drawn or coalesced into a later
+frame); no browser console errors; the notebook never saved.
+
+No wall-clock figure decides pass or fail here: the redraw latencies, the pictures per
+second and the release-to-final times are measured and written to artifacts/ui/latency.md.
+Speed goals (redraw <= 0.1 s, >= 8 pictures/s) belong to `make bench` (benchmarks/).
+The timeouts below only detect a hang.
 """
 
 from __future__ import annotations
@@ -24,17 +27,11 @@ from .config import CHROMIUM, CHROMIUM_MISSING, notebooks, write_latency_table
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)]
 
-# A notebook runs in < 2 min on 2 free cores; FMLIB_UI_TIMEOUT=<s> on a busy machine.
-RUN_ALL_TIMEOUT_S = float(os.environ.get("FMLIB_UI_TIMEOUT", 240))
-REDRAW_TIMEOUT_S = 30  # waiting for a figure that never comes
-REDRAW_BUDGET_S = 2.0  # slider change -> new figure in the browser (draw itself: < 0.1 s)
-# Each slider is moved REPEATS times (each move checked); the budget applies to the fastest
-# of them, so that a burst of load on a shared machine does not fail the test, while a draw
-# that is always slow still does.
-REPEATS = 3
+# Hang detectors, not speed goals: a notebook runs in < 2 min on 2 free cores.
+RUN_ALL_TIMEOUT_S = float(os.environ.get("FMLIB_UI_TIMEOUT", 600))
+REDRAW_TIMEOUT_S = 60  # waiting for a figure that never comes
+REPEATS = 2  # each slider is moved twice (the figure must change at least once)
 LIVE_SECONDS = 2.0  # drag t (or the first slider) and press Play for this long
-FPS_TARGET = 8  # pictures per second while dragging or playing
-RELEASE_BUDGET_MS = 300  # release -> the final value's picture (best of drag and Play)
 
 # Console errors that are not the course's fault. Keep this list short; justify each entry.
 # None needed so far: JupyterLab 4.6.6 + ipywidgets 8.1.9 log no errors on these notebooks.
@@ -71,24 +68,15 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
                     f"| {r.release_ms:.0f} | {same} |")  # fmt: skip
         if not r.final_matches:
             problems.append(f"panel {index}, {r.method} {r.slider}: final picture is stale")
-    # A run meets the target with FPS_TARGET pictures a second, or with a picture for every
-    # value the hand asked for (but one) when it asked for fewer.
-    measurable = 2 * (_values(slider) - 1) >= FPS_TARGET * LIVE_SECONDS
-    met = [r.fps >= FPS_TARGET or r.frames >= r.asked - 1 for r in runs]
-    if measurable and not any(met):
-        rates = ", ".join(f"{r.method} {r.fps:.1f} fps of {r.asked_per_s:.1f} asked" for r in runs)
-        problems.append(f"panel {index}: {rates} (target {FPS_TARGET})")
-    best_release = min(r.release_ms for r in runs)
-    if best_release > RELEASE_BUDGET_MS:
-        problems.append(f"panel {index}: final picture {best_release:.0f} ms after release")
+        if r.frames < 1:
+            problems.append(f"panel {index}, {r.method} {r.slider}: no picture while it moved")
     return problems
 
 
-def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
-    """Move the panel's sliders REPEATS times each; table rows; returns the too-slow ones."""
+def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> None:
+    """Move the panel's sliders REPEATS times each (the figure must change); table rows."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
     panel.locator(jlab.IMG).first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
-    slow = []
     for slider, method in jlab.sliders_to_move(panel):
         moves = [
             jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S) for _ in range(REPEATS)
@@ -102,9 +90,6 @@ def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> list[s
         name = moves[0].slider
         rows.append(f"| {notebook.stem} | {index} | {name} | {method} | {readouts} "
                     f"| {latencies} | {best:.0f} |")  # fmt: skip
-        if best > REDRAW_BUDGET_S * 1000:
-            slow.append(f"panel {index}, {name} by {method}: {latencies} ms")
-    return slow
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
@@ -133,9 +118,9 @@ def test_notebook_runs_and_widgets_redraw(
 
         n_panels = page.evaluate(jlab.JS_TAG_PANELS)
         assert n_panels >= 1, "no widget panel (a box with a slider and an Output widget)"
-        slow, live = [], []
+        live = []
         for index in range(n_panels):
-            slow += _exercise_panel(page, index, notebook, latency_rows)
+            _exercise_panel(page, index, notebook, latency_rows)
             live += _live(page, index, notebook, live_rows)
             page.locator(f'[data-ui-panel="{index}"]').screenshot(
                 path=artifacts / f"{notebook.stem}_panel{index}.png"
@@ -147,7 +132,6 @@ def test_notebook_runs_and_widgets_redraw(
 
         errors = page.evaluate(jlab.JS_ERRORS)
         assert not errors, "error outputs after moving the sliders:\n" + "\n".join(errors)
-        assert not slow, f"redraws over {REDRAW_BUDGET_S} s (best of {REPEATS}): {slow}"
         assert not live, f"live redraws: {live}"
         real = [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
         assert not real, "browser console errors:\n" + "\n".join(real)
