@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit nbval ui execute lint format bench assets student grade site colab clean
+.PHONY: install lab test unit nbval portability ui execute lint format bench assets student grade site colab clean
 
 install: $(VENV)/.installed
 
@@ -32,9 +32,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 lab: install  ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
-test: install  ## unit tests + every notebook under nbval + browser tests (skipped without Chromium)
+test: install  ## unit tests + every notebook under nbval (native, then other CPUs' kernels) + browser tests
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
+	$(BIN)/python tools/portability.py
 	$(BIN)/python -m pytest -m ui tests/ui -rs
+
+portability: install  ## nbval under other CPUs' arithmetic (ATEN_CPU_CAPABILITY, MKL_CBWR) and 1 thread
+	$(BIN)/python tools/portability.py
 
 unit: install
 	$(BIN)/python -m pytest -n $(JOBS) -m "not ui" tests
