@@ -33,7 +33,7 @@ lab: install  ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
 test: install  ## unit tests + every notebook under nbval (native, then other CPUs' kernels) + browser tests
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
+	FMLIB_CHECK_FIGURES=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
 	$(BIN)/python tools/portability.py
 	$(BIN)/python -m pytest -m ui tests/ui -rs
 
