@@ -120,7 +120,7 @@ def check_notebook(device: torch.device, model: nn.Module) -> str:
     import nbclient
     import nbformat
 
-    path = ROOT / "notebooks" / "06_gpu_sampling.ipynb"
+    path = ROOT / "notebooks" / "06_sampling.ipynb"
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": path.parent}}

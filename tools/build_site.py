@@ -59,7 +59,7 @@ PANELS: dict[str, list[str]] = {
     "03_continuity_equation": ["continuity.Continuity"],
     "04_marginalization_trick": ["marginalization.Marginalization"],
     "05_cfm_training": ["training.FlowAtlasView"],
-    "06_gpu_sampling": ["sampling.SamplesView"],
+    "06_sampling": ["sampling.SamplesView"],
     "07_paths_compared": ["paths_compared.PathsCompared"],
     "08_couplings": ["couplings."],
     "09_guidance": ["guidance."],
