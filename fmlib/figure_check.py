@@ -57,8 +57,9 @@ def visible_texts(fig: Figure) -> list[Text]:
     """Every text a reader sees: figure-level texts and those of every visible axes."""
     texts = list(fig.texts)
     for attr in ("_suptitle", "_supxlabel", "_supylabel"):
-        if getattr(fig, attr, None) is not None:
-            texts.append(getattr(fig, attr))
+        text = getattr(fig, attr, None)
+        if text is not None and text not in texts:  # a suptitle is also in fig.texts
+            texts.append(text)
     for legend in fig.legends:
         texts += legend.get_texts() + [legend.get_title()]
     for ax in fig.get_axes():
