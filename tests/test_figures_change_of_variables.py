@@ -11,6 +11,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fmlib import figure_check, plots
 from fmlib.figures import change_of_variables as figs  # noqa: E402
 from fmlib.flows import AffineLayer, DiscreteFlow  # noqa: E402
 from fmlib.solvers import standard_normal_log_prob  # noqa: E402
@@ -144,4 +145,55 @@ def test_pushforward_schematic_maps_the_square():
     centre = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
     jac = abs(2 * 1.0 * 0.5 * torch.cos(centre[0, 1]).item() - 1.0 * 5)  # |2xy cos y - 5 x^2|
     assert polygon_area(torch.from_numpy(image)).item() == pytest.approx(jac * 0.09, rel=0.05)
+    plt.close(fig)
+
+
+def _f(p):
+    return torch.stack([p[:, 0] ** 2 * p[:, 1], 5 * p[:, 0] + torch.sin(p[:, 1])], dim=1)
+
+
+@pytest.fixture
+def course_style():
+    """The notebooks' matplotlib style (plots.use_style), for this test only."""
+    with matplotlib.rc_context():
+        plots.use_style()
+        yield
+
+
+def test_figures_are_readable_at_1280_px(course_style):
+    """No overlapping, clipped or sub-8-pt text in the printed figures (inline: cut to what
+    is drawn) and in the panel's frames (shown whole)."""
+    from fmlib.flows import AffineLayer, DiscreteFlow
+    from fmlib.solvers import standard_normal_log_prob
+
+    fig = figs.draw_residual_grid(sigma_mins=(0.0, 0.3), steps=(2, 8, 32))
+    fig.suptitle("histogram of x_K (green) vs the formula N(m, s_K²) (black) and the limit")
+    assert figure_check.text_problems(fig, clipped=False) == []
+    assert fig.legends and all(t.get_fontsize() >= 9 for t in fig.legends[0].get_texts())
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, no line across it
+    plt.close(fig)
+    fig = figs.draw_pushforward_schematic(_f)
+    assert figure_check.text_problems(fig, clipped=False) == []
+    plt.close(fig)
+    flow = DiscreteFlow([AffineLayer(torch.eye(2, dtype=torch.float64) * 1.1,
+                                     torch.zeros(2, dtype=torch.float64))])  # fmt: skip
+    fig = figs.draw_layer_densities(flow, standard_normal_log_prob, lim=4.0, n=100)
+    assert figure_check.text_problems(fig, clipped=False) == []
+    assert "mass in view" in fig.axes[0].get_title()
+    plt.close(fig)
+    for sigma_min, steps in ((0.1, 10), (0.0, 100), (0.5, 1)):
+        fig = figs.draw_residual_flow(sigma_min, steps)
+        assert figure_check.text_problems(fig) == []
+        plt.close(fig)
+
+
+def test_schematic_label_sits_in_the_z_plane(course_style):
+    """The arrow's label 'x = f(z)' lies inside the z-plane panel, off the x-plane's axis."""
+    fig = figs.draw_pushforward_schematic(_f)
+    fig.canvas.draw()
+    ax_z, ax_x = fig.axes[:2]
+    (label,) = [t for t in ax_z.texts if t.get_text() == "x = f(z)"]
+    box = label.get_window_extent()
+    assert ax_z.bbox.contains(box.x0, box.y0) and ax_z.bbox.contains(box.x1, box.y1)
+    assert not box.overlaps(ax_x.get_tightbbox())
     plt.close(fig)

@@ -8,6 +8,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fmlib import figure_check, plots
 from fmlib.figures import cnf as figs  # noqa: E402
 
 
@@ -95,7 +96,7 @@ def test_density_view_shows_the_helper_numbers():
             assert not view.colorbar.ax.get_visible()
             continue
         assert f"log-likelihood error {res['error']:.2e}" in title
-        assert f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method}, steps = {steps}" in title
+        assert f"σ_min = {sigma_min:.2f}, t = {t:.2f},\n{method}, steps = {steps}" in title
         assert view.map.get_title() == f"p_t by the ODE, t = {t:.2f}"
         assert view.image.get_visible() and view.colorbar.ax.get_visible()
         density = res["grid_ode"].numpy()
@@ -103,9 +104,14 @@ def test_density_view_shows_the_helper_numbers():
         assert view.image.get_clim() == (density.min(), density.max())
         np.testing.assert_array_equal(view.slice.ode.get_ydata(), res["line_ode"].numpy())
         legend = [text.get_text() for text in view.slice.legend.get_texts()]
-        assert legend[0] == f"ODE ({method}, {steps} steps)"
+        assert legend[0].startswith(f"ODE ({method}, {steps} steps)")
         lo, hi = view.slice.ax.get_ylim()
-        assert lo < res["line_ode"].min().item() and hi > res["line_ode"].max().item()
+        ode_peak, exact_peak = res["line_ode"].max().item(), res["line_exact"].max().item()
+        assert lo < res["line_ode"].min().item() and hi > exact_peak
+        # the y axis shows the ODE up to CLIP x the closed form's peak; above, the legend
+        # names the peak
+        assert (hi > ode_peak) == (ode_peak <= figs.CLIP * exact_peak)
+        assert ("off the scale" in legend[0]) == (hi <= ode_peak)
     plt.close(view.fig)
 
 
@@ -135,3 +141,42 @@ def test_density_controls_and_inactive():
     b = figs.density_at_t(0.4, "euler", 3, 0.0)["grid_ode"]
     assert torch.equal(a, b)
     plt.close(view.fig)
+
+
+@pytest.fixture
+def course_style():
+    """The notebooks' matplotlib style (plots.use_style), for this test only."""
+    with matplotlib.rc_context():
+        plots.use_style()
+        yield
+
+
+def test_figures_are_readable_at_1280_px(course_style):
+    """No overlapping, clipped or sub-8-pt text in the printed figures (inline: cut to what
+    is drawn) and in the panel's frames (shown whole), the point mass included."""
+    fig = figs.draw_density_grid(sigma_mins=(0.1, 0.5), steps=(1, 4, 20), method="euler", t=1.0)
+    fig.suptitle("p_1 along a slice through m: Euler with 1, 4, 20 steps (green) vs closed form")
+    assert figure_check.text_problems(fig, clipped=False) == []
+    plt.close(fig)
+    fig = figs.draw_flow_map(figs.flow(0.3), times=(0.0, 0.5, 1.0))
+    assert figure_check.text_problems(fig, clipped=False) == []
+    plt.close(fig)
+    for args in ((0.3, "euler", 4, 1.0), (0.0, "rk4", 10, 1.0), (0.12, "midpoint", 37, 0.45)):
+        fig = figs.draw_density(*args)
+        assert figure_check.text_problems(fig) == []
+        plt.close(fig)
+
+
+def test_slice_shows_the_closed_form_when_the_ode_is_far_off():
+    """One Euler step at sigma_min = 0.1 puts the ODE's peak near 1e7, 6e5 times the closed
+    form's: the y axis follows the closed form (up to CLIP x its peak) and the legend names
+    the ODE's peak."""
+    fig = figs.draw_density_grid(sigma_mins=(0.1,), steps=(1,), method="euler", t=1.0)
+    (ax,) = fig.axes
+    res = figs.density_at_t(0.1, "euler", 1, 1.0)
+    exact_peak, ode_peak = res["line_exact"].max().item(), res["line_ode"].max().item()
+    assert ode_peak > 1e5 * exact_peak
+    top = ax.get_ylim()[1]
+    assert exact_peak < top <= 1.1 * figs.CLIP * exact_peak
+    assert f"peak {ode_peak:.2g}, off the scale" in ax.get_legend().get_texts()[0].get_text()
+    plt.close(fig)

@@ -186,7 +186,11 @@ class _HistogramArtists:
     background instead of being redrawn on top of every update."""
 
     def __init__(
-        self, ax: Axes, legend_fontsize: float | None = None, legend_numbers: bool = True
+        self,
+        ax: Axes,
+        legend_fontsize: float | None = None,
+        legend_numbers: bool = True,
+        legend: bool = True,
     ) -> None:
         self.ax = ax
         self.bars = ax.stairs(np.zeros(BINS), np.linspace(M[0] - 1, M[0] + 1, BINS + 1),
@@ -196,7 +200,7 @@ class _HistogramArtists:
         self.point_mass = ax.axvline(M[0], color=plots.TARGET_COLOR, ls="--")
         ax.set_xlabel("$x^{(1)}$ after the last layer")
         ax.set_ylabel("density")
-        self.legend_numbers = legend_numbers
+        self.legend_numbers = legend_numbers and legend
         self.legend = ax.legend(
             [self.bars, self.formula, self.limit],
             ["histogram of pushed samples", "formula: N(m, s_K²)", "K → ∞: N(m, σ_min²)"],
@@ -205,6 +209,13 @@ class _HistogramArtists:
         )
         if not legend_numbers:
             self.legend.set_zorder(0.5)  # under the grid and the data, like the Axes' face
+        if not legend:  # small multiples: one legend for the whole figure (`legend_entries`)
+            self.legend.remove()
+
+    def legend_entries(self) -> tuple[list, list[str]]:
+        """Handles and labels of the three curves, for one figure-level legend."""
+        names = ["histogram of pushed samples", "formula: N(m, s_K²)", "K → ∞: N(m, σ_min²)"]
+        return [self.bars, self.formula, self.limit], names
 
     @property
     def artists(self) -> tuple:
@@ -280,14 +291,19 @@ def draw_residual_flow(sigma_min: float = 0.1, steps: int = 10) -> Figure:
 def draw_residual_grid(
     sigma_mins: tuple[float, ...] = (0.0, 0.3), steps: tuple[int, ...] = (2, 8, 32)
 ) -> Figure:
-    """Small multiples of the histogram panel: one row per sigma_min, one column per K."""
+    """Small multiples of the histogram panel: one row per sigma_min, one column per K, and
+    one legend for all of them under the panels (a point mass at m where sigma_min = 0)."""
     fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.9, ncols=len(steps))
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
             traj, stats = residual_flow(float(s), int(k))
             ax = axes[i * len(steps) + j]
-            _HistogramArtists(ax, legend_fontsize=6).set(traj[-1], stats, int(k))
+            panel = _HistogramArtists(ax, legend=False)
+            panel.set(traj[-1], stats, int(k))
             ax.set_title(f"σ_min = {s:.2f}, K = {k}: s_K = {stats['std_formula']:.3f}")
+    handles, names = panel.legend_entries()
+    names[2] = "K → ∞: N(m, σ_min²), a point mass at m (vertical) if σ_min = 0"
+    fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=9)
     return fig
 
 
@@ -303,8 +319,8 @@ def draw_layer_densities(
     vmax = max(d.max().item() for d in dens)
     fig, axes = plots.new_axes(len(dens), size=2.6)
     for k, (ax, d) in enumerate(zip(axes, dens, strict=True)):
-        mass = d.sum().item() * (2 * lim / (n - 1)) ** 2
-        plots.heatmap(ax, d, (-lim, lim, -lim, lim), f"p_{k} (mass {mass:.3f})", "density",
+        mass = d.sum().item() * (2 * lim / (n - 1)) ** 2  # in view: [-lim, lim]^2 only
+        plots.heatmap(ax, d, (-lim, lim, -lim, lim), f"p_{k}: mass in view {mass:.3f}", "density",
                       vmin=0, vmax=vmax)  # fmt: skip
         ax.set_xlabel("$x^{(1)}$")
         ax.set_ylabel("$x^{(2)}$")
@@ -349,8 +365,9 @@ def draw_pushforward_schematic(
                             arrowstyle="-|>", color="k", lw=1.2, mutation_scale=14,
                             connectionstyle="arc3,rad=-0.25")  # fmt: skip
     fig.add_artist(arrow)
-    mid = ((ax_z.get_position().x1 + ax_x.get_position().x0) / 2, 0.72)
-    fig.text(*mid, "x = f(z)", ha="center", va="bottom", fontsize=11)
+    # the arrow's label, in the z-plane's empty upper right, above where the arrow leaves it
+    ax_z.text(0.97, 0.8, "x = f(z)", transform=ax_z.transAxes, ha="right", va="bottom",
+              fontsize=11)  # fmt: skip
     return fig
 
 

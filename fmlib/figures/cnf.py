@@ -32,6 +32,7 @@ N_LINE = 200  # points on the slice through the mean
 N_SAMPLES = 300  # x_t ~ p_t on which the log-likelihood error is measured
 EXTENT = (-LIM, LIM, -LIM, LIM)
 METHODS_SHOWN = ("euler", "midpoint", "rk4")  # the fixed-step solvers the panel offers
+CLIP = 2.0  # the slice's y axis shows the ODE density up to CLIP x the closed form's peak
 
 
 def flow(sigma_min: float) -> GaussianFlow:
@@ -149,9 +150,9 @@ def contour_lines(z: np.ndarray, levels: int = 4) -> list[np.ndarray]:
 def _slice_title(sigma_min: float, method: str, steps: int, t: float, error: float | None):
     """The panel's readouts, 'σ_min = 0.30, t = 1.00, euler, steps = 4', then the error."""
     if error is None:
-        return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}: p_1 is a point mass at m\n"
-                f"(no density to integrate; {method}, steps = {steps} unused)")  # fmt: skip
-    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}, {method}, steps = {steps}\n"
+        return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}:\np_1 is a point mass at m (no density\n"
+                f"to integrate; {method}, steps = {steps} unused)")  # fmt: skip
+    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f},\n{method}, steps = {steps}\n"
             f"log-likelihood error {error:.2e}")  # fmt: skip
 
 
@@ -189,8 +190,14 @@ class _SliceArtists:
             line, ode, exact = (res[k].numpy() for k in ("line", "line_ode", "line_exact"))
             self.ode.set_data(line, ode)
             self.exact.set_data(line, exact)
-            self.legend.get_texts()[0].set_text(f"ODE ({method}, {steps} steps)")
-            lo, hi = min(ode.min(), exact.min()), max(ode.max(), exact.max())
+            label = f"ODE ({method}, {steps} steps)"
+            # the y range follows the closed form: an ODE peak far above it (1e7 with one
+            # Euler step) would flatten the closed form to a line at 0; its peak is named
+            hi = max(exact.max(), min(ode.max(), CLIP * exact.max()))
+            if ode.max() > hi:
+                label += f"\npeak {ode.max():.2g}, off the scale"
+            self.legend.get_texts()[0].set_text(label)
+            lo = min(ode.min(), exact.min())
             self.ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         self.ax.set_title(_slice_title(sigma_min, method, steps, t, res["error"]))
         return res["error"]
@@ -278,11 +285,16 @@ def draw_density_grid(
     method: str = "euler",
     t: float = 1.0,
 ) -> Figure:
-    """Small multiples of the slice: one row per sigma_min, one column per number of steps."""
+    """Small multiples of the slice: one row per sigma_min, one column per number of steps.
+    Each title is short (sigma_min, steps, the error); method and t belong in a suptitle."""
     fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.9, ncols=len(steps))
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
-            _SliceArtists(axes[i * len(steps) + j]).set(float(s), method, int(k), float(t))
+            ax = axes[i * len(steps) + j]
+            error = _SliceArtists(ax).set(float(s), method, int(k), float(t))
+            plural = "s" if k != 1 else ""
+            if error is not None:
+                ax.set_title(f"σ_min = {s:.2f}, {k} step{plural}\nlog-lik. error {error:.2g}")
     return fig
 
 
