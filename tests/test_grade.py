@@ -1,20 +1,25 @@
-"""fmlib.grade: runs notebooks in a fresh kernel and reports every exercise's verdict."""
+"""fmlib.grade: runs submissions in a fresh, capped kernel and grades them against the
+instructor's exercise list, keyed by student."""
 
 import json
 import os
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from fmlib import editions, grade
+from fmlib import editions, exercises, grade
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = "from fmlib import exercises"
-SOLUTION = "### BEGIN SOLUTION\nanswer_area = 2.0 * 3.0\n### END SOLUTION"
+SOLUTION = "# your answer: a float\n### BEGIN SOLUTION\nanswer_area = 2.0 * 3.0\n### END SOLUTION"
+MEASURE = 'perimeter = 2 * (2.0 + 3.0)\nprint(f"measured: {perimeter}")'
 CHECK = (
-    '_ = exercises.check("area of a 2 x 3 rectangle", answer_area, 6.0, tol=1e-9,\n'
-    '    mistakes={"that is the perimeter": 10.0})'
+    "_ = exercises.check(\n"
+    '    "area of a 2 x 3 rectangle", answer_area, 6.0, tol=1e-9,\n'
+    '    mistakes={"that is the perimeter": perimeter},\n'
+    ")"
 )
 PREDICTION = '### BEGIN SOLUTION\nprediction = "up"\n### END SOLUTION'
 CHOICE = '_ = exercises.check_choice("trend", prediction, "up", ("up", "down"))'
@@ -23,46 +28,126 @@ CHOICE = '_ = exercises.check_choice("trend", prediction, "up", ("up", "down"))'
 def _notebook(path: Path, *sources: str) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
 
 
-def _student(path: Path) -> Path:
-    nb = editions.student_edition(nbformat.read(path, as_version=4), path.name)
-    out = path.with_name("student_" + path.name)
-    nbformat.write(nb, out)
-    return out
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    """An instructor notebook mini.ipynb in source/, its answer key, and its student edition."""
+    source = _notebook(tmp_path / "source" / "mini.ipynb", SETUP, SOLUTION, MEASURE, CHECK,
+                       PREDICTION, CHOICE)  # fmt: skip
+    nb = nbformat.read(source, as_version=4)
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(editions.answer_key(nb, "mini.ipynb")))
+    monkeypatch.setenv(exercises.ANSWER_KEY, str(key))  # the kernels inherit it
+    student = editions.student_edition(nb, "mini.ipynb")
+    return tmp_path, student
 
 
-def test_instructor_student_and_wrong_answers(tmp_path, capsys):
-    solved = _notebook(tmp_path / "ex.ipynb", SETUP, SOLUTION, CHECK, PREDICTION, CHOICE)
-    student = _student(solved)
-    wrong = _notebook(tmp_path / "wrong.ipynb", SETUP, "answer_area = 10.0", CHECK,
-                      'prediction = "down"', CHOICE)  # fmt: skip
+def _submit(tmp_path: Path, student: str, edition, answers: dict[str, str]) -> Path:
+    """The student edition with each `name = None` stub replaced by `answers[name]`."""
+    nb = nbformat.from_dict(edition)
+    for cell in nb.cells:
+        for name, code in answers.items():
+            cell.source = cell.source.replace(f"{name} = None", code)
+    path = tmp_path / "submissions" / student / "mini.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def _grade(paths, tmp_path, *options):
     report = tmp_path / "grades.json"
-    assert grade.main(["--json", str(report), str(solved), str(student), str(wrong)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1] == "6 exercises: 2 correct, 2 wrong, 2 not attempted"
-    verdicts = json.loads(report.read_text())["verdicts"]
-    by_notebook = {}
-    for v in verdicts:
-        by_notebook.setdefault(v["notebook"], []).append((v["exercise"], v["verdict"]))
-    assert by_notebook["ex.ipynb"] == [
-        ("area of a 2 x 3 rectangle", "correct"),
-        ("trend", "correct"),
-    ]
-    assert [v for _, v in by_notebook["student_ex.ipynb"]] == ["not attempted"] * 2
-    assert [v for _, v in by_notebook["wrong.ipynb"]] == ["wrong"] * 2
-    messages = [v["message"] for v in verdicts if v["notebook"] == "wrong.ipynb"]
-    assert "that is the perimeter" in messages[0]
+    args = ["--source", str(tmp_path / "source"), "--json", str(report), *options]
+    assert grade.main([*args, *map(str, paths)]) == 0
+    return json.loads(report.read_text())
 
 
-def test_a_notebook_that_stops_reports_the_checks_it_never_reached(tmp_path, capsys):
-    broken = _notebook(tmp_path / "broken.ipynb", SETUP, SOLUTION, "1 / 0", CHECK)
-    grade.main([str(broken)])
+@pytest.mark.slow
+def test_verdicts_keyed_by_student_errors_isolated(course, capsys):
+    tmp_path, edition = course
+    alice = _submit(
+        tmp_path,
+        "alice",
+        edition,
+        {"answer_area": "answer_area = 10.0", "prediction": 'prediction = "up"'},
+    )
+    bob = _submit(
+        tmp_path,
+        "bob",
+        edition,
+        {"answer_area": "answer_area = 1 / 0", "prediction": 'prediction = "up"'},
+    )
+    carol = _submit(tmp_path, "carol", edition, {})  # fmt: skip
+    report = _grade([alice, bob, carol], tmp_path)
     out = capsys.readouterr().out
-    assert "ZeroDivisionError" in out
-    assert out.strip().splitlines()[-1] == "1 exercises: 0 correct, 0 wrong, 1 not attempted"
+    assert out.strip().splitlines()[-1] == "6 exercises: 2 correct, 2 wrong, 2 not attempted"
+    assert "6.0" not in out and "measured" not in out  # the answer is never printed
+    students = report["students"]
+    assert set(students) == {"alice", "bob", "carol"}  # same file name, three students
+    verdicts = {s: [(v["exercise"], v["verdict"], v["message"])
+                    for v in students[s]["notebooks"]["mini.ipynb"]] for s in students}  # fmt: skip
+    assert verdicts["alice"][0][1:] == ("wrong", "not quite: that is the perimeter")
+    assert verdicts["alice"][1][1] == "correct"
+    # bob's first answer raised: that exercise only is wrong; his second still counts
+    assert verdicts["bob"][0][1] == "wrong" and "ZeroDivisionError" in verdicts["bob"][0][2]
+    assert verdicts["bob"][1][1] == "correct"
+    assert [v[1] for v in verdicts["carol"]] == ["not attempted"] * 2
+    assert [students[s]["points"] for s in ("alice", "bob", "carol")] == [1, 1, 0]
+    assert students["alice"]["max_points"] == 3  # a computed answer 2, a prediction 1
+
+
+def test_refuses_a_deleted_an_appended_or_a_forged_check(course, capsys):
+    tmp_path, edition = course
+    answers = {"answer_area": "answer_area = 6.0", "prediction": 'prediction = "up"'}
+    deleted = nbformat.read(_submit(tmp_path, "dora", edition, answers), as_version=4)
+    deleted.cells = [c for c in deleted.cells if '"trend"' not in c.source]
+    nbformat.write(deleted, tmp_path / "submissions" / "dora" / "mini.ipynb")
+    appended = nbformat.read(_submit(tmp_path, "eve", edition, {}), as_version=4)
+    appended.cells.append(nbformat.v4.new_code_cell('_ = exercises.check("trend", 1, 1)'))
+    nbformat.write(appended, tmp_path / "submissions" / "eve" / "mini.ipynb")
+    forged = nbformat.read(_submit(tmp_path, "fred", edition, {}), as_version=4)
+    forged.cells[1].source = 'exercises._record("trend", "correct", "")'
+    nbformat.write(forged, tmp_path / "submissions" / "fred" / "mini.ipynb")
+    paths = [tmp_path / "submissions" / s / "mini.ipynb" for s in ("dora", "eve", "fred")]
+    report = _grade(paths, tmp_path)
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert last == "6 exercises: 0 correct, 0 wrong, 0 not attempted, 6 refused"
+    messages = [v["message"] for v in report["verdicts"]]
+    assert all(v["verdict"] == "refused" and v["points"] == 0 for v in report["verdicts"])
+    assert "the check of 'trend' was deleted or changed" in messages[0]
+    assert "holds a check that is not the instructor's" in messages[2]
+    assert "reaches into the grader's record" in messages[4]
+
+
+@pytest.mark.slow
+def test_memory_cap_fails_only_the_exercise_that_hogs(course):
+    tmp_path, edition = course
+    hog = _submit(tmp_path, "hog", edition, {
+        "answer_area": "blob = bytearray(6 * 2**30)\nanswer_area = 6.0",
+        "prediction": 'prediction = "up"',
+    })  # fmt: skip
+    report = _grade([hog], tmp_path, "--memory-gb", "3")
+    first, second = report["verdicts"]
+    assert first["verdict"] == "wrong" and "MemoryError" in first["message"]
+    assert second["verdict"] == "correct"
+
+
+@pytest.mark.slow
+def test_time_cap_stops_the_notebook(course):
+    tmp_path, edition = course
+    slow = _submit(tmp_path, "slow", edition, {
+        "answer_area": "answer_area = 6.0", "prediction": 'import time\ntime.sleep(900)',
+    })  # fmt: skip
+    start = time.monotonic()
+    report = _grade([slow], tmp_path, "--time-limit", "60")
+    assert time.monotonic() - start < 60 + 30
+    last = report["verdicts"][-1]
+    assert last["verdict"] == "not attempted"
+    assert "ran past the time limit (60 s)" in last["message"]
 
 
 def test_bad_arguments(tmp_path):
@@ -70,6 +155,20 @@ def test_bad_arguments(tmp_path):
         grade.main([str(tmp_path / "missing.ipynb")])
     with pytest.raises(SystemExit):
         grade.main(["--timeout", "0", str(_notebook(tmp_path / "a.ipynb", SETUP))])
+    with pytest.raises(SystemExit):
+        grade.main(["--memory-gb", "0", str(_notebook(tmp_path / "b.ipynb", SETUP))])
+
+
+def test_student_of():
+    assert grade.student_of(Path("submissions/alice/04_x.ipynb")) == "alice"
+    assert grade.student_of(Path("course/submitted/bob/04_x/04_x.ipynb")) == "bob"
+
+
+def test_every_course_notebook_passes_its_own_tampering_check():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert grade.tampering(nb, nb) is None, path.name
+        assert grade.tampering(nb, editions.student_edition(nb, path.name)) is None, path.name
 
 
 STUDENT = sorted((ROOT / "student").glob("*.ipynb"))
@@ -81,7 +180,7 @@ def test_student_edition_runs_top_to_bottom_with_nothing_attempted(path):
     verdicts = grade.grade_notebook(path)
     assert len(verdicts) >= 3
     assert all(v.verdict == "not attempted" for v in verdicts), grade.table(verdicts)
-    assert all("did not run" not in v.message for v in verdicts), grade.table(verdicts)
+    assert all("not attempted yet" in v.message for v in verdicts), grade.table(verdicts)
 
 
 # Every instructor notebook's checks already run under nbval (their stored outputs say
