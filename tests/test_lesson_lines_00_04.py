@@ -47,6 +47,21 @@ def test_ot_flow_equals_notebook_00_line():
             torch.testing.assert_close(OTPath(sigma_min).psi_t(x0, x1, t), line, rtol=0, atol=1e-15)
 
 
+def test_euler_affine_of_notebook_00_is_fmlib_euler():
+    """00: K Euler steps at once on an affine conditional field (x_K = a x0 + b x1, two
+    products) is fmlib's Euler solver on u_t(x | x1), for the VP path and an OT path."""
+    from fmlib.paths import VPPath
+    from fmlib.solvers import integrate
+
+    euler_affine = notebook_function("00_start_here.ipynb", "euler_affine")
+    gen = torch.Generator().manual_seed(8)
+    x0, x1 = (torch.randn(30, 2, generator=gen, dtype=D64) for _ in range(2))
+    for path in (VPPath(), VPPath(0.5, 5.0), OTPath(0.2)):
+        for steps in (1, 7, 64):
+            lib = integrate(lambda x, t, p=path: p.u_t(x, x1, t), x0, steps=steps, method="euler")
+            torch.testing.assert_close(euler_affine(path, x0, x1, steps), lib.x, rtol=0, atol=1e-12)
+
+
 def test_gaussian_flow_is_the_field_of_notebook_02():
     """02: u_t(x) = m + (s - 1)/(1 - t + t s) (x - t m) (no swirl) is GaussianFlow(m, s)."""
     gen = torch.Generator().manual_seed(4)
