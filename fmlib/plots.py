@@ -230,8 +230,8 @@ class LiveFigure:
             if xy is not None:
                 a.set_position(xy)
 
-    def png(self) -> bytes:
-        """The current figure as PNG bytes, redrawing only the dynamic artists."""
+    def raster(self) -> np.ndarray:
+        """The current figure as RGB pixels [H, W, 3], redrawing only the dynamic artists."""
         with self.lock:
             if self._background is None:
                 self._capture_background()
@@ -239,10 +239,18 @@ class LiveFigure:
             canvas.restore_region(self._background)
             for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
                 self.fig.draw_artist(artist)
-            rgba = np.array(canvas.buffer_rgba())
+            return np.array(canvas.buffer_rgba())[..., :3]
+
+    @staticmethod
+    def encode(rgb: np.ndarray) -> bytes:
+        """PNG bytes of RGB pixels (fastest zlib level: the picture lives a fraction of a s)."""
         buffer = io.BytesIO()
-        PIL.Image.fromarray(rgba[..., :3]).save(buffer, format="png", compress_level=1)
+        PIL.Image.fromarray(rgb).save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes, redrawing only the dynamic artists."""
+        return self.encode(self.raster())
 
     def _repr_png_(self) -> bytes:
         return self.png()

@@ -23,7 +23,7 @@ def test_seed_everything_reproduces():
 def test_repro_bad_input():
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         repro.seed_everything(-1)
-    with pytest.raises(ValueError, match="threads must be None or an integer >= 1"):
+    with pytest.raises(ValueError, match="threads must be None, -1 or an integer >= 1"):
         repro.seed_everything(0, threads=0)
     with pytest.raises(ValueError, match="prefer_gpu must be True or False"):
         repro.get_device("cuda")
