@@ -6,8 +6,10 @@ Any coupling pi with marginals p (source) and q (target) gives a valid CFM objec
     L(theta) = E_{t ~ U[0,1], (x0, x1) ~ pi} || u_theta(x_t, t) - (x1 - (1 - sigma_min) x0) ||^2,
     x_t = (1 - (1 - sigma_min) t) x0 + t x1,
 
-and the learned flow still carries p to q. The coupling changes which conditional paths
-are averaged, hence how straight the marginal flow is:
+and, for sigma_min = 0, the learned flow still carries p to q. (For sigma_min > 0 it carries p
+to the law of x1 + sigma_min x0 under pi, which is q * N(0, sigma_min^2 I) only when x0 and x1
+are independent.) The coupling changes which conditional paths are averaged, hence how
+straight the marginal flow is:
 
 - independent: pi = p x q (draw x0 and x1 separately);
 - minibatch OT: draw b points of each, pair them by the exact OT plan of the batch for the
@@ -254,7 +256,20 @@ def straightness(u: Field, x0: Tensor, steps: int = 64) -> tuple[float, Tensor]:
 
     The trajectories by RK4 with `steps` steps; the time integral by the trapezoidal rule on
     their nodes. S = 0 exactly when every trajectory is a straight line run at constant
-    speed, which one Euler step integrates exactly. Returns (S, x_1: [N, d]).
+    speed, which one Euler step integrates exactly. Returns (S, x_1: [N, d]); S is the mean
+    of `straightness_terms`.
+    """
+    terms, x1 = straightness_terms(u, x0, steps)
+    return float(terms.mean()), x1
+
+
+@torch.no_grad()
+def straightness_terms(u: Field, x0: Tensor, steps: int = 64) -> tuple[Tensor, Tensor]:
+    """(int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt for each particle: [N], x_1: [N, d]).
+
+    The per-particle integrals whose mean is `straightness`'s S: their std / sqrt(N) is S's
+    standard error, and two flows started from the same x0 are compared by the std of the
+    per-particle difference (a paired standard error).
     """
     _check_positive_int("steps", steps)
     sol = integrate(u, x0, steps=steps, method="rk4", trajectory=True)
@@ -267,4 +282,4 @@ def straightness(u: Field, x0: Tensor, steps: int = 64) -> tuple[float, Tensor]:
     )  # [steps + 1, N]
     weights = torch.full((steps + 1,), 1.0 / steps, dtype=dev.dtype)
     weights[[0, -1]] /= 2
-    return float((weights @ dev).mean()), sol.x
+    return weights @ dev, sol.x

@@ -263,6 +263,26 @@ def spread(x: Tensor) -> tuple[float, float]:
     return r, float(sq.std() / math.sqrt(x.shape[0]) / (2 * r))
 
 
+def accuracy_terms(q: GaussianMixture, x: Tensor, y: int) -> Tensor:
+    """1[class(x_i) = y], [N] float64: their mean is `accuracy`'s a. Two accuracies measured
+    on samples from the same noise x0 (another w, another field) are compared by the mean and
+    the standard error std / sqrt(N) of the per-sample difference of these terms (paired)."""
+    _check_class(q, y)
+    return (classify(q, x) == y).double()
+
+
+def spread_terms(x: Tensor) -> Tensor:
+    """r + (|x_i - mean|^2 - r^2) / (2 r), [N] float64, r = `spread(x)`: the linearized
+    (delta-method) contribution of each sample to the spread. Their mean is r and their
+    std / sqrt(N) is `spread`'s SE; for two spreads from the same noise x0, the per-sample
+    difference gives the paired SE of their difference."""
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"x must have shape [N >= 2, d], got {tuple(x.shape)}")
+    sq = ((x - x.mean(dim=0)) ** 2).sum(dim=1).double()
+    r = sq.mean().sqrt()
+    return r + (sq - r**2) / (2 * r)
+
+
 def total_variation(log_p: Tensor, log_q: Tensor) -> float:
     """TV = (1/2) sum_cells |p_i - q_i| of two densities on the same grid, each normalized
     on the grid (softmax of the log values): the largest difference in probability that

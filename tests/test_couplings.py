@@ -120,6 +120,10 @@ def test_straightness_of_known_fields():
     e = np.exp(a)
     per_unit = a * (e**2 - 1) / 2 - 2 * (e - 1) ** 2 + (e - 1) ** 2  # the integral in closed form
     assert s_lin == pytest.approx(per_unit * float((x0**2).sum(1).mean()), rel=1e-3)
+    # per particle: |x0_i|^2 times the same integral; their mean is S
+    terms, _ = couplings.straightness_terms(lambda x, t: a * x, x0, steps=256)
+    assert torch.allclose(terms, per_unit * (x0**2).sum(1), rtol=1e-3)
+    assert float(terms.mean()) == pytest.approx(s_lin, rel=1e-12)
 
 
 def test_coupled_sampler_and_fit_are_deterministic_and_learn():

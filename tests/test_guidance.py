@@ -120,6 +120,17 @@ def test_accuracy_and_spread_with_standard_errors():
     assert abs(r - 0.6 * math.sqrt(2)) < 4 * se_r  # E|x - m|^2 = 2 s^2 in 2D
     with pytest.raises(ValueError, match="x must have shape"):
         G.spread(x[:1])
+    # the per-sample terms: their mean is the estimate, their std / sqrt(N) its SE
+    assert float(G.accuracy_terms(q, x, 0).mean()) == a
+    terms = G.spread_terms(x)
+    assert float(terms.mean()) == pytest.approx(r, rel=1e-12)
+    assert float(terms.std() / math.sqrt(n)) == pytest.approx(se_r, rel=1e-12)
+    # paired: a spread 1 % larger from the same x is detected far beyond its unpaired SE
+    diff = G.spread_terms(1.01 * x) - terms
+    assert float(diff.mean()) == pytest.approx(0.01 * r, rel=1e-9)
+    assert float(diff.std() / math.sqrt(n)) < se_r / 10
+    with pytest.raises(ValueError, match="x must have shape"):
+        G.spread_terms(x[:1])
 
 
 def test_drop_labels_rate():

@@ -56,6 +56,12 @@ def _x0() -> Tensor:
     return torch.randn(N_PARTICLES, 2, generator=g, dtype=torch.float64)
 
 
+def panel_noise() -> Tensor:
+    """The panel's N_PARTICLES noise points x0 (seeded), [N_PARTICLES, 2] float64: every
+    curve and picture of the panel starts from them."""
+    return _x0().clone()
+
+
 @lru_cache(maxsize=128)
 def trajectories(y: int, sigma_min: float, steps: int) -> Tensor:
     """Euler iterates of dx/dt = u~_t(x | y) for every w in W_OPTIONS from the same noise:
@@ -156,7 +162,7 @@ class Guidance(plots.LiveFigure):
                                    label="spread (RMS to mean)")  # fmt: skip
         ax_w.set(xlabel="guidance weight w", ylim=(0, 1.6))
         self.now = ax_w.axvline(2.0, color="k", lw=0.8)
-        legend = ax_w.legend(handles=[self.acc, self.spread], loc="upper right", fontsize=7)
+        legend = ax_w.legend(handles=[self.acc, self.spread], loc="upper right", fontsize=9)
         self.axes = (ax_t, ax_1, ax_w)
         for ax, title in zip(self.axes, self._titles(2.0, 0, 0.0, 16, 0.5), strict=True):
             ax.set_title(title, fontsize=9)  # placeholder: sizes the layout
@@ -250,5 +256,5 @@ def draw_trade_off(ws: tuple[float, ...], trade: dict[str, dict[str, list[float]
                         label=f"{label}, {name}", **styles.get(name, {}))  # fmt: skip
     ax.set(xlabel="guidance weight w", ylabel="accuracy / spread", ylim=(0, 1.5),
            title="guidance: class fidelity against diversity")  # fmt: skip
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=9, loc="lower right")
     return fig
