@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit nbval portability ui execute lint format bench assets student grade site colab clean
+.PHONY: install lab test unit nbval portability ui execute lint format bench assets student grade assignments site colab clean
 
 install: $(VENV)/.installed
 
@@ -65,6 +65,9 @@ student: install  ## regenerate student/ (the student edition) from notebooks/
 
 grade: install  ## make grade NB="student/*.ipynb": run notebooks, print every exercise's verdict
 	$(BIN)/python -m fmlib.grade $(NB)
+
+assignments: install  ## the nbgrader course in build/course (release/ checked equal to the student edition)
+	$(BIN)/python -m fmlib.nbgrader_course --course build/course
 
 site: install  ## the static site in build/site/ (offline, from stored outputs; sliders without a kernel)
 	$(BIN)/python tools/build_site.py --out build/site
