@@ -177,16 +177,28 @@ def posterior(path: MixturePath, q: Tensor, t: float) -> Tensor:
     """p_{1|t}(x1^i | x) for both tokens i of every state x = (c, d): [V, V, 2, D].
 
     Bayes: p(x1 | x) = q(x1) L[c, x1^1] L[d, x1^2] / p_t(x); summing out the other token,
-    token 1's weight is L[c, a] (q L^T)[a, d] and token 2's is L[d, b] (L q)[c, b]."""
+    token 1's weight is L[c, a] (q L^T)[a, d] and token 2's is L[d, b] (L q)[c, b].
+
+    With the mask source a token that is set (not the mask) is its data value: its
+    posterior is delta_{x^i}, in every state. On states the path never visits (p_t(x) = 0,
+    where Bayes is 0/0) we keep that: a set token keeps its value (its rates are 0, so the
+    Euler sampler never changes a set token), and a masked token gets the prior marginal
+    q^i. The Euler sampler does reach such states: from (mask, mask) both tokens may be set
+    in one step, each from its marginal, off the support of q."""
     L = path.conditional_probs(t, q.dtype)
     w1 = L[:, None, :] * (q @ L.T).T[None, :, :]  # [c, d, a]
     w2 = L[None, :, :] * (L @ q)[:, None, :]  # [c, d, b]
     z = joint_marginal(path, q, t)[..., None]
-    # a state the path never visits (p_t(x) = 0) gets the prior marginals instead of 0/0
     safe = torch.where(z > 0, z, torch.ones_like(z))
-    post = torch.stack([w1 / safe, w2 / safe], dim=2)
+    post = torch.stack([w1 / safe, w2 / safe], dim=2)  # [c, d, token, value]
     prior = torch.stack([q.sum(1), q.sum(0)])
-    return torch.where(z[..., None] > 0, post, prior.expand_as(post))
+    post = torch.where(z[..., None] > 0, post, prior.expand_as(post))
+    if path.mask is not None:  # a set token is its data value: delta_{x^i}, exactly
+        is_set = torch.arange(path.vocab) < path.n_values  # [V]: False for the mask
+        delta = torch.eye(path.vocab, path.n_values, dtype=q.dtype)  # [value, D]
+        post[:, :, 0] = torch.where(is_set[:, None, None], delta[:, None, :], post[:, :, 0])
+        post[:, :, 1] = torch.where(is_set[None, :, None], delta[None, :, :], post[:, :, 1])
+    return post
 
 
 def joint_rate_matrix(path: MixturePath, post: Tensor, t: float) -> Tensor:

@@ -241,3 +241,41 @@ def test_posterior_model_shapes_and_kappa_input():
     assert model(x, torch.tensor([0.2, 0.7])).shape == (2, 2, 4)
     post = model.posterior_fn()(x, 0.5)
     assert post.dtype == f64 and torch.allclose(post.sum(-1), torch.ones(2, 2, dtype=f64))
+
+
+def test_mask_posterior_keeps_set_tokens_on_every_state():
+    """A set token is its data value: delta_{x^i}, also where p_t(x) = 0 (Bayes is 0/0)."""
+    q = discrete.checkerboard_grid(4)  # half the fully set states are off q's support
+    path = discrete.MixturePath(4, "mask", 1.0)
+    post = discrete.posterior(path, q, 0.5)
+    delta = torch.eye(4, dtype=f64)
+    for c, d in itertools.product(range(path.vocab), repeat=2):
+        for i, value in enumerate((c, d)):
+            if value < 4:
+                assert torch.equal(post[c, d, i], delta[value])
+    p_t = discrete.joint_marginal(path, q, 0.5)
+    assert int((p_t == 0).sum()) == 8  # the off-support states exist
+    # at a state off q's support, t = 0.5, h = 0.25, both set tokens stay (each stayed with
+    # probability 0.5 + 0.5 / 4 when such states got the prior marginals)
+    c, d = (p_t == 0).nonzero()[0].tolist()
+    x = torch.tensor([[c, d]])
+    step = discrete.euler_step_probs(path, x, post[c, d][None], 0.5, 0.25)
+    assert step[0, 0, c] == 1 and step[0, 1, d] == 1
+
+
+@pytest.mark.parametrize("q", [discrete.checkerboard_grid(4), _random_q(3, 11)])
+def test_mask_source_euler_output_in_closed_form(q):
+    """kappa_t = t: each token is set at a step uniform over the N steps, independently; set
+    together (probability 1/N) they come from q^1 x q^2, else from q:
+    p_N = q^1 x q^2 / N + (1 - 1/N) q exactly."""
+    path = discrete.MixturePath(q.shape[0], "mask", 1.0)
+    fn = discrete.exact_posterior_fn(path, q)
+    product = torch.outer(q.sum(1), q.sum(0))
+    for n in (1, 2, 3, 5, 8):
+        expected = discrete.embed(path, product / n + (1 - 1 / n) * q)
+        assert torch.allclose(discrete.euler_distribution(path, fn, n), expected, atol=1e-14)
+    tv_product = discrete.total_variation(product, q)
+    tv_8 = discrete.total_variation(
+        discrete.euler_distribution(path, fn, 8), discrete.embed(path, q)
+    )
+    assert tv_8 == pytest.approx(tv_product / 8, abs=1e-14)

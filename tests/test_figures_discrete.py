@@ -77,3 +77,24 @@ def test_static_draw_is_a_pyplot_figure():
     fig = F.draw_discrete(steps=4, power=1.0, source="mask", t=0.5)
     assert fig.number in plt.get_fignums()
     plt.close(fig)
+
+
+def test_mask_source_with_an_infinite_first_rate_stays_at_one_step():
+    """p = 0.5: the clamped first step sets every token, and set tokens never change."""
+    runs = F.sweep("mask", 0.5)
+    assert all(runs[n][1] == pytest.approx(0.5, abs=1e-12) for n in F.STEPS)
+    assert F.sweep("mask", 1.0)[8][1] == pytest.approx(0.5 / 8, abs=1e-12)
+
+
+def test_view_draws_both_sources_and_is_readable():
+    from fmlib import figure_check
+
+    view = F.DiscretePath()
+    view.update(steps=4, power=1.0, source="uniform", t=0.5)
+    for source, line in view.tv_lines.items():
+        expected = [F.sweep(source, 1.0)[n][1] for n in F.STEPS]
+        assert list(line.get_ydata()) == pytest.approx(expected)
+    assert list(view.marker.get_ydata()) == pytest.approx([F.sweep("uniform", 1.0)[4][1]])
+    for values in ({"steps": 1, "power": 0.5, "source": "mask", "t": 0.0}, {"steps": 32}):
+        view.update(**values)
+        assert figure_check.text_problems(view.fig) == []

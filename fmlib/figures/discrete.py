@@ -4,8 +4,8 @@
 model) for every number of steps the widget offers and keeps the exact distribution of
 its output (fmlib.discrete.euler_distribution: no sampling noise) with its total variation
 and KL to the discretised checkerboard. `DiscretePath`, the widget's view, draws the
-schedule kappa_t, the path p_t at t, the sampler's output and TV/KL vs steps; a redraw
-only looks up precomputed arrays.
+schedule kappa_t, the path p_t at t, the sampler's output (with its TV and KL in the title)
+and TV vs steps for both sources; a redraw only looks up precomputed arrays.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def sweep(source: str, power: float) -> dict[int, tuple[Tensor, float, float]]:
 
 class DiscretePath(plots.LiveFigure):
     """kappa_t = t^p | p_t(x) on the grid at t | the Euler sampler's output with `steps` steps
-    (exact distribution) | TV and KL to q vs steps for this source and p.
+    (exact distribution) | TV to q vs steps for both sources at this p (a ring marks the
+    chosen source and steps; TV and KL of that setting are in the sampler's title).
 
     Everything is precomputed when the view is built (`sweep` for every source and p)."""
 
@@ -114,16 +115,22 @@ class DiscretePath(plots.LiveFigure):
         for ax in (a_p, a_s):
             ax.set(xlabel="token 1 (x)", ylabel="token 2 (y)")
         steps = np.array(STEPS)
-        (self.tv_line,) = a_c.loglog(steps, steps / 10, "o-", color="C0", label="TV")
-        (self.kl_line,) = a_c.loglog(steps, steps / 10, "s--", color="C1", label="KL(q‖p)")
+        self.tv_lines = {
+            source: a_c.loglog(steps, steps / 10, style, color=color, label=f"{source} source")[0]
+            for source, style, color in zip(
+                discrete.SOURCES, ("o-", "s--"), ("C0", "C1"), strict=True
+            )
+        }
         (self.marker,) = a_c.loglog([1], [1], "o", ms=12, mfc="none", mec="C3", mew=2)
-        a_c.set(xlim=(0.8, 40), ylim=(1e-3, 3), xlabel="Euler steps", ylabel="distance to q")
-        a_c.legend(loc="lower left", fontsize=7)
+        a_c.set(xlim=(0.8, 40), ylim=(3e-3, 2), xlabel="Euler steps", ylabel="TV to q")
+        a_c.set_xticks(steps, [str(n) for n in STEPS])
+        a_c.set_xticks([], minor=True)
+        a_c.legend(loc="lower left")
         self.titles = [ax.set_title(" ", fontsize=8) for ax in (a_k, a_p, a_s, a_c)]
         # the images are dynamic; their axes' frames must stay drawn on top of them
         frames = [*a_p.spines.values(), *a_s.spines.values()]
         self.dynamic(self.kappa_line, self.kappa_dot, self.path_img, self.out_img, *frames)
-        self.dynamic(self.tv_line, self.kl_line, self.marker, *self.titles)
+        self.dynamic(*self.tv_lines.values(), self.marker, *self.titles)
         return fig
 
     def update(self, steps: int = 8, power: float = 2.0, source: str = "mask", t: float = 0.5):
@@ -138,8 +145,8 @@ class DiscretePath(plots.LiveFigure):
         runs = sweep(source, power)
         p, tv, kl = runs[steps]
         self.out_img.set_data(discrete.on_grid(path, p).T.numpy())
-        self.tv_line.set_ydata([runs[k][1] for k in STEPS])
-        self.kl_line.set_ydata([min(runs[k][2], 1e3) for k in STEPS])  # inf drawn off-scale
+        for name, line in self.tv_lines.items():
+            line.set_ydata([sweep(name, power)[k][1] for k in STEPS])
         self.marker.set_data([steps], [tv])
         on = float(discrete.on_grid(path, p_t).sum())
         self.titles[0].set_text(
@@ -147,7 +154,9 @@ class DiscretePath(plots.LiveFigure):
         )
         self.titles[1].set_text(f"path p_t(x), source = {source}\nmass on the grid {on:.2f}")
         self.titles[2].set_text(f"Euler sampler, steps = {steps}\nTV = {tv:.3f}, KL = {kl:.3f}")
-        self.titles[3].set_text(f"TV, KL to q vs steps\n{source}, p = {_power_label(power)}")
+        self.titles[3].set_text(
+            f"TV to q vs steps, p = {_power_label(power)}\nring: {source}, {steps} steps"
+        )
 
 
 def draw_discrete(
