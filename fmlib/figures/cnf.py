@@ -285,16 +285,23 @@ def draw_density_grid(
     method: str = "euler",
     t: float = 1.0,
 ) -> Figure:
-    """Small multiples of the slice: one row per sigma_min, one column per number of steps.
-    Each title is short (sigma_min, steps, the error); method and t belong in a suptitle."""
+    """Small multiples of the slice: one row per sigma_min, one column per number of steps,
+    one legend under them all (no curve crosses it). Each title is short (sigma_min, steps,
+    the error, the ODE's peak when it is off the scale); method and t go in a suptitle."""
     fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.9, ncols=len(steps))
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
             ax = axes[i * len(steps) + j]
-            error = _SliceArtists(ax).set(float(s), method, int(k), float(t))
-            plural = "s" if k != 1 else ""
+            panel = _SliceArtists(ax)
+            error = panel.set(float(s), method, int(k), float(t))
+            off_scale = panel.legend.get_texts()[0].get_text().split("\n")[1:]
+            panel.legend.remove()
             if error is not None:
-                ax.set_title(f"σ_min = {s:.2f}, {k} step{plural}\nlog-lik. error {error:.2g}")
+                plural = "s" if k != 1 else ""
+                lines = [f"σ_min = {s:.2f}, {k} step{plural}", f"log-lik. error {error:.2g}"]
+                ax.set_title("\n".join(lines + [f"ODE {line}" for line in off_scale]))
+    fig.legend([panel.ode, panel.exact], [f"ODE ({method})", "closed form"],
+               loc="outside lower center", ncols=2, fontsize=9)  # fmt: skip
     return fig
 
 
