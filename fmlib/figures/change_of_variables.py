@@ -320,7 +320,7 @@ def draw_layer_densities(
     fig, axes = plots.new_axes(len(dens), size=2.6)
     for k, (ax, d) in enumerate(zip(axes, dens, strict=True)):
         mass = d.sum().item() * (2 * lim / (n - 1)) ** 2  # in view: [-lim, lim]^2 only
-        plots.heatmap(ax, d, (-lim, lim, -lim, lim), f"p_{k}: mass in view {mass:.3f}", "density",
+        plots.heatmap(ax, d, (-lim, lim, -lim, lim), f"p_{k} (in view)\nmass {mass:.3f}", "density",
                       vmin=0, vmax=vmax)  # fmt: skip
         ax.set_xlabel("$x^{(1)}$")
         ax.set_ylabel("$x^{(2)}$")
