@@ -203,3 +203,33 @@ def test_every_control_reads_out_what_is_drawn():
             view.update(**{name: value})
             expected = label if isinstance(control, ipw.Dropdown) else f"= {label}"
             assert expected in _texts(view.fig), (name, value, label)
+
+
+def test_particles_grid_shares_one_colour_scale_with_a_colour_bar():
+    """The small multiples' densities are compared: one norm for all, and a colour bar."""
+    fig = F.draw_particles_grid(sigma_mins=(0.0, 0.2), steps=(1, 3), t=0.8)
+    images = [image for ax in fig.axes for image in ax.get_images()]
+    assert len(images) == 4
+    assert len({(image.norm.vmin, image.norm.vmax) for image in images}) == 1
+    assert images[0].norm.vmin == 0.0
+    vmax = max(float(F._density(s, 0.8).max()) for s in (0.0, 0.2))
+    assert images[0].norm.vmax == pytest.approx(vmax)
+    assert any(ax.get_ylabel().startswith("$p_t(x)$") for ax in fig.axes)  # the colour bar
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("draw", ["panel frame", "wrong field", "particles grid"])
+def test_figures_are_readable_at_1280x720(draw):
+    """No overlapping, clipped or tiny text (fmlib.figure_check), the panel's default frame
+    included."""
+    figure_check = pytest.importorskip("fmlib.figure_check")
+    from fmlib import plots
+
+    plots.use_style()
+    fig = {
+        "panel frame": lambda: F.Continuity().draw(),
+        "wrong field": lambda: F.draw_continuity(field="VP path's field", n=65, t=0.95),
+        "particles grid": F.draw_particles_grid,
+    }[draw]()
+    assert figure_check.text_problems(fig) == []
+    plt.close(fig)

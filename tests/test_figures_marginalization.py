@@ -182,3 +182,39 @@ def test_every_control_reads_out_what_is_drawn():
                 kwargs["t"] = 0.5
             view.update(**kwargs)
             assert f"= {label}" in _texts(view.fig), (name, value, label)
+
+
+def test_schematic_weights_sit_beside_their_stars_not_under_them():
+    """Each 'P = w' label is readable: its box covers no star and stays inside the figure."""
+    from fmlib import plots
+
+    plots.use_style()
+    fig = F.draw_marginalization_schematic()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[1]
+    labels = [text for text in ax.texts if text.get_text().startswith("P = ")]
+    assert len(labels) == 3
+    stars = ax.transData.transform(np.array(F.SCHEMATIC_POINTS))
+    for text in labels:
+        box = text.get_window_extent(renderer)
+        assert not any(box.contains(*star) for star in stars), text.get_text()
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, text.get_text()
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("draw", ["panel frame", "schematic", "memorisation grid"])
+def test_figures_are_readable_at_1280x720(draw):
+    """No overlapping, clipped or tiny text (fmlib.figure_check), the panel's default frame
+    included."""
+    figure_check = pytest.importorskip("fmlib.figure_check")
+    from fmlib import plots
+
+    plots.use_style()
+    fig = {
+        "panel frame": lambda: F.Marginalization().draw(),
+        "schematic": F.draw_marginalization_schematic,
+        "memorisation grid": lambda: F.draw_memorisation_grid(steps=(2, 10, 50)),
+    }[draw]()
+    assert figure_check.text_problems(fig) == []
+    plt.close(fig)

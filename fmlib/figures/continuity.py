@@ -158,10 +158,10 @@ class _ContinuityArtists:
         ax_c.set_ylim(1e-4, 5.0)
         ax_c.set_xticks(h, [f"{v:.2f}" for v in h])
         ax_c.xaxis.set_minor_locator(NullLocator())
-        ax_c.set_xlabel("grid spacing h   (dt = min(h/4, t, 1 − t))")
+        ax_c.set_xlabel("grid spacing h\n(dt = min(h/4, t, 1 − t))")
         ax_c.set_ylabel("$\\|R\\|_{L^2}$")
         ax_c.set_title("residual norm vs grid spacing")
-        self.legend = ax_c.legend(loc="lower right", fontsize=8)  # the course style's size
+        self.legend = ax_c.legend(loc="lower right", fontsize=9)  # legends >= 9 pt (projector)
         self.titles = (ax_p.title, ax_r.title)
         spines = (*ax_p.spines.values(), *ax_r.spines.values())  # static, on top of images
         lines = (self.true_line, self.wrong_line, self.h2_line, self.h_mark, self.legend)
@@ -251,10 +251,12 @@ def draw_particles_grid(
     """Static small multiples: rows = sigma_min, columns = solver steps; p_t and particles."""
     fig, axes = plots.new_axes(len(sigma_mins) * len(steps), size=2.5, ncols=len(steps))
     ext = (-VIEW, VIEW, -VIEW, VIEW)
+    vmax = max(float(_density(s, t).max()) for s in sigma_mins)  # one colour scale for all
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
             ax = axes[i * len(steps) + j]
-            ax.imshow(_density(s, t).numpy(), origin="lower", extent=ext, cmap=plots.CMAP)
+            image = ax.imshow(_density(s, t).numpy(), origin="lower", extent=ext, cmap=plots.CMAP,
+                              vmin=0.0, vmax=vmax)  # fmt: skip
             x = particles(s, t, k)
             ax.scatter(x[:N_DRAWN, 0], x[:N_DRAWN, 1], s=1, color="white", alpha=0.6, lw=0)
             plots.square(ax, VIEW)
@@ -262,6 +264,7 @@ def draw_particles_grid(
             ax.set_title(
                 f"σ_min={s:.1f}, {k} step{'s' * (k > 1)}\nTV={particle_error(s, t, k):.3f}"
             )
+    fig.colorbar(image, ax=axes, shrink=0.6, label=f"$p_t(x)$, t = {t}")
     return fig
 
 

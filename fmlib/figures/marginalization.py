@@ -238,7 +238,7 @@ def _titles(
     return (
         f"marginal $p_t$ and $u_t$\nt = {t:.2f}, σ_min = {sigma_min:.2f}",
         f"posterior certainty, t = {t:.2f}\nK = {n_points} training points",
-        f"exact marginal ODE, steps = {steps}\nmean nearest-point dist. {dist:.3f}",
+        f"marginal ODE, steps = {steps}\nnearest-point dist. {dist:.3f}",
     )
 
 
@@ -393,12 +393,15 @@ def draw_marginalization_schematic(t: float = 0.5, sigma_min: float = 0.1) -> Fi
         end = x[0] + 0.5 * u_k[k]
         style = {"arrowstyle": "->", "color": c, "lw": 0.5 + 4 * float(w[k])}  # width ~ weight
         ax_r.annotate("", xy=end.tolist(), xytext=x[0].tolist(), arrowprops=style)
-        ax_r.text(float(end[0]), float(end[1]), f" P = {float(w[k]):.2f}", color=c, fontsize=8)
+        up = float(pts[k, 1]) > 0  # the weight beside its star, on the side away from x
+        ax_r.annotate(f"P = {float(w[k]):.2f}", xy=pts[k].tolist(), xytext=(0, 11 if up else -11),
+                      textcoords="offset points", ha="center", va="bottom" if up else "top",
+                      color=c, fontsize=9)  # fmt: skip
     ax_r.annotate("", xy=(x[0] + 0.5 * u).tolist(), xytext=x[0].tolist(),
                   arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 2.5})  # fmt: skip
     ax_r.plot(*x[0], "o", color="k", ms=5)
     ax_r.text(float(x[0, 0]) + 0.15, float(x[0, 1]) - 0.45, "$x$", fontsize=10)
-    ax_l.legend(loc="lower left", fontsize=8)
+    ax_l.legend(loc="lower left", fontsize=9)
     ax_l.set_title(
         "conditional paths $p_s(x\\,|\\,x_1^{(k)})$\n"
         f"circles: std σ_s, s = 0 … 1, σ_min = {sigma_min:.2f}"
