@@ -1,12 +1,16 @@
-"""Ablation of the CPU recipe on the checkerboard: add its ingredients one at a time.
+"""Ablation of the CPU recipe on the checkerboard: add its ingredients one at a time, and
+leave each one out of the full recipe.
 
-    .venv/bin/python benchmarks/ablation_checkerboard.py --steps 6000 --seeds 0
+    .venv/bin/python benchmarks/ablation_checkerboard.py --steps 6000 --seeds 0 1 2
     .venv/bin/python benchmarks/ablation_checkerboard.py --steps 6000 --rows 5 6  # some rows
     .venv/bin/python benchmarks/ablation_checkerboard.py --table --steps 6000  # markdown
 
 Each row trains a fresh MLP for the same number of steps with `fmlib.training.train` (the
 loop that notebook 05 writes out) and adds ONE ingredient to the row above it, in the order
-notebook 05 introduces them; the last row changes the law of t of the full recipe.
+notebook 05 introduces them; the row after the recipe changes the law of t of the full
+recipe. Then each leave-one-out row takes ONE ingredient out of the full recipe, and the last
+row trains the recipe for 1/8 of the steps (the examples seen by "recipe - batch 2048").
+The notebook compares rows by the mean KL over the training seeds and its standard error.
 KL(q || p_theta) = E_q[-log p_theta] - H(q) on 4000 held-out samples (their own seed),
 with the exact log-likelihood (RK4, 20 steps, as in the notebook), and the standard error
 of that mean. One thread per run, so a run gives the same bits whatever the thread settings.
@@ -58,10 +62,23 @@ STEPS_OF_RECIPE = [
     ("+ batch 2048 (the recipe)", {"batch_size": 2048}),
     ("recipe, logit-normal t", {"time_sampling": "logit_normal"}),
 ]
+# Leave-one-out: the full recipe with ONE ingredient taken back to the plain loop's choice.
+# (The recipe without its batch of 2048 is the row "+ EMA 0.999" above.) The last row is
+# compute-matched to that one: batch 2048 for 1/8 of the steps sees the same number of
+# examples (6000 x 256 = 750 x 2048), so it asks "few clean steps or many noisy ones?"
+# at equal examples seen rather than at equal steps.
+LEAVE_ONE_OUT = [
+    ("recipe - time embedding", {"time_embedding": "raw"}),
+    ("recipe - Fourier features", {"x_features": 0}),
+    ("recipe - AdamW schedule", {"lr": 2e-3, "schedule": "constant", "warmup": 0.0}),
+    ("recipe - EMA", {"ema_decay": 0.0}),
+    ("recipe, 1/8 of the steps", {"steps_fraction": 0.125}),
+]
+ROW_NAMES = [name for name, _ in STEPS_OF_RECIPE + LEAVE_ONE_OUT]
 
 
 def configs() -> list[tuple[str, dict]]:
-    """The cumulative configurations, in the table's order."""
+    """The cumulative configurations, then the leave-one-out ones, in the table's order."""
     rows, config = [], dict(PLAIN)
     for name, change in STEPS_OF_RECIPE:
         if name.startswith("recipe,"):  # a variant of the recipe, not a new ingredient
@@ -69,6 +86,7 @@ def configs() -> list[tuple[str, dict]]:
         else:
             config = {**config, **change}
             rows.append((name, dict(config)))
+    rows += [(name, {**config, **change}) for name, change in LEAVE_ONE_OUT]
     return rows
 
 
@@ -96,7 +114,7 @@ def run(name: str, config: dict, seed: int, steps: int) -> dict:
         model,
         lambda n, g: data.sample("checkerboard", n, g),
         OTPath(0.0),
-        steps=steps,
+        steps=round(steps * config.get("steps_fraction", 1.0)),
         generator=generator,
         progress=False,
         **{k: config[k] for k in keys},
@@ -128,25 +146,35 @@ def load() -> list[dict]:
 
 
 def save(runs: list[dict]) -> None:
-    order = {name: i for i, (name, _) in enumerate(STEPS_OF_RECIPE)}
+    order = {name: i for i, name in enumerate(ROW_NAMES)}
     runs = sorted(runs, key=lambda r: (r["steps"], order.get(r["name"], 99), r["seed"]))
     OUT.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
 
 
 def table(runs: list[dict], steps: int) -> str:
-    """Markdown: one line per row name, KL per seed (± SE), mean on-support fraction."""
+    """Markdown: one line per row name, KL mean ± SE over seeds, KL per seed, on-support."""
     lines = [
-        "| configuration | KL(q ‖ p_θ), nats, per seed (± SE) | on the squares | CPU s / run |",
-        "|---|---|---:|---:|",
+        "| configuration | seeds | KL(q ‖ p_θ), nats: mean ± SE over seeds | per seed |"
+        " on the squares | CPU s / run |",
+        "|---|---:|---|---|---:|---:|",
     ]
-    for name, _ in STEPS_OF_RECIPE:
+    for name in ROW_NAMES:
         rs = [r for r in runs if r["name"] == name and r["steps"] == steps]
         if not rs:
             continue
-        kls = ", ".join(f"{r['kl']:.3f} ± {r['se']:.3f}" for r in rs)
+        kl = [r["kl"] for r in rs]
+        mean = sum(kl) / len(kl)
+        se = (
+            math.sqrt(sum((k - mean) ** 2 for k in kl) / (len(kl) - 1) / len(kl))
+            if len(kl) > 1
+            else math.nan
+        )
+        per_seed = ", ".join(f"{k:.3f}" for k in kl)
         on = sum(r["on_support"] for r in rs) / len(rs)
         cpu = sum(r["train_cpu_s"] for r in rs) / len(rs)
-        lines.append(f"| {name} | {kls} | {on:.1%} | {cpu:.0f} |")
+        lines.append(
+            f"| {name} | {len(rs)} | {mean:.3f} ± {se:.3f} | {per_seed} | {on:.1%} | {cpu:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -160,6 +160,13 @@ def test_static_figures_draw():
     fig = ft.draw_gallery([row, row], ts=(0.5,))
     assert sum(ax.get_title() == "samples (t = 1)" for ax in fig.axes) == 2
     plt.close(fig)
+    bent = traj.clone()
+    bent[1, :5] += 3.0  # five trajectories detour through a far point: they are not straight
+    fig = ft.draw_trajectories([ft.GalleryRow("moons", x1, bent, times, contracting_field)], 5)
+    median = ft.chord_over_length(bent[:, :5]).median()
+    assert median < 0.9  # the title reports the drawn lines, not all of them
+    assert fig.axes[0].get_title() == f"moons\nchord / length: median {median:.2f}"
+    plt.close(fig)
     log_q = torch.full((6, 6), math.log(0.02))
     fig = ft.draw_likelihood(log_q - 0.1, log_q, lim=4.0)
     assert len(fig.axes) == 4  # two images, two colorbars

@@ -172,14 +172,13 @@ class GalleryRow:
 
 def draw_gallery(
     rows: Sequence[GalleryRow],
-    ts: Sequence[float] = (0.25, 0.5, 0.75),
+    ts: Sequence[float] = (0.5,),
     quiver_t: float = 0.5,
-    n_lines: int = 40,
     lim: float = plots.LIM,
 ) -> Figure:
-    """Rows = datasets; columns: data q | p_t at each t in ts | samples (t = 1) |
-    trajectories | the learned field at quiver_t."""
-    ncols = len(ts) + 4
+    """Rows = datasets; columns: data q | p_t at each t in ts | samples (t = 1) | the learned
+    field at quiver_t. (The trajectories have their own, larger figure: draw_trajectories.)"""
+    ncols = len(ts) + 3
     fig, axes = plots.new_axes(len(rows) * ncols, size=2.2, ncols=ncols)
     for i, row in enumerate(rows):
         ax = axes[i * ncols : (i + 1) * ncols]
@@ -188,13 +187,25 @@ def draw_gallery(
             k = nearest_index(row.times, t)
             plots.scatter2d(ax[1 + j], row.trajectory[k], lim=lim, color=plots.PATH_COLOR, s=1.5)
             ax[1 + j].set_title(f"p_t, t = {float(row.times[k]):.2f}")
-        plots.scatter2d(ax[-3], row.trajectory[-1], title="samples (t = 1)", lim=lim, s=1.5)
-        lines = row.trajectory[:, :n_lines]
-        ax[-2].plot(lines[..., 0], lines[..., 1], color=plots.PATH_COLOR, lw=0.6, alpha=0.7)
-        plots.scatter2d(ax[-2], lines[0], lim=lim, color=plots.SOURCE_COLOR, s=6, alpha=1)
-        plots.scatter2d(ax[-2], lines[-1], title="trajectories", lim=lim, s=6, alpha=1)
+        plots.scatter2d(ax[-2], row.trajectory[-1], title="samples (t = 1)", lim=lim, s=1.5)
         quiver(ax[-1], row.model, quiver_t, lim)
         ax[-1].set_title(f"field u_θ at t = {quiver_t:.2f}")
+    return fig
+
+
+def draw_trajectories(
+    rows: Sequence[GalleryRow], n_lines: int = 30, lim: float = plots.LIM
+) -> Figure:
+    """One large panel per dataset: the first n_lines ODE trajectories (lines), their starts
+    x_0 (blue) and ends x_1 (orange), titled with the median chord / length of those lines."""
+    fig, axes = plots.new_axes(len(rows), size=3.1)
+    for ax, row in zip(axes, rows, strict=True):
+        lines = row.trajectory[:, :n_lines]
+        ax.plot(lines[..., 0], lines[..., 1], color=plots.PATH_COLOR, lw=1.2, alpha=0.9)
+        plots.scatter2d(ax, lines[0], lim=lim, color=plots.SOURCE_COLOR, s=10, alpha=1)
+        plots.scatter2d(ax, lines[-1], lim=lim, s=10, alpha=1)
+        median = float(chord_over_length(lines).median())
+        ax.set_title(f"{row.name}\nchord / length: median {median:.2f}")
     return fig
 
 
