@@ -99,28 +99,53 @@ def test_verdicts_keyed_by_student_errors_isolated(course, capsys):
     assert students["alice"]["max_points"] == 3  # a computed answer 2, a prediction 1
 
 
-def test_refuses_a_deleted_an_appended_or_a_forged_check(course, capsys):
+def _tampered(course, student: str, change) -> Path:
     tmp_path, edition = course
     answers = {"answer_area": "answer_area = 6.0", "prediction": 'prediction = "up"'}
-    deleted = nbformat.read(_submit(tmp_path, "dora", edition, answers), as_version=4)
-    deleted.cells = [c for c in deleted.cells if '"trend"' not in c.source]
-    nbformat.write(deleted, tmp_path / "submissions" / "dora" / "mini.ipynb")
-    appended = nbformat.read(_submit(tmp_path, "eve", edition, {}), as_version=4)
-    appended.cells.append(nbformat.v4.new_code_cell('_ = exercises.check("trend", 1, 1)'))
-    nbformat.write(appended, tmp_path / "submissions" / "eve" / "mini.ipynb")
-    forged = nbformat.read(_submit(tmp_path, "fred", edition, {}), as_version=4)
-    forged.cells[1].source = 'exercises._record("trend", "correct", "")'
-    nbformat.write(forged, tmp_path / "submissions" / "fred" / "mini.ipynb")
-    paths = [tmp_path / "submissions" / s / "mini.ipynb" for s in ("dora", "eve", "fred")]
-    report = _grade(paths, tmp_path)
-    out = capsys.readouterr().out
-    last = out.strip().splitlines()[-1]
-    assert last == "6 exercises: 0 correct, 0 wrong, 0 not attempted, 6 refused"
-    messages = [v["message"] for v in report["verdicts"]]
+    path = _submit(tmp_path, student, edition, answers)
+    nb = nbformat.read(path, as_version=4)
+    change(nb)
+    nbformat.write(nb, path)
+    return path
+
+
+def _refused(course, path, capsys) -> list[dict]:
+    report = _grade([path], course[0])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "2 exercises: 0 correct, 0 wrong, 0 not attempted, 2 refused"
     assert all(v["verdict"] == "refused" and v["points"] == 0 for v in report["verdicts"])
+    return [v["message"] for v in report["verdicts"]]
+
+
+def test_refuses_a_deleted_check(course, capsys):
+    def delete(nb):
+        nb.cells = [c for c in nb.cells if '"trend"' not in c.source]
+
+    messages = _refused(course, _tampered(course, "dora", delete), capsys)
     assert "the check of 'trend' was deleted or changed" in messages[0]
-    assert "holds a check that is not the instructor's" in messages[2]
-    assert "reaches into the grader's record" in messages[4]
+
+
+def test_refuses_an_appended_check(course, capsys):
+    def append(nb):  # "latest wins" would have graded this correct
+        nb.cells.append(nbformat.v4.new_code_cell('_ = exercises.check("trend", 1, 1)'))
+
+    messages = _refused(course, _tampered(course, "eve", append), capsys)
+    assert "holds a check that is not the instructor's" in messages[0]
+
+
+def test_refuses_a_changed_check_or_a_forged_record(course, capsys):
+    def change(nb):
+        for cell in nb.cells:
+            cell.source = cell.source.replace("answer_area)", "6.0)")
+
+    messages = _refused(course, _tampered(course, "fay", change), capsys)
+    assert "not the instructor's (added or changed)" in messages[0]
+
+    def forge(nb):
+        nb.cells[2].source += '\nexercises._record("trend", "correct", "")'
+
+    messages = _refused(course, _tampered(course, "fred", forge), capsys)
+    assert "reaches into the grader's record" in messages[0]
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 autograde scores three synthetic submissions per student id, generate_feedback writes HTML, and
 `python -m fmlib.grade` gives the same verdicts (and refuses tampered copies)."""
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fmlib import editions, grade, nbgrader_course
+from fmlib import editions, exercises, grade, nbgrader_course
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "01_change_of_variables"
@@ -42,6 +43,13 @@ def _submission(release: nbformat.NotebookNode, source: nbformat.NotebookNode, m
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
+    # The notebook's own key, fresh (fmlib/answer_key.py may lag behind an edited notebook);
+    # nbgrader's and fmlib.grade's kernels inherit the variable.
+    key = course / "key.json"
+    nb = nbformat.read(SOURCE, as_version=4)
+    key.write_text(json.dumps(editions.answer_key(nb, SOURCE.name)))
+    patch = pytest.MonkeyPatch()
+    patch.setenv(exercises.ANSWER_KEY, str(key))
     points = nbgrader_course.build(course, [NAME])
     release = nbformat.read(course / "release" / NAME / f"{NAME}.ipynb", as_version=4)
     source = nbformat.read(course / "source" / NAME / f"{NAME}.ipynb", as_version=4)
@@ -49,7 +57,8 @@ def course(tmp_path_factory):
         folder = course / "submitted" / student / NAME
         folder.mkdir(parents=True)
         nbformat.write(_submission(release, source, student), folder / f"{NAME}.ipynb")
-    return course, points[NAME]
+    yield course, points[NAME]
+    patch.undo()
 
 
 @pytest.mark.slow
