@@ -5,6 +5,9 @@
     # notebook 06's checkpoints, one per sigma_min, a fixed step budget (deterministic):
     .venv/bin/python benchmarks/train_checkerboard.py --steps 6000 --sigma-min 0.1 \
         --save assets/checkerboard_sigma_min_0.10.pt
+    # notebook 06's seed replicates (3 seeds per sigma_min, a shorter budget; no evaluation):
+    .venv/bin/python benchmarks/train_checkerboard.py --steps 1000 --sigma-min 0.1 --seed 1 \
+        --threads 1 --no-eval --save assets/checkerboard_sigma_min_0.10_1000steps_seed1.pt
 
 KL = E_q[-log p_theta(x)] - H(q) on held-out samples, with log p_theta from the exact
 divergence and RK4 (fmlib.metrics.kl_checkerboard); it is also evaluated
@@ -37,6 +40,9 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=4000, help="held-out samples for the KL")
     parser.add_argument("--check-n", type=int, default=1000, help="samples for the RK4 check")
     parser.add_argument("--eval-steps", type=int, default=100, help="RK4 steps for the KL")
+    parser.add_argument(
+        "--no-eval", action="store_true", help="train and save only (no KL, no sample check)"
+    )
     args = parser.parse_args()
 
     generator = seed_everything(args.seed, threads=args.threads)
@@ -55,6 +61,8 @@ def main() -> None:
     if args.save:
         models.save(result.model, args.save)
         print(f"saved the EMA model to {args.save}")
+    if args.no_eval:
+        return
 
     model = result.model.eval()
     start = time.perf_counter()

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
 import pytest
 import torch
 
-from fmlib.figures import paths_compared as pc
-from fmlib.paths import OTPath, VEPath
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fmlib.figures import paths_compared as pc  # noqa: E402
+from fmlib.figures.marginalization import LOG_P_CEIL, LOG_P_FLOOR  # noqa: E402
+from fmlib.paths import OTPath, VEPath  # noqa: E402
 
 
 def _samples(n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,3 +118,18 @@ def test_straightness_table_relative_straightness_is_scale_free():
         assert len(row["error"]) == 2
     # VE's source is 5x wider: its chord is far larger than OT's (same target, N(0, I) source)
     assert table["VE"]["chord"] > 10 * table["OT"]["chord"]
+
+
+def test_kinetic_energy_steps_and_the_marginal_figure_has_one_colour_scale():
+    with pytest.raises(ValueError, match="even integer >= 2"):
+        pc.kinetic_energy("OT", 0.0, 5)
+    fine = pc.kinetic_energy("cosine", 0.0, 2 * pc.REFERENCE_STEPS)
+    coarse = pc.kinetic_energy("cosine", 0.0)
+    assert abs(fine[1] - coarse[1]) < 1e-3 and fine != coarse  # converged, recomputed
+    fig = pc.draw_marginal_paths(times=(0.0, 1.0))
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    assert len(images) == 2 * len(pc.PATH_NAMES)
+    assert {im.get_clim() for im in images} == {(LOG_P_FLOOR, LOG_P_CEIL)}
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1 and "log p_t" in colorbars[0].get_ylabel()
+    plt.close(fig)

@@ -214,3 +214,54 @@ def test_bad_arguments_raise(sweep: fs.SolverSweep, sweeps) -> None:
         fs.draw_nfe_curves(sweep, "kl")
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         fs.solver_sweep(LinearField(), n=1)
+
+
+def test_seed_checkpoints_are_small_and_load() -> None:
+    paths = [fs.seed_checkpoint_path(s, seed) for s in fs.SIGMA_MINS for seed in fs.SEEDS]
+    assert len(set(paths)) == len(fs.SIGMA_MINS) * len(fs.SEEDS) >= 12  # >= 3 seeds each
+    assert sum(p.stat().st_size for p in paths) < 2_500_000  # assets stay lean
+    seed_models = fs.load_seed_models()
+    assert list(seed_models) == list(fs.SIGMA_MINS)
+    x, t = torch.randn(5, 2), torch.full((5,), 0.5)
+    for models in seed_models.values():  # the seeds are different trainings
+        outputs = [m(x, t) for m in models]
+        assert len(outputs) == len(fs.SEEDS) and not torch.equal(outputs[0], outputs[1])
+    with pytest.raises(ValueError, match="seed must be one of the shipped"):
+        fs.seed_checkpoint_path(0.0, 7)
+
+
+def test_mean_se_is_the_standard_error_over_seeds() -> None:
+    mean, se = fs.mean_se([1.0, 2.0, 6.0])
+    assert mean == pytest.approx(3.0) and se == pytest.approx(np.sqrt(7.0 / 3.0))
+    with pytest.raises(ValueError, match="at least 2 values"):
+        fs.mean_se([1.0])
+
+
+def test_seed_curves_and_their_figure() -> None:
+    """Two 'seeds' per sigma_min: the rows are the single-solver curves of each model, and
+    the figure plots their mean with a one-SE error bar."""
+    seed_models = {0.0: [LinearField(), ScaledField()], 0.1: [ScaledField(), ScaledField()]}
+    rows = fs.seed_curves(seed_models, n=64)
+    one = fs.curves(fs.solver_sweep(ScaledField(), n=64, methods=("midpoint",), tolerances=()))
+    assert rows[0.1][0] == one["midpoint"] and rows[0.0][1] == one["midpoint"]
+    fig = fs.draw_seed_curves(rows, "error")
+    ax = fig.axes[0]
+    bars = {c.get_label(): c for c in ax.containers}
+    assert list(bars) == ["σ_min 0.00", "σ_min 0.10"]
+    mean = [(a + b) / 2 for a, b in zip(rows[0.0][0]["error"], rows[0.0][1]["error"], strict=True)]
+    drawn = np.asarray(bars["σ_min 0.00"].lines[0].get_ydata(), dtype=float)
+    np.testing.assert_allclose(drawn, mean, rtol=1e-12)
+    assert "mean ± SE of 2 seeds" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_sw_axis_has_several_labelled_ticks(sweep: fs.SolverSweep) -> None:
+    """The SW panel spans about one decade: more than one labelled y tick (was one, 10^0)."""
+    fig = fs.draw_nfe_curves(sweep, "sw")
+    ax = fig.axes[0]
+    ax.set_ylim(0.14, 2.5)
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    labels = [t.get_text() for t in ax.get_yticklabels() if lo <= t.get_position()[1] <= hi]
+    assert len([s for s in labels if s]) >= 3, labels
+    matplotlib.pyplot.close(fig)

@@ -101,9 +101,10 @@ def trajectories(name: str, sigma_min: float, steps: int, method: str = "euler")
     return integrate(u, x0, steps=steps, method=method, trajectory=True).trajectory
 
 
-def reference(name: str, sigma_min: float) -> Tensor:
-    """The ODE solution on a fine grid: RK4, REFERENCE_STEPS steps, [steps + 1, N, 2]."""
-    return trajectories(name, sigma_min, REFERENCE_STEPS, "rk4")
+def reference(name: str, sigma_min: float, steps: int = REFERENCE_STEPS) -> Tensor:
+    """The ODE solution on a fine grid: RK4, `steps` steps (default REFERENCE_STEPS; twice
+    as many shows it has converged), [steps + 1, N, 2]."""
+    return trajectories(name, sigma_min, steps, "rk4")
 
 
 def endpoint_error(name: str, sigma_min: float, steps: int) -> float:
@@ -124,8 +125,10 @@ def simpson_weights(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
 
 
 @lru_cache(maxsize=64)
-def kinetic_energy(name: str, sigma_min: float) -> tuple[float, float]:
-    """(K, S) of the marginal flow, on the reference trajectories x_t:
+def kinetic_energy(
+    name: str, sigma_min: float, steps: int = REFERENCE_STEPS
+) -> tuple[float, float]:
+    """(K, S) of the marginal flow, on the reference trajectories x_t (RK4, `steps` steps):
 
         K = E int_0^1 |u_t(x_t)|^2 dt,     S = K - E |x_1 - x_0|^2 >= 0,
 
@@ -133,8 +136,10 @@ def kinetic_energy(name: str, sigma_min: float) -> tuple[float, float]:
     0 exactly when every trajectory is a straight line run at constant speed (then
     u_t(x_t) = x_1 - x_0 for all t). Simpson's rule in t on the RK4 nodes.
     """
-    traj = reference(name, sigma_min)
-    u, steps = marginal_field(name, sigma_min).velocity, len(traj) - 1
+    if not isinstance(steps, int) or steps < 2 or steps % 2:
+        raise ValueError(f"steps must be an even integer >= 2 (Simpson), got {steps!r}")
+    traj = reference(name, sigma_min, steps)
+    u = marginal_field(name, sigma_min).velocity
     h = 1.0 / steps  # the node times t_k = k h of fmlib.solvers (schedules are cached)
     speed2 = torch.stack([(u(x, k * h) ** 2).sum(1) for k, x in enumerate(traj)])
     k = float((simpson_weights(steps) @ speed2).mean())
@@ -302,18 +307,20 @@ class PathsCompared(plots.LiveFigure):
 
 
 def draw_marginal_paths(times: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> Figure:
-    """Static small multiples: rows = paths, columns = t; log p_t of the marginal path."""
+    """Static small multiples: rows = paths, columns = t; log p_t of the marginal path, one
+    colour scale for every panel (the colour bar on the right)."""
     fig, axes = plots.new_axes(len(PATH_NAMES) * len(times), size=2.0, ncols=len(times))
     ext = (-VIEW, VIEW, -VIEW, VIEW)
     for i, name in enumerate(PATH_NAMES):
         for j, t in enumerate(times):
             ax = axes[i * len(times) + j]
             log_p = _log_p(name, 0.0, t).clamp(min=LOG_P_FLOOR)
-            ax.imshow(log_p.numpy(), extent=ext, origin="lower", cmap=plots.CMAP,
-                      vmin=LOG_P_FLOOR, vmax=LOG_P_CEIL)  # fmt: skip
+            image = ax.imshow(log_p.numpy(), extent=ext, origin="lower", cmap=plots.CMAP,
+                              vmin=LOG_P_FLOOR, vmax=LOG_P_CEIL)  # fmt: skip
             ax.set_title(f"{name}, t = {t:.2f}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.6, label="$\\log p_t(x)$ (clipped below)")
     return fig
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import ipywidgets
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 from torch import Tensor, nn
 
 from fmlib import data, metrics, models, plots, widgets
@@ -53,6 +53,8 @@ CHECKPOINT = ASSETS / "checkerboard_model.pt"  # notebook 05's 60-second model (
 SIGMA_MINS = (0.0, 0.05, 0.1, 0.25)  # one shipped checkpoint each (see checkpoint_path)
 TRAIN_STEPS = 6000  # the fixed budget of every sigma_min checkpoint
 SIGMA_COLORS = {0.0: "#1b1b1b", 0.05: "#4C72B0", 0.1: "#55A868", 0.25: "#DD8452"}
+SEEDS = (0, 1, 2)  # training seeds of the replicate checkpoints (seed_checkpoint_path)
+SEED_TRAIN_STEPS = 1000  # their budget: 12 runs of 6000 steps did not fit the shared CPU
 
 
 def checkpoint_path(sigma_min: float) -> Path:
@@ -69,6 +71,45 @@ def checkpoint_path(sigma_min: float) -> Path:
 def load_models() -> dict[float, nn.Module]:
     """sigma_min -> the trained checkerboard model (CPU, eval mode), for every SIGMA_MINS."""
     return {s: models.load(checkpoint_path(s)) for s in SIGMA_MINS}
+
+
+def seed_checkpoint_path(sigma_min: float, seed: int) -> Path:
+    """assets/checkerboard_sigma_min_<S>_1000steps_seed<seed>.pt, made by
+
+    nice python benchmarks/train_checkerboard.py --steps 1000 --sigma-min S --seed SEED \\
+        --threads 1 --no-eval --save assets/checkerboard_sigma_min_S_1000steps_seedSEED.pt
+    (the same Recipe as checkpoint_path's, a shorter budget): replicates over training seeds,
+    so that comparisons between sigma_min values carry a standard error over seeds."""
+    if sigma_min not in SIGMA_MINS:
+        raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
+    if seed not in SEEDS:
+        raise ValueError(f"seed must be one of the shipped {SEEDS}, got {seed!r}")
+    return ASSETS / f"checkerboard_sigma_min_{sigma_min:.2f}_{SEED_TRAIN_STEPS}steps_seed{seed}.pt"
+
+
+def load_seed_models() -> dict[float, list[nn.Module]]:
+    """sigma_min -> [the SEED_TRAIN_STEPS-step model of each training seed in SEEDS]."""
+    return {s: [models.load(seed_checkpoint_path(s, seed)) for seed in SEEDS] for s in SIGMA_MINS}
+
+
+def seed_curves(
+    seed_models: Mapping[float, list[nn.Module]], method: str = "midpoint", n: int = N_SAMPLES
+) -> dict[float, list[dict[str, list[float]]]]:
+    """sigma_min -> [curves(sweep)[method] of each seed's model]: one solver only, the same
+    x0 and data y for every model (solver_sweep's seed 0), no dopri5 runs but the reference."""
+    _check_method(method)
+    return {
+        s: [curves(solver_sweep(m, n=n, methods=(method,), tolerances=()))[method] for m in ms]
+        for s, ms in seed_models.items()
+    }
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """The mean of K values and its standard error s / sqrt(K) (K - 1 degrees of freedom)."""
+    if len(values) < 2:
+        raise ValueError(f"need at least 2 values for a standard error, got {len(values)}")
+    v = torch.tensor(values, dtype=torch.float64)
+    return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
 
 
 @dataclass
@@ -200,6 +241,9 @@ def _nfe_axes(ax, metric: str) -> None:
     if metric in ("error", "sw"):
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: labels stay narrow
+    if metric == "sw":  # SW spans about one decade: label 1, 2, 5 of each decade, not 10^k
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.set_xlabel("NFE (field evaluations per sample)")
     ax.set_ylabel(LABELS[metric])
 
@@ -239,6 +283,24 @@ def draw_sigma_min_curves(
         ax.plot(row["nfe"], row[metric], "o-", color=_sigma_color(s), label=f"σ_min {s:.2f}", ms=4)
     _nfe_axes(ax, metric)
     ax.set_title(f"{method}: {LABELS[metric].split(' (')[0]}")
+    ax.legend()
+    return ax.figure
+
+
+def draw_seed_curves(
+    seed_rows: Mapping[float, list[dict[str, list[float]]]], metric: str = "error", ax=None
+) -> Figure:
+    """One metric against NFE, one line per sigma_min: the mean over training seeds, with
+    error bars of one standard error over seeds (seed_rows from `seed_curves`)."""
+    _check_metric(metric)
+    if ax is None:
+        fig, (ax,) = plots.new_axes(1, size=3.6)
+    for s, rows in seed_rows.items():
+        stats = [mean_se([row[metric][i] for row in rows]) for i in range(len(rows[0]["nfe"]))]
+        ax.errorbar(rows[0]["nfe"], [m for m, _ in stats], yerr=[se for _, se in stats], fmt="o-",
+                    color=_sigma_color(s), label=f"σ_min {s:.2f}", ms=4, capsize=2)  # fmt: skip
+    _nfe_axes(ax, metric)
+    ax.set_title(f"{LABELS[metric].split(' (')[0]}, mean ± SE of {len(rows)} seeds", fontsize=9)
     ax.legend()
     return ax.figure
 
@@ -438,6 +500,8 @@ VIEWS = [
 __all__ = [
     "BATCHES",
     "METHODS",
+    "SEEDS",
+    "SEED_TRAIN_STEPS",
     "SIGMA_MINS",
     "STEPS",
     "VIEWS",
@@ -445,6 +509,11 @@ __all__ = [
     "SolverSweep",
     "checkpoint_path",
     "curves",
+    "draw_seed_curves",
+    "load_seed_models",
+    "mean_se",
+    "seed_checkpoint_path",
+    "seed_curves",
     "demo_sweeps",
     "draw_grid",
     "draw_nfe_curves",
