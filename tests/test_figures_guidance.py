@@ -23,8 +23,11 @@ def test_batched_solve_equals_one_solve_per_w():
     assert traj.shape == (5, len(fig09.W_OPTIONS), fig09.N_PARTICLES, 2)
     i = fig09.W_OPTIONS.index(3.0)
     u = guidance.exact_guided_field(fig09.target(), 1, 3.0, OTPath(0.1))
-    alone = integrate(u, fig09._x0(), steps=4, method="euler", trajectory=True).trajectory
+    alone = integrate(u, fig09.panel_noise(), steps=4, method="euler", trajectory=True).trajectory
     assert torch.allclose(traj[:, i], alone, atol=1e-12)
+    noise = fig09.panel_noise()  # the panel's x0, as a copy: the cache cannot be changed
+    noise += 1.0
+    assert not torch.equal(noise, fig09.panel_noise())
 
 
 def test_euler_position_is_on_the_polygon():
