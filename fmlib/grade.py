@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     print(table(verdicts))
+    for student, entry in by_student(verdicts).items():
+        print(f"{student}: {entry['points']}/{entry['max_points']} points")
     print(summary(verdicts))
     return 0
 
