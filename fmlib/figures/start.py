@@ -66,6 +66,19 @@ def _exact_curves(path: GaussianPath, n: int = N_PARTICLES) -> Tensor:
     return _psi_on_grid(path, x0, torch.tensor(X1).expand_as(x0), torch.linspace(0, 1, 101))
 
 
+_SEGMENTS: dict[tuple, list] = {}  # (path class, sigma_min) -> exact polylines
+
+
+def _exact_segments(path: GaussianPath) -> list:
+    """The exact curves as numpy polylines, computed once per path (steps don't change them)."""
+    key = (type(path).__name__, getattr(path, "sigma_min", None))
+    if key not in _SEGMENTS:
+        if len(_SEGMENTS) >= 64:  # sigma_min is continuous: keep the memory bounded
+            _SEGMENTS.clear()
+        _SEGMENTS[key] = list(_exact_curves(path).transpose(0, 1).numpy())
+    return _SEGMENTS[key]
+
+
 def _title(name: str, steps: int, error: float) -> str:
     """'<path>, steps = <k>' then the endpoint error: the readout the panel's sliders show."""
     return f"{name}, steps = {steps}\nEuler endpoint error {error:.3f}"
@@ -95,9 +108,9 @@ class _PathArtists:
 
     def set(self, path: GaussianPath, steps: int, name: str) -> float:
         drawn, end, error = euler_drawn(path, steps)
-        self.exact.set_segments(list(_exact_curves(path).transpose(0, 1).numpy()))
-        polylines = drawn.transpose(0, 1)  # [n, steps + 1, 2]
-        self.euler.set_segments(list(polylines.numpy()))
+        self.exact.set_segments(_exact_segments(path))
+        polylines = drawn.transpose(0, 1).numpy()  # [n, steps + 1, 2]; numpy: matplotlib
+        self.euler.set_segments(list(polylines))  # iterates a torch tensor element by element
         self.nodes.set_data(polylines[..., 0].reshape(-1), polylines[..., 1].reshape(-1))
         self.cloud.set_offsets(end.numpy())
         self.ax.set_title(_title(name, steps, error))
