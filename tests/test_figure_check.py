@@ -67,3 +67,9 @@ def test_show_checks_only_when_enabled(monkeypatch):
     figure_check.install()
     with pytest.raises(ValueError, match="not readable at 1280 x 720"):
         plt.show()
+
+
+def test_a_suptitle_is_counted_once():
+    fig, (ax,) = plots.new_axes(1)
+    fig.suptitle("one suptitle")  # in fig.texts and in fig._suptitle
+    assert figure_check.text_problems(fig) == []
