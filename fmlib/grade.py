@@ -201,18 +201,32 @@ def grade_notebook(
     student: str | None = None,
 ) -> list[Verdict]:
     """Grade one notebook against the instructor notebook of the same name in `source`."""
+    return grade_with_errors(path, timeout, source=source, time_limit=time_limit,
+                             memory_gb=memory_gb, student=student)[0]  # fmt: skip
+
+
+def grade_with_errors(
+    path: Path,
+    timeout: int = 600,
+    *,
+    source: Path = SOURCE,
+    time_limit: float = 1800,
+    memory_gb: float = 8,
+    student: str | None = None,
+) -> tuple[list[Verdict], list[str]]:
+    """grade_notebook's verdicts, and every error a cell raised ("cell i: error")."""
     student = student_of(path) if student is None else student
     submission = nbformat.read(path, as_version=4)
     instructor_path = source / path.name
     if not instructor_path.is_file():
-        return [Verdict(path.name, "(notebook)", REFUSED,
-                        f"no instructor notebook {instructor_path}", student)]  # fmt: skip
+        why = f"no instructor notebook {instructor_path}"
+        return [Verdict(path.name, "(notebook)", REFUSED, why, student)], []
     instructor = nbformat.read(instructor_path, as_version=4)
     expected = editions.exercises(instructor)
     why = tampering(instructor, submission)
     if why:
         return [Verdict(path.name, ex.name, REFUSED, f"refused: {why}", student, 0, ex.points)
-                for ex in expected]  # fmt: skip
+                for ex in expected], []  # fmt: skip
     cells, stopped = run_capped(path, timeout, time_limit, memory_gb)
     accepted = _check_sources(instructor)
     check_cell = {}
@@ -243,7 +257,8 @@ def grade_notebook(
             message = f"its check did not run ({stopped or 'the notebook stopped'})"
         points = ex.points if verdict == CORRECT else 0
         verdicts.append(Verdict(path.name, ex.name, verdict, message, student, points, ex.points))
-    return verdicts
+    errors = [f"cell {i}: {r['error']}" for i, r in sorted(cells.items()) if r["error"]]
+    return verdicts, errors + ([stopped] if stopped else [])
 
 
 def summary(verdicts: list[Verdict]) -> str:
