@@ -74,7 +74,6 @@ c.GenerateAssignment.preprocessors = [
     CheckCellMetadata,
 ]
 c.Execute.timeout = 600  # seconds per cell (nbgrader's default is 30)
-c.Execute.allow_errors = True  # an error fails its own test cell, not the rest
 '''
 
 
