@@ -26,7 +26,7 @@ KEY = {
     "VP Euler steps for error < 0.2": {
         "notebook": "00_start_here.ipynb",
         "export": [],
-        "code": "eNptkTFvgzAQhXd+xRNdjEpRSDfUjN0zZYki5JBzYwE2sh2SCvHfa+y0Sqt6su/e3ffuPA41GaONxQZTW8E6blxBl45MPdqabrxxbLfdcndmWY42268PENqghVQwXH0QK3O8ltmc2J53HVlXj4Pv1kvF2ijN4RmLfvymFdJRb1kGKULuDatinSWDkcoxke62IHUatH8hFIA7TI/9X1DO4Or0Kzp7+zTYCmmCcEQ6/SD3f8oPVfEq5hz/K2I2zYAniN75xbRySGo/F93INNKSLZozNS0LqMXx+7K06CCMHY2HydI8qLiy12WvQx1UMfgAjQGnu80qXnvp/6Mlu5nuA3mSVhQgXqfRc/VZwZ0JQhrroC790ZvQ4u7jSJ2+Lg4gLZZKT7Jp9QjFM8rQfc6T7AsJOKsy",  # noqa: E501
+        "code": "eNptkTFvgzAQhXd+xRNdQKUoaTbajN0zdYki5KRHsQCb+hySKuK/1zZpk0ZhMud37313HvqSjNGGscSpKcBWGJvTviVTDlzSUexs8r5aCVsnaYYmXT9vUGmDBlLBCPVJyTzDYp6OEXeibYltOfTOrZMqaSZpBpfh9cNvWi4tdZykkFW4e8Usf06j3khlkyp+X4HUR6/dH0IDhMXp2v8J8xFCffyrjg6fei4QRwhfFZ/+Itc37ZsiX1RjhvuK6TZOgQdUnXWLaWQflW4uOpLZSSbOdzXtmiREeeI3v7SJIIw9gYfJ4iyohOKD32tfBtVUvAqdCla3y9l07KR7j4Z4eToP5JK0ohDidBqdUN8FbE2opGELte+2DkJXZ44ttfrgCSAZvtMlcVxch+IR8+xib2u3aif2nq24Y3moNdN5OKdjK9sWYqsH8jkvofFr77ylVhDc8N9rOHe/lwutB5oIpb2BevqFGrMo/QEdqdr2",  # noqa: E501
     },
     "error factor when K is multiplied by 4": {
         "notebook": "01_change_of_variables.ipynb",
@@ -36,7 +36,7 @@ KEY = {
     "density of x = 3z - 2": {
         "notebook": "01_change_of_variables.ipynb",
         "export": [],
-        "code": "eNplUEtugzAQ3XOKUVZYJQaC2gUSF+gVEEIGD8EK2Mg2iqHp3WsgahXVuzfz5n08KSGtqREKsEq3PbUojdJhWSY0qSIoU/peVSTgfizsshOn2fSd0nemeT2oaz1p1YQB+DewseEM1hxmKTxl/NuvpMwj2CSfJJdD6OANLgRiyCKYnkkCQtFNIQlqb4UOdSsMGtr22N4Ol9MzDKgOnCdlK5zhcor2JZPmjrpmXSckHqPf7Ae0aihSPH8caBTGshua4muHu/6iZvDpr8qC7RE+WasawSR0rPWfBA++xtw9vHMaZydfI6WJr0YTEr1qjPNgxTQI5NAs/szFfN3OMhDSWGR8a/BPLXtV+44C8gMonnyt",  # noqa: E501
+        "code": "eNp9UctugzAQvPMVq5xAJQaC2kOk/EB/AUXI4CVYARvZRnFo+u9dHkpVtapP+xjPzO4OWipnS4QTOG3qljlUVpuwKFKWnmMoMvZ6PkeBoLJ09wU4jLZttLlxI8pOX8rB6CoMgF7H+0pwmI4wKkmQ/rs/RcUxhplyA/kjhB5e4BBBAnkMw+YkiBj6IYyCkqTQo6mlRcvqFuvrqrLbzIBuwBMon2APh128NLmyNzQlbxqpcC09va+p090pw/3bmvXSOn5Fe/pY0oX/rkcg9xftwLUI77zWleQKGl7TkuAhpkT4BylnSb6jMTKW0mgsjeKfHP3YOTl0EgVUd/rmEzHN33KQyjrkYp7gF1v+Bxt3y6R0jBgmCkjy9bm7mZHSOSItC3p0VgqEgngyWvitRYMwSLoBQdNZ48k8v2w5wH+lzcpnHERf+tiXzw==",  # noqa: E501
     },
     "log-normal density at 1 and e": {
         "notebook": "01_change_of_variables.ipynb",
@@ -76,7 +76,7 @@ KEY = {
     "variance of one Hutchinson estimate": {
         "notebook": "02_continuous_normalizing_flows.ipynb",
         "export": [],
-        "code": "eNp1UctOwzAQvOcrRuWSQBqRAAeQItEL4oy4oTYyzraxGtvF6wAV4t/ZJjwPWJa8j9nZ3fGiIdSIPuiuiOTYh/ThoSxOc1TF6TLHZJ+JvcwSNhvH/8DLX/D5pzP/nZn/pJYZcATV9zjHLvhH4uRZ9QMduNN06nKNRUMZjjG6WcGDTVtj63KspR2v7rE4vDlI6W7iAT0NQrtHb7bU75NGCOmVgjZMXOiO9DZNIGf2rIJRThP8Gt4RboeoOyMLORBHY1WkWT5CleMXCk33DZjC08CF8KSDezSKqa1vVM+UTfno+7qk+eXkWcNRbYnrt9EdR4gd4XsM7a2svw7e4hDnvbUUg9HYqRCvkC6assKJaFKV2arK4XzEIbb6iq6q2RUuROK/DVqjNt6pHqptWarkihZY+4A71ZIV6Sh8fgJSkbMxQlmjlO95UXvOhLW6/KJ9z5PsA3FBpik=",  # noqa: E501
+        "code": "eNp1Ul2PmzAQfOdXrNIXfCXcQT+k3gmpPPTa514eKkUBOWZzWAE79ZpLo6b/vQvO5XJSi5DwrsfjmR3KGqEAb51qU4+GrIuXyyy9SSBPb1YJhPU7Xq9ERPrR0H/g2QV8firmlzvzl62VAHgDsuvgPeycXSNFT7IbcOSO43DLZyhrFHAFUylSGvq40X2RTWdxR9UCyvGbAErVBh7AnwPTHqDTW+wOUc2E+Aud0oSUqhbVNo6An9mTdFoahWA3YA3Ct8GrVrMhA0he99LjLJmg0tAeXd2eAaEdBKfMEw9mrSVhU9zLjlCEfW+7IsP5p1D1mrzcIhW/p3KS4FuEswxle7a/cbaHsU+HvkfvtIKddP4W4rLOcnjLM8kzUeUJGOth7FXP3Sqf3cIHHvHlBdKDJsjheHw4Huv78eDDOONyPFQtxDU3XsnYWAdf5UDE5SmaO9hr38Lshfe7bLDnmaM7QcYYas1SCsgSIDtxNlo+WiM7kE1DrJdfToFF5memK06bU54cYLoQcA25SHd2H+chcPEPN1+WP6p8FXQTKmsa6Hl4xt+9tkLD2jupPAUk/xgOGYps7MJL7B2UIkj/yOJOsZ40jOhnEX+SSPwF5JDtcw==",  # noqa: E501
     },
     "div u_t(x | x1) for the OT path": {
         "notebook": "03_continuity_equation.ipynb",
@@ -126,7 +126,7 @@ KEY = {
     "the CFM loss levels off": {
         "notebook": "05_cfm_training.ipynb",
         "export": [],
-        "code": "eNpVUU1OAyEY3c8pXnBTzdg0GjfVujFxpScwhiDzYUnpMAFaq417PY5X8CiexA9mWi0rft7f9+iCbdPICOdjhHHeB/x8fmBbttPxmXnH99dwlBT6q0ukoGxLDYwl10xxJ29u73uik9osC0ocV92gfif5eTbATv/7ODmgi00+7V2Yr2KkkJCvcY3Tc5xgBwGOkOY0aNkIBedfKODJr9rmgHmFyXhywdwey0TVNoV8MEYW0dwDX3vYVC1JxVWgRva0GYR68mvCGwUvYM0gd43znXTJRY4VRAFVklm0oaBtpDjWc9ILqefeahpV4CVyiNxJqd/RmsnwxoiaI0aepveucZilxkNvUB9keqyL6NLGpBYUZ9seNO3T4MWveMiWeF7fEtjLa5te0XFpneePwkamy9KL41Yi71SCDjmaKMp/KwcPhMZG9RyI6l2jNmCtglWtplzn/oPG4r2ujnP1ZpmmiAvb/QLKd9Ry",  # noqa: E501
+        "code": "eNpVUEtOwzAU3OcUI7MpKOoCdkVlU4kdJ0AoMvaYWHXsyHY/UHUPx+EKHIWTkDgVVd/Kn/m96aP1eWaECynBuBAifr8+cSjHxfzWHPHzfbo2jNOTuAaukFueGDowwYcMzZ5eI/jy2QVNV3WUaROpmwm7hJCvYUt8MAYBa04aD7jDDf59QJcIUUBVM7C4Z1Q2Mc1VS7VuVBus4qzCMGJ0Wz0+oWzhuB3ICMaIGtKnHePkXeMyS43nyaC+yPRSF9HOpizXTMvDBFpMabALG6fhyXFPYvAKyuZ39Izow9Am9k2+LwU464diciszVByjiaJ8njF4JLRN8i2SY1w9Mm3EVkYrvSJsOjc9F8e6KuWbLi+Q1rb/A3oSlyo=",  # noqa: E501
     },
     "loss floor at t = 0": {
         "notebook": "05_cfm_training.ipynb",
@@ -138,10 +138,10 @@ KEY = {
         "export": ["box", "chance"],
         "code": "eNplUO1qgzAU/e9THNyfRJxrnYUh+CySpdcZqolN4loofai9wp5st9N1sAVC7j2554Pbq6FDgxJP2BTVLnl1Z25FiQzRed0XXtm92G6ybJejzPFGlrzir+ZeSTxiK5nQ37TwgNmazvkRziL2BJZMdK+sJlYeKXqjQ2FsG+Zpcj62nVc6GmcFD8okUPs7rGJfhKOPYoUyiC27LZ3kzAMtNJlM3tgouvS/eY3LQqiL5+6Kzw9c7iYLtM6G46w8hVQmLZvTmbw2gUKhe9IHkYBPugYZ6J2Gv7wcyoYT+VU7x88b3dBUHP5um3+LjSZEdaDQXNI1KkxApXAye4JYMOX3vFiGcearaRiCzGFdRKnSGi+8hOqaJ/K2+G6MNcLBTF/vG5bw",  # noqa: E501
     },
-    "one Euler step lands on E[x1]": {
+    "one Euler step from x0 = (2, -1)": {
         "notebook": "05_cfm_training.ipynb",
-        "export": [],
-        "code": "eNp1UsGKgzAQvfsVgz2sQjbYPQo99itKkaAjhsZEMrPVUvrvO1G77GUlIJlM3pv3XoLHhhgnBQ2cwLAzpMmMk0NqDBeVrhQcZemqzFr0HFHawn5Jj2h8IScHMDBh7LFl6C26Dgh9R4B3jA9YKsDFtOwewAHOl+V4rYEHBJoimg5Cv+4E9TOhws4PlgQ4nTg00WO3QX8QhNkDxhiiDAwsA8mQxnep10ZIQ8lduPnUF3yiHaRxRueynfKPBuJOJOjRLEWpLeNYlNkUreeiz1eof8aroXhujlyqa62/+peCd+G4FUr1lvjc/ms1L7PkNS4YW0tIuh2wvRUZyJcLC5y/HUZYuZxJNga/uZYnmTRjbMJvbBujEmfdaSNRK9Joic0N6fTMV/ViyDygxJe0+CDEwmAik0r5WCZ0/Z5KIh7DPSXAeb0/iqV6p/1SWQlwgH7kGuhmpx9E6sIT",  # noqa: E501
+        "export": ["start", "spread"],
+        "code": "eNp1UsuO2zAMvPsriOyhUtcxlGBPBnLcrwgCQ4jpWIgtuSKzSRvsv5eSne32ZehgCeTMcIbENjLsgEM89hWjpxDVfr+tTAnrTWUOBw3wBNwjkB2nAeFmIHT54dsFiV3wxdVxvyD40JyibZWuC5BvsL7FVvAVZaJn6BwO7Xwrl54fGAOpjdZ6bw6JTSie4dIIB9vGqJvRNQSP8HoZMAIxToVcm/RTQiPolgdL1SyQGsvKJP0bOZX50H917Qn5CyWodepdJiIR506jbUbnBcvogqaINql+sFTErTK6Gu1N6coxjuoB60RQLq8zyYA2epk4jylcGGOIog+SyaaYovOsutXv00AXwwhqmyzX2TNKLeo+2yeu1NW2ey/h8bCZH/RKfyAumpdo/jtrDfdFbgKQ/mQf3jAeHSFVxx6PZ5Wj+6dGSWb3ELoqwXq6Ymx+hTHrS8EOuxf4ulhTZsDRSepnpN09XzMH9zKnI7j2GPHzluUFoTIROiYcutnerGQMbxKa41U9l4k/5d+QqfwNh3B0/F2WKa9RCT7wZ7IEN/utlqXLdVqgl9Vd/8HxXhY5+m5koT+76SeJ/wh4",  # noqa: E501
     },
     "midpoint step": {
         "notebook": "06_sampling.ipynb",
@@ -161,12 +161,12 @@ KEY = {
     "sigma_min and the squares": {
         "notebook": "06_sampling.ipynb",
         "export": [],
-        "code": "eNp1UsFunDAQvfMVT1SVYEMQ2aoXlOSWL+ixipDXDIu1gInHtBut8u8dTNlFqcoBzJuZN++NxzsaajzBDlVva+p+Fvn++yvut0DxGjFV/m9mr3yb85vziYDbmt0Oe9xhgxYLmEajM4NPmpjNsVdVbwYUuH/GXFeicUp7YwdpCd8S+G1Sjhi6VcNRvod3XELz8i5/+PqB5McLLqugcobSOI16Ujw5qitqGtJehCYR5InZq3deiFVPMUwDdeAkVKd4xDfscLVHHRPimrQTOuKQvUQeRfISNcMajdKokkZ0JqeNALluSZ8q3VqjaW1/tayEZeMvzgTh3+SqJWXRneGTkSzQJJuu2VZg9o/BdKnojeAn4qdL+A1abhwlYoVOuSM53BTWVsY9WC93fKLAGG5S3o6gtJ6c8lSGwChbAJkLI77xK4/zw7wCV8ZzkYHthqoj5YZFba28wqGbnJidL/lalYVRrZEN/2hljRg8mq6DbZrtOPM4uyV+Gom4nc8zIwyHtZuXbV0020jvmrDP96V4stOxhbci+Je4PtjJSzJtdQjp2BHEH5vz/4R8ZFEKfEHT+xJ8MuMfsFsWGg==",  # noqa: E501
+        "code": "eNp1UsGOmzAQvecrnqgqQZeibKQelu721HxBjtUKOWYMVsCmttlmFeXfO5hlg7YqBxh7Zt6895jgyNQ5PFVhivDEIdVVI4bUmmqK/a9tsX3OsTruvj1nm8FpE9IN+FGJ100vql4bbPH1B6aSEsoJGbQ13IrQEvzvUTjykK0wDX+Pr7jEqeVdcf/5iuQNLD3scVkYlTFlX8jh0pFJlS8O+/3PQ3ZFcEIbbZpI2X9HAA8wQXfEuNXDA7eqa5Zssk1Pwo+OdZFSJAOrnIknPohXP5MTPSXQCuLo0zg5wyMmGHy52UOdJyQ1SceI5GPDnHlk5XNWmyXLkyueRWdyUvNFIVuSp0q2VktaGLw7JxhlZVOS843/Q66aS2bqOT5oySNMupqarwnm/2jM5o5e8/2J/NMlHiOXG0aJRKATrmHbbwxry3/N2ICeOyNib2vq+O0IQsrRiUBlTAwitGBf/Ntfjfgi4HyPuxXiecu7Z1dQHQlnZra1CALHbnQsdtqV9648WrVkVviD5ZX08IPuOlil1nYWSX4r/GAJq53iCRHax+2ddnbZV6t4dk3YFbuSNdmxaREsE35h1Uc7Bi6mNQ8GHXgJWZ/X5/8RueabDPgE1YcS/qSHv0/nIUc=",  # noqa: E501
     },
-    "VP's alpha_0 = a(1)": {
+    "VP's alpha_0 = a(1), to 1 %": {
         "notebook": "07_paths_compared.ipynb",
         "export": [],
-        "code": "eNpNkM1OwzAQhO99ilE4YAs3TXLgEKnvkAPqBUG0jTaNlTSObFOKEO+O7f6AT+vV7Myn2etD67HFnj21Rz3jCeIy0xnr+1pig2rVBiGf2Xbascu7gbtRrBBetmseHWhaBmqLICJRykyBZvfJtqVSoZ8MebFrGvKDkPlF6kWRF1IqeDNtS14/q+R21M7TyG77nb4p4Mt8oDf2YDz8wCg3FQIsJaBFrF82layvY8iW0C5BvFeBAm4gyzA9TmQ1zR1n9d05BQaoPB3vYx1S/eVGt2gWQ/Xs+WBpik6xGJgTW7wWCuWbwhzQ4jYe3Pqkc1b/d78VG8q8hvyolQQe0B99DTfq5Re3qHLw",  # noqa: E501
+        "code": "eNp9VMtu2zAQvOsrBg6KkqhsS0abAEbcQz+gyCHIpWiFtU1JhCXSEOk8UPTfuyT9SuBEJ0pczszuDLXUTeWxwFJ5qnpt8AUirekZ4+NniSlmwBXuRSm5vCwmxbccvlXoFRnYOq47bRQN8VRGVcmFdWfJi4e7O/KtkBPqti1VXvBxKbMr/HhBS2aNF7tDozxoaXeemZxujK71ioxHrZvdoBzCoeL6Ws6xsv2WBqazDYgFsRCLEp9iSSkz/l6xogU66pdrAs3x0xoFXYOgXXpRnWPxLGvC5YJk2v2O4mzHkMkqxlHPalhpp9xk1arVRmTgZ/Rw99khdVRw0bmSUY4kQpBxT2qoKOyd2KpU2i2C4DzC9dp52ii3+BtfI8N+2uLMnYM50ZEPHchhrMeFoxidGEQ45KhXeKRup8JoedT1YHvUdmBLvDZNRC6nMzAMxXFsxfh+OmMr0pJlyjDYMII/rOqMgODa4BXre6RBk1kpOZpj/H5Pb9pn2ECvjVfNQF0ACvWwj2rAryJH+fvUaZrXAS/wHJu+AH2qjPFODbvjyNjdqH3+vgGHqzCaH6HDc876NbH+yzMZLlDd+zncRm85/aGvGP80+5RvbMlx0vL0egMx42DbupZYW7aGO80Rzhh7iEwY0ZP2LcubhVBlAWAIl8mJY+T24FOE7EncLgJ+idsLVTeHqmxPYEIGP3DszZRfty+PcrpORDL+r7y6CTLcukkRDUAfQnbglf8B7FhY6w==",  # noqa: E501
     },
     "VE kinetic energy ratio": {
         "notebook": "07_paths_compared.ipynb",
@@ -226,12 +226,12 @@ KEY = {
     "P(still masked) after one Euler step": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNpVkUGPmzAQhe/8ilH2UCN5aUjaXTVSjj1W2nsUIQcG4WKwZQ9dUNX/3hln2205WJg3882bRzA0NFjDGTqb2oiE1Te70hLxhRV1PGjYTSaNOw11tS+L9V5MPrZDRTgnH9XlImXP12sJ8AA/jFsQjgepGhCkuQg+0b+N/eKcUrUG7jseSmbDRxBIR1vAc//0KaPMvIG0YrQ+nmD2M4LvwRLYBH5+5+MasCXsmkRm4ym984bU341wcRhZw9CE6G9JhfvWGtZ8vtnTsK8On+9nednzi7i7lkXDSFwxtjZhqtoB21EVwM/uRSWyzmUX2JVgejYL4vOrzASZydGZOb1mB2bT8J9ZzYm4c42PX3QmTpa/jpjOP/M1D9n8AkvCDkYTgmnoA9up4dXS4BfKIUh8qobHPxWlxCRCNIS7E4iUd3uH0mByjFIloZibdZY2tgPflymAGsCZ6dYJTXP0JIo4ZpygeOK+en4j/tJF/mH9RCdIow2/AVk8trk=",  # noqa: E501
+        "code": "eNp1klFvmzAQx9/zKU7ZwyB1WaDLqkXK4x4n9T3KkAOH8OJgZB8rqOp33x2khUobEgjbd7/739/XaqpzTOEApQmFR8Lkp+mp8/jEJ9FDpmB91eGyVpAl23jVT8HkfFEnhE1wPjoeJezxdIoBPsEfbTuEh0yiagRJXrUu0DKx6qyNopSZiiNjBSl8AYGUNLR4qL59HVG6GUBS0Rvn99C4BsFVYAhMANfMfOxbLAjLPJAeuEplnabovSPsLHo+wzZvvTuHqJ26VtCP35s8BdtkJ59sFx+3/CPiTvEqZyL26AsTMCRFjcUlWgE/66cokLF2FIFlDLpirSAyf0hJkJLsnG7C8yhADwo+aFVsiD2keP9djcSr4d0LhsPLuByLUK3HhqVb7HVBQJ6JhgxbEKVwDxfdtjp/obv6NWYjF3sUi2GSWdTaNHyZM7dxjKWwkAolWtJwBzV0Oa33E2mbPO42m+ydzCbJUs2kwXXQBSzfin6GZ0O162isnP5PkteEXGRiZjvYQMav3ME/0G8JknwDyTipGU88R9KT0H9lS/AsfKl66auMhT4ba2jgG4Hf3bWFqAarr+dSJE9kPpFLY/RNb5psGS4GTdxXtRoHt7rSHsLFtH8BHbL6/A==",  # noqa: E501
     },
     "conditional rates u_t(., 0 | 2)": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNptkFFrhDAQhN/9FYt9qBYvVbmj9OB+QqHvpUgwqy56SUjWq6Xtf2/UHu0dzVtmmG+GtZK7Cks4gCJfO2QUTzTx6PA5OMk2g3jU1Bh3jDMoRZ5GOFmsGVXlJKMPQbsiRG20Iiaj5bB6CRtXd4JRe+OSl/w1zeBSKmcpF7s0mFEVWDihq8mjF3WHdZ9EEF78hwxr61hxIkIUPqFMwzKp/Ru6tTaDy4lz6XAocPOYLbgjeZY9+sPH8l0aPLUamoGsRbUH7nDpAdJsYCqAPFjjw4QTZourSLbLHI2tnOV4D5ur2l/6uxkhnLA1vIQLuIekgA300lpZcTo3Sp5bfpRbkIPRM/Tq2nfhWg+7K/ToUZ2TYbJnlApMA8QeFDo6nRf+Ayt3YUwh8hX5lUUpwA00R96D78l+A4EyrbM=",  # noqa: E501
+        "code": "eNptktFu2zAMRd/zFYT3MHtQ3NhoWsxAPmHA3ofC0CzaEWJLgkhn7tr++2h7zdp0ehAgEjz36kpB87HGEg5gLDURGfNvduIx4nfppLcKktHZ1schUVDmu2yDU8CG0dRRM5IMhhWRN94Zy9Y73a+9lH1sjjmjIx/TH7uHTMH7UjmXdvk+k+amFhZOGBtLSHlzxOaUbkBW8oYMq+pYc5rLKDxDmYkz7egXxlVWwXuLs2h/KHD7VS24wRLrE9LhaTkuCmQ7B21vQ0BTAR9x0QHr2MNUgCUInsTCGdXSNVZ3ix2HnZ7LSQXbK9l/9Ec/gkTYeV6GC7iBtIAtnHQIuuZsVtQ8q/ytfAbdezdDr9L+Imnd76/QI6F5nRTLxKgN+BYsExiM9vzq8D+wci9minz3BqnnhMi67nLLasl7UjBJ3lORyUNtez38NCKogPxqf77aWfg+Ao0DSerwG6NPqgv6g/7VBxEbi5fL9qDA8GPAQ3t3m60WX9QmA/gE7cAV0MmGP7ik3mU=",  # noqa: E501
     },
     "TV after one Euler step, exact posterior": {
         "notebook": "10_discrete_flow_matching.ipynb",
