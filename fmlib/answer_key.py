@@ -43,10 +43,10 @@ KEY = {
         "export": [],
         "code": "eNp1UMtuwyAQvPsrVjmZithxpfYQKT/QX4gsi8AmRrENBayQNP33rk3Sh9pygRlmZ3cHo0UZUDWdOQzG9aKDDdjRt3vjTsLNfGOd2eUZ0PFBDGqik/bzl0MwTrYF4fsz4OCNy7fbqljVHLa9CG2Bdc0yVmC0Octsq5sVh+mqqGsFJcwi/+pC/ggPCVnNeHpNVctV8cT+FWYN+WBEJ7VHX8gW5TENvqDJlrcFFU2mwxlEoJ60D+CCzyIx+BO6rygSi78iSnww3abC5XNCvaZsjug3bzOce57NCJTjwQQILcKLkGanxQB7ISkjuCogS4i0jorXKYEyLtaQf8+F8Z92/dgFbTuNCnZnKivVhQoj6MEHFArMHtSlVPFvt3tUeLN95xn7AGgtoHE=",  # noqa: E501
     },
-    "Jacobian of f at (1, 2)": {
+    "Jacobian of g at (1, 3)": {
         "notebook": "01_change_of_variables.ipynb",
         "export": [],
-        "code": "eNo9jrGOgzAQRHu+YkRlJM4yKa5A4geor0PIcswSfCEssn1Koij/HifkstXsjPbNtprQ4NdY3juziNmc9oPBWiLWGMVaJMHeTjLSEtiLrqukKrGTqu9TpqQqOtVnOjHoQt66QEHaiexRZEiTt28yeMQIEyGqdF7k5Ss2SziT1//1m9lq2kTkuano63vbTi5Ec6TQ3PIr/3l8yC4g+kRaOdBQw/MZDhPPQ/InwsGbwdESXx9ol9fPAvlzL7PiATW7TIM=",  # noqa: E501
+        "code": "eNpNkU1ugzAQhfecYkQ3duoiaKoskLhA1t0hhByYFCdgW7aTgKrevQMkab2aP3/vjd3iEb6Y5XkEdEYBExRgy1xAWok1yKql5zBcnIZgXNMlPsjmzMoRNjBtNu/iXsbRspHDK2znBgFaNRQZj6JoXyOBT7IxByU16+VwaCVYupgv+g9CQO2NY2WZJamAbZJWMyVMFot14NgbGXYfdCFNUl6mVVQTGEd0jfLok6ZDcrY4jvd3OTC0JMgALCMmj8XSltrf0NUPT2uRfK5BMH2R4dtuzQZFG5/RF99LutAnc3HwlFAegiOkNR7bHJy5gYLO9C3VO4QvJ1uFOixWahXns1LyKf5w81Rj+sugPUiH4G/S2hm1FuH0j9aiU1cZ1BU9KA1X6ZQ89EgzjL6QJjRMPM6f8Ptm9HjKsoyvqj8i4gAvcBzoD/xZ2V+LPZkl",  # noqa: E501
     },
     "log-det of the coupling layer at (0.5, -1)": {
         "notebook": "01_change_of_variables.ipynb",
