@@ -27,6 +27,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	# Colab's ipywidgets, beside the pinned one, for tests/test_colab.py only
 	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/ipywidgets7 ipywidgets==7.7.1 ipython_genutils==0.2.0
 	$(BIN)/python -c "import matplotlib.pyplot"  # warm the font cache once, not in a test
+	# nbgrader is the instructors' command-line tool here: its JupyterLab menus stay off in
+	# `make lab` (students' view); `make assignments` and the nbgrader CLI do not need them
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	for e in formgrader validate_assignment assignment_list course_list; do \
+	  $(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e >/dev/null 2>&1; done
 	touch $@
 
 lab: install  ## open the course in JupyterLab
