@@ -7,7 +7,6 @@ For u(x, t) = A x the exact flow is x1 = exp(A) x0 and K Euler steps give
 from __future__ import annotations
 
 import io
-import time
 
 import matplotlib
 import matplotlib.figure
@@ -85,15 +84,12 @@ def test_quality_of_data_against_itself(sweep: fs.SolverSweep) -> None:
 
 
 def test_draw_samples_shows_the_choice(sweeps) -> None:
-    start = time.perf_counter()
     fig = fs.draw_samples(sweeps, 0.0, "midpoint", 4, 32)
-    elapsed = time.perf_counter() - start
     left, right = fig.axes[:2]
     assert "σ_min = 0.00, midpoint, steps = 4 (NFE 8)" in left.get_title()
     assert "batch = 32" in left.get_title()
     assert len(left.collections[0].get_offsets()) == 32
     assert {line.get_label() for line in right.get_lines()} >= {"σ_min 0.00", "σ_min 0.10"}
-    assert elapsed < 2.0  # loose: the real budget is checked in benchmarks/widgets.py
     matplotlib.pyplot.close(fig)
 
 
