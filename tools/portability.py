@@ -80,7 +80,7 @@ def run(name: str, env: dict[str, str], notebooks: list[Path]) -> tuple[bool, fl
     result = subprocess.run(command, cwd=REPO, env={**os.environ, **kernels},
                             capture_output=True, text=True)  # fmt: skip
     seconds = time.monotonic() - start
-    summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+    summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1].strip("= ")
     if result.returncode != 0:
         print(result.stdout[-6000:], result.stderr[-2000:], sep="\n")
     print(f"   {summary} ({seconds:.0f} s)", flush=True)
