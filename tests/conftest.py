@@ -14,6 +14,16 @@ def generator() -> torch.Generator:
 
 
 @pytest.fixture
+def course_style():
+    """The notebooks' matplotlib style (plots.use_style), for this test only."""
+    from fmlib import plots
+
+    with matplotlib.rc_context():
+        plots.use_style()
+        yield
+
+
+@pytest.fixture
 def float64():
     """Closed forms are compared in float64; the global default is restored afterwards."""
     previous = torch.get_default_dtype()

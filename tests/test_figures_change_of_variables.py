@@ -11,7 +11,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fmlib import figure_check, plots
+from fmlib import figure_check
 from fmlib.figures import change_of_variables as figs  # noqa: E402
 from fmlib.flows import AffineLayer, DiscreteFlow  # noqa: E402
 from fmlib.solvers import standard_normal_log_prob  # noqa: E402
@@ -150,14 +150,6 @@ def test_pushforward_schematic_maps_the_square():
 
 def _f(p):
     return torch.stack([p[:, 0] ** 2 * p[:, 1], 5 * p[:, 0] + torch.sin(p[:, 1])], dim=1)
-
-
-@pytest.fixture
-def course_style():
-    """The notebooks' matplotlib style (plots.use_style), for this test only."""
-    with matplotlib.rc_context():
-        plots.use_style()
-        yield
 
 
 def test_figures_are_readable_at_1280_px(course_style):

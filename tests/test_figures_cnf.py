@@ -8,7 +8,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fmlib import figure_check, plots
+from fmlib import figure_check
 from fmlib.figures import cnf as figs  # noqa: E402
 
 
@@ -141,14 +141,6 @@ def test_density_controls_and_inactive():
     b = figs.density_at_t(0.4, "euler", 3, 0.0)["grid_ode"]
     assert torch.equal(a, b)
     plt.close(view.fig)
-
-
-@pytest.fixture
-def course_style():
-    """The notebooks' matplotlib style (plots.use_style), for this test only."""
-    with matplotlib.rc_context():
-        plots.use_style()
-        yield
 
 
 def test_figures_are_readable_at_1280_px(course_style):

@@ -1,11 +1,10 @@
 """Notebook 00's panel: the numbers it draws, and the figure it returns."""
 
-import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from fmlib import figure_check, plots
+from fmlib import figure_check
 from fmlib.figures import start
 from fmlib.paths import OTPath, VPPath
 
@@ -28,14 +27,6 @@ def test_euler_converges_on_curved_vp_path():
     assert errors == sorted(errors, reverse=True)
     assert errors[0] > 1.0 and errors[-1] < 0.1
     assert 1.5 < errors[2] / errors[3] < 3
-
-
-@pytest.fixture
-def course_style():
-    """The notebooks' matplotlib style (plots.use_style), for this test only."""
-    with matplotlib.rc_context():
-        plots.use_style()
-        yield
 
 
 def test_figures_are_readable_at_1280_px(course_style):
