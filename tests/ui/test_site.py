@@ -174,12 +174,13 @@ def test_site_pages(site, server, browser):
                         problems.append(f"{name}: panel {k}'s {label} never changes the picture")
                 if panel.locator(".fm-play").count():
                     # What the page guarantees on any machine: Play runs t to its end,
-                    # changing the picture. The rate is reported (artifacts/site/play.md),
-                    # not asserted: it measures the machine (goal >= 8/s, make bench).
+                    # changing the picture (a thinned grid may leave t two values). The
+                    # rate is reported (artifacts/site/play.md), not asserted: it measures
+                    # the machine (goal >= 8/s, make bench).
                     pictures, seconds, finished, at_end = panel.evaluate(JS_PLAY)
                     rates.append(f"| {name} | {k} | {pictures} | {seconds:.2f} "
                                  f"| {pictures / seconds:.1f} |")  # fmt: skip
-                    if not (finished and at_end and pictures >= 2):
+                    if not (finished and at_end and pictures >= 1):
                         problems.append(f"{name}: panel {k}'s Play did not run t to its end "
                                         f"({pictures} pictures in {seconds:.1f} s)")  # fmt: skip
                 stem = name.replace("/", "_").removesuffix(".html")
