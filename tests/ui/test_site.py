@@ -83,6 +83,7 @@ JS_PLAY = """async (panel) => {
     const t = panel.querySelector("[data-name='t']");
     t.value = t.min;
     t.dispatchEvent(new Event("input"));
+    const first = img.src;
     let last = img.src, pictures = 0;
     play.click();
     const start = performance.now();
@@ -97,7 +98,7 @@ JS_PLAY = """async (panel) => {
     });
     const finished = play.textContent.includes("play");
     if (!finished) play.click();  // pause
-    return [pictures, (end - start) / 1000, finished, t.value === t.max];
+    return [pictures, (end - start) / 1000, finished && t.value === t.max, img.src !== first];
 }"""
 
 
@@ -173,14 +174,14 @@ def test_site_pages(site, server, browser):
                     if not _changes_picture(page, panel, controls, i):
                         problems.append(f"{name}: panel {k}'s {label} never changes the picture")
                 if panel.locator(".fm-play").count():
-                    # What the page guarantees on any machine: Play runs t to its end,
-                    # changing the picture (a thinned grid may leave t two values). The
-                    # rate is reported (artifacts/site/play.md), not asserted: it measures
-                    # the machine (goal >= 8/s, make bench).
-                    pictures, seconds, finished, at_end = panel.evaluate(JS_PLAY)
+                    # What the page guarantees on any machine: Play runs t to its end and
+                    # the picture changes (a thinned grid may leave t two values, one step
+                    # that a frame poll can miss). The rate is reported (artifacts/site/
+                    # play.md), not asserted: it measures the machine (goal >= 8/s).
+                    pictures, seconds, at_end, changed = panel.evaluate(JS_PLAY)
                     rates.append(f"| {name} | {k} | {pictures} | {seconds:.2f} "
                                  f"| {pictures / seconds:.1f} |")  # fmt: skip
-                    if not (finished and at_end and pictures >= 1):
+                    if not (at_end and changed):
                         problems.append(f"{name}: panel {k}'s Play did not run t to its end "
                                         f"({pictures} pictures in {seconds:.1f} s)")  # fmt: skip
                 stem = name.replace("/", "_").removesuffix(".html")
