@@ -42,13 +42,13 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmlib import data, metrics, models  # noqa: E402
+from fmlib import data, metrics, models, resources  # noqa: E402
 from fmlib.precision import _restore, precision_flags  # noqa: E402
 from fmlib.sampling import MAX_GRAPHS, FastSampler, matmul_precision  # noqa: E402
 from fmlib.solvers import integrate  # noqa: E402
 
 MARKERS = ("<!-- gpu_check:begin -->", "<!-- gpu_check:end -->")
-CHECKPOINT = ROOT / "assets" / "checkerboard_model.pt"
+CHECKPOINT = resources.path("checkerboard_model.pt")
 
 
 class HostSyncing(nn.Module):

@@ -1,7 +1,7 @@
 """Sampling throughput: torchdiffeq vs fmlib's plain loop vs fmlib's fast sampler.
 
 Model: the Flow Matching Guide's 4 x 512 SiLU MLP (fmlib.models.reference_mlp); the
-trained checkpoint assets/checkerboard_model.pt when it has that architecture, else a
+trained checkpoint fmlib/resources/checkerboard_model.pt when it has that architecture, else a
 random init (seed 0: throughput does not depend on the weights). Solver: midpoint, 100
 steps (200 NFE), from x0 ~ N(0, I) at t = 0 to t = 1.
 
@@ -43,11 +43,11 @@ import torch
 import torchdiffeq
 from torch import Tensor, nn
 
-from fmlib import data, metrics, models
+from fmlib import data, metrics, models, resources
 from fmlib.sampling import COMPILE_MODES, PRECISIONS, FastSampler, synchronize
 from fmlib.solvers import integrate
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "checkerboard_model.pt"
+CHECKPOINT = "checkerboard_model.pt"  # shipped with fmlib: resources.path(CHECKPOINT)
 BEGIN, END = "<!-- sampling:begin -->", "<!-- sampling:end -->"
 N_QUALITY = 4000
 CPU_NOTE = """
@@ -65,10 +65,12 @@ numbers yet. On the first CUDA machine run the checklist, which also writes this
 
 def reference_model(device: torch.device) -> tuple[nn.Module, str]:
     """The 4 x 512 MLP: trained weights if the checkpoint has that shape, else random."""
-    if CHECKPOINT.exists():
-        model = models.load(CHECKPOINT)
-        if model.config["hidden"] == 512 and model.config["layers"] == 4:
-            return model.to(device).eval(), "trained checkpoint"
+    try:
+        model = models.load(resources.path(CHECKPOINT))
+    except FileNotFoundError:
+        model = None
+    if model is not None and model.config["hidden"] == 512 and model.config["layers"] == 4:
+        return model.to(device).eval(), "trained checkpoint"
     torch.manual_seed(0)
     return models.reference_mlp().to(device).eval(), "random init (seed 0)"
 

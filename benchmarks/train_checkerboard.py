@@ -1,13 +1,13 @@
 """Train the CPU recipe on the checkerboard for a wall-clock budget, then measure its KL.
 
     .venv/bin/python benchmarks/train_checkerboard.py --seconds 60 \
-        --save assets/checkerboard_model.pt
+        --save fmlib/resources/checkerboard_model.pt
     # notebook 06's checkpoints, one per sigma_min, a fixed step budget (deterministic):
     .venv/bin/python benchmarks/train_checkerboard.py --steps 6000 --sigma-min 0.1 \
-        --save assets/checkerboard_sigma_min_0.10.pt
+        --save fmlib/resources/checkerboard_sigma_min_0.10.pt
     # notebook 06's seed replicates (3 seeds per sigma_min, a shorter budget; no evaluation):
     .venv/bin/python benchmarks/train_checkerboard.py --steps 1000 --sigma-min 0.1 --seed 1 \
-        --threads 1 --no-eval --save assets/checkerboard_sigma_min_0.10_1000steps_seed1.pt
+        --threads 1 --no-eval --save fmlib/resources/checkerboard_sigma_min_0.10_1000steps_seed1.pt
 
 KL = E_q[-log p_theta(x)] - H(q) on held-out samples, with log p_theta from the exact
 divergence and RK4 (fmlib.metrics.kl_checkerboard); it is also evaluated

@@ -9,17 +9,15 @@ per-backend flags follow a change of the generic one (a flag at "none" inherits)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from fmlib import models
+from fmlib import models, resources
 from fmlib.precision import _NEW_API, _restore, bf16_linears, matmul_precision, precision_flags
 from fmlib.repro import one_thread
 from fmlib.sampling import FastSampler
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "checkerboard_model.pt"
+CHECKPOINT = resources.path("checkerboard_model.pt")
 needs_new_api = pytest.mark.skipif(not _NEW_API, reason="torch < 2.9 has only the legacy API")
 START = precision_flags()  # the process's state before any test changed it
 

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 from torch import Tensor, nn
 
-from fmlib import data, metrics, models, plots, widgets
+from fmlib import data, metrics, models, plots, resources, widgets
 from fmlib.repro import one_thread
 from fmlib.sampling import STAGES
 from fmlib.solvers import integrate
@@ -48,8 +48,7 @@ REFERENCE_TOL = 1e-6
 N_SAMPLES = max(BATCHES)
 N_PROJECTIONS = 64
 COLORS = {"euler": "#C44E52", "midpoint": "#4C72B0", "rk4": "#55A868", "dopri5": "#8172B2"}
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-CHECKPOINT = ASSETS / "checkerboard_model.pt"  # notebook 05's 60-second model (benchmarks)
+CHECKPOINT = "checkerboard_model.pt"  # notebook 05's 60-second model: resources.path(CHECKPOINT)
 SIGMA_MINS = (0.0, 0.05, 0.1, 0.25)  # one shipped checkpoint each (see checkpoint_path)
 TRAIN_STEPS = 6000  # the fixed budget of every sigma_min checkpoint
 SIGMA_COLORS = {0.0: "#1b1b1b", 0.05: "#4C72B0", 0.1: "#55A868", 0.25: "#DD8452"}
@@ -58,14 +57,14 @@ SEED_TRAIN_STEPS = 1000  # their budget: 12 runs of 6000 steps did not fit the s
 
 
 def checkpoint_path(sigma_min: float) -> Path:
-    """assets/checkerboard_sigma_min_<sigma_min:.2f>.pt, made by
+    """fmlib/resources/checkerboard_sigma_min_<sigma_min:.2f>.pt (shipped), made by
 
     python benchmarks/train_checkerboard.py --steps 6000 --sigma-min S --threads 1 \\
-        --save assets/checkerboard_sigma_min_S.pt
+        --save fmlib/resources/checkerboard_sigma_min_S.pt
     (the Recipe of fmlib.training with its sigma_min replaced, seed 0)."""
     if sigma_min not in SIGMA_MINS:
         raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
-    return ASSETS / f"checkerboard_sigma_min_{sigma_min:.2f}.pt"
+    return resources.path(f"checkerboard_sigma_min_{sigma_min:.2f}.pt")
 
 
 def load_models() -> dict[float, nn.Module]:
@@ -74,17 +73,19 @@ def load_models() -> dict[float, nn.Module]:
 
 
 def seed_checkpoint_path(sigma_min: float, seed: int) -> Path:
-    """assets/checkerboard_sigma_min_<S>_1000steps_seed<seed>.pt, made by
+    """fmlib/resources/checkerboard_sigma_min_<S>_1000steps_seed<seed>.pt (shipped), made by
 
     nice python benchmarks/train_checkerboard.py --steps 1000 --sigma-min S --seed SEED \\
-        --threads 1 --no-eval --save assets/checkerboard_sigma_min_S_1000steps_seedSEED.pt
+        --threads 1 --no-eval --save fmlib/resources/checkerboard_sigma_min_S_1000steps_seedSEED.pt
     (the same Recipe as checkpoint_path's, a shorter budget): replicates over training seeds,
     so that comparisons between sigma_min values carry a standard error over seeds."""
     if sigma_min not in SIGMA_MINS:
         raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
     if seed not in SEEDS:
         raise ValueError(f"seed must be one of the shipped {SEEDS}, got {seed!r}")
-    return ASSETS / f"checkerboard_sigma_min_{sigma_min:.2f}_{SEED_TRAIN_STEPS}steps_seed{seed}.pt"
+    return resources.path(
+        f"checkerboard_sigma_min_{sigma_min:.2f}_{SEED_TRAIN_STEPS}steps_seed{seed}.pt"
+    )
 
 
 def load_seed_models() -> dict[float, list[nn.Module]]:
@@ -477,10 +478,9 @@ def demo_sweeps() -> dict[float, SolverSweep]:
     random MLPs (seeds 0..3). Slow on first call (it samples), then cached."""
     trained = {}
     for i, s in enumerate(SIGMA_MINS):
-        path = checkpoint_path(s)
-        if path.exists():
-            trained[s] = models.load(path)
-        else:
+        try:
+            trained[s] = models.load(checkpoint_path(s))
+        except FileNotFoundError:
             torch.manual_seed(i)
             trained[s] = models.MLP(hidden=64, layers=2).eval()
     return sigma_min_sweeps(trained)
