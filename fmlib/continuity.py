@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-LogDensity = Callable[[Tensor, Tensor], Tensor]
-Field = Callable[[Tensor, Tensor], Tensor]
+from fmlib.checks import Field, LogDensity, check_int
 
 DTYPE = torch.float64
 
@@ -30,8 +29,7 @@ DTYPE = torch.float64
 def _check_grid(lim: float, n: int) -> None:
     if not (isinstance(lim, (int, float)) and lim > 0 and math.isfinite(lim)):
         raise ValueError(f"lim must be a finite number > 0, got {lim!r}")
-    if not isinstance(n, int) or n < 3:
-        raise ValueError(f"n must be an integer >= 3, got {n!r}")
+    check_int("n", n, 3)
 
 
 def _check_t(t: float, dt: float) -> None:
@@ -56,14 +54,19 @@ def grid_points(axis: Tensor) -> Tensor:
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
 
 
+def square_grid(lim: float, n: int) -> Tensor:
+    """The n x n float64 grid of [-lim, lim]^2 as points [n*n, 2] (grid_points of grid_axis):
+    `f(points).reshape(n, n)` is an image with rows along x^(2)."""
+    return grid_points(grid_axis(lim, n)[0])
+
+
 def _times(t: float, n: int) -> Tensor:
     return torch.full((n,), float(t), dtype=DTYPE)
 
 
 def density_on_grid(log_p: LogDensity, t: float, lim: float, n: int) -> Tensor:
     """p_t on the n x n grid of [-lim, lim]^2 as an image [n, n] (rows along x^(2))."""
-    axis, _ = grid_axis(lim, n)
-    x = grid_points(axis)
+    x = square_grid(lim, n)
     return log_p(x, _times(t, len(x))).exp().reshape(n, n)
 
 
@@ -178,8 +181,7 @@ def histogram_error(x: Tensor, log_p: LogDensity, t: float, lim: float = 4.0, bi
     """
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must be in [0, 1], got {t!r}")
-    if not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    check_int("bins", bins, 2)
     x = x.detach().to(DTYPE)
     edges = torch.linspace(-lim, lim, bins + 1, dtype=DTYPE)
     hist = torch.histogramdd(x, bins=[edges, edges]).hist / len(x)  # [bins(x1), bins(x2)]

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from fmlib.checks import check_int
+
 DATASETS = ("checkerboard", "eight_gaussians", "moons", "spirals", "circles")
 
 # The Flow Matching Guide's 2D checkerboard: alternate unit squares of [-2, 2]^2
@@ -28,8 +30,7 @@ def _check_name(name: str) -> None:
 
 
 def _check_n(n: int) -> None:
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
 
 
 def _check_points(x: Tensor) -> None:

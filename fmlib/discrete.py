@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from fmlib import data
+from fmlib.checks import check_int
 
 SOURCES = ("mask", "uniform")
 # Posterior of both tokens for a batch of states x: [N, 2] long -> [N, 2, D] probabilities.
@@ -85,8 +86,7 @@ class MixturePath:
     power: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_values, int) or self.n_values < 2:
-            raise ValueError(f"n_values must be an integer >= 2, got {self.n_values!r}")
+        check_int("n_values", self.n_values, 2)
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if not self.power > 0:
@@ -238,8 +238,7 @@ def euler_step_probs(path: MixturePath, x: Tensor, post: Tensor, t: float, h: fl
 
 
 def time_grid(steps: int) -> Tensor:
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     return torch.linspace(0, 1, steps + 1, dtype=torch.float64)
 
 

@@ -13,12 +13,11 @@ change of variables; Lipman et al. 2023, eq. 29).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-Field = Callable[[Tensor, Tensor], Tensor]
+from fmlib.checks import Field
+
 PROBES = ("rademacher", "gaussian")
 
 

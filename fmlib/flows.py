@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from fmlib.checks import Field, check_int
 from fmlib.divergence import jacobian
-
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def _check_points(x: Tensor, name: str = "x") -> None:
@@ -334,8 +333,7 @@ class GaussianFlow:
         x_K ~ N(m, (prod_k r_k)^2 I) exactly. With omega = 0 the product telescopes to s:
         Euler is exact on straight trajectories. With a swirl it tends to s as K -> oo.
         """
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        check_int("steps", steps)
         h = 1.0 / steps
         log_std = 0.0
         for k in range(steps):

@@ -20,17 +20,15 @@ p(x | y)^w p(x)^(1 - w) / Z except at w = 0 and w = 1 (notebook 09 measures the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from fmlib.checks import Field, check_even_int, check_int
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
 from fmlib.models import sinusoidal_embedding
 from fmlib.paths import GaussianPath, OTPath
 from fmlib.training import sample_time, train_steps
-
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def labelled_mixture(
@@ -41,8 +39,7 @@ def labelled_mixture(
     Class y is component y. With radius 1 and std 0.6 the classes overlap: a sample of
     class y lies where another class is more likely about one time in seven.
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    check_int("n_classes", n_classes, 2)
     if not 0 < radius < math.inf:
         raise ValueError(f"radius must be in (0, inf), got {radius}")
     if not 0 < std < math.inf:
@@ -52,8 +49,7 @@ def labelled_mixture(
 
 
 def _check_class(q: GaussianMixture, y: int) -> None:
-    if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < q.n_components:
-        raise ValueError(f"y must be an integer in [0, {q.n_components - 1}], got {y!r}")
+    check_int("y", y, 0, q.n_components - 1)
 
 
 def class_mixture(q: GaussianMixture, y: int) -> GaussianMixture:
@@ -66,8 +62,7 @@ def sample_labelled(
     q: GaussianMixture, n: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
     """(x1, y): y ~ Categorical(weights), x1 = m_y + s_y z, z ~ N(0, I). -> [n, d], [n]."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
     y = torch.multinomial(q.weights, n, replacement=True, generator=generator)
     z = torch.randn(n, q.dim, generator=generator, dtype=q.means.dtype)
     return q.means[y] + q.stds[y, None] * z, y
@@ -103,10 +98,8 @@ class ConditionalMLP(nn.Module):
         super().__init__()
         for name, value in (("n_classes", n_classes), ("dim", dim), ("hidden", hidden),
                             ("layers", layers), ("label_features", label_features)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if time_features < 2 or time_features % 2:
-            raise ValueError(f"time_features must be an even integer >= 2, got {time_features}")
+            check_int(name, value)
+        check_even_int("time_features", time_features)
         self.n_classes, self.null, self.dim = n_classes, n_classes, dim
         n_freq = time_features // 2
         self.register_buffer("frequencies", torch.logspace(0.0, math.log10(max_frequency), n_freq))
@@ -165,8 +158,7 @@ def train_conditional(
     to null with probability p_drop, x0 ~ N(0, I), t ~ U[0, 1]. Warmup + cosine learning
     rate and an EMA of the weights: the loop of fmlib.training.train_steps. Deterministic
     given the generator and the initial weights. Returns (EMA model in eval mode, losses)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
 
     def batch_loss() -> Tensor:  # (x1, y) ~ q, labels dropped, x0 ~ N(0, I), t ~ U[0, 1]
@@ -193,8 +185,7 @@ def cfg_field(model: ConditionalMLP, y: int, w: float | Tensor) -> Field:
 
     w: a float, or a tensor [N] (one guidance weight per particle: all w in one solve).
     """
-    if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < model.n_classes:
-        raise ValueError(f"y must be an integer in [0, {model.n_classes - 1}], got {y!r}")
+    check_int("y", y, 0, model.n_classes - 1)
 
     def u(x: Tensor, t: Tensor) -> Tensor:
         n = x.shape[0]

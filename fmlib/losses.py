@@ -22,10 +22,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from fmlib.checks import Field
 from fmlib.marginal import marginal_velocity
 
 Divergence = Callable[[Tensor, Tensor], Tensor]
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:

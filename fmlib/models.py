@@ -22,12 +22,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from fmlib.checks import check_int
+
 TIME_EMBEDDINGS = ("raw", "sinusoidal")
 
-
-def _check_int(name: str, value: int, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def sinusoidal_embedding(t: Tensor, frequencies: Tensor) -> Tensor:
@@ -70,20 +68,20 @@ class MLP(nn.Module):
         x_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        _check_int("dim", dim, 1)
-        _check_int("hidden", hidden, 1)
-        _check_int("layers", layers, 1)
+        check_int("dim", dim, 1)
+        check_int("hidden", hidden, 1)
+        check_int("layers", layers, 1)
         if time_embedding not in TIME_EMBEDDINGS:
             raise ValueError(
                 f"time_embedding must be one of {', '.join(TIME_EMBEDDINGS)}, "
                 f"got {time_embedding!r}"
             )
-        _check_int("time_features", time_features, 2)
+        check_int("time_features", time_features, 2)
         if time_features % 2:
             raise ValueError(f"time_features must be even, got {time_features}")
         if not isinstance(max_frequency, (int, float)) or not 1.0 <= max_frequency < math.inf:
             raise ValueError(f"max_frequency must be in [1, inf), got {max_frequency!r}")
-        _check_int("x_features", x_features, 0)
+        check_int("x_features", x_features, 0)
         if x_features % 2:
             raise ValueError(f"x_features must be even, got {x_features}")
         if not isinstance(x_scale, (int, float)) or not 0 < x_scale < math.inf:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from fmlib.checks import check_int
+
 
 def default_threads() -> int:
     """The thread count a run asked for: $OMP_NUM_THREADS (the Makefile's THREADS), else 2."""
@@ -32,8 +34,7 @@ def seed_everything(seed: int = 0, threads: int | None = -1, deterministic: bool
     Returns a CPU `torch.Generator` seeded with `seed`: pass it to every sampler so that
     data and initial weights are made on the CPU, identically everywhere, then moved.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
     if threads == -1:
         threads = default_threads()
     if threads is not None and (not isinstance(threads, int) or threads < 1):

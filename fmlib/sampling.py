@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from fmlib.checks import check_int
 from fmlib.graphs import (
     CaptureError,
     CudaGraphs,
@@ -69,19 +70,15 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {', '.join(STAGES)} (fixed steps), got {method!r}")
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer in [1, inf), got {value!r}")
-
 
 def _check_steps(steps: int) -> None:
-    _check_positive_int("steps", steps)
+    check_int("steps", steps)
 
 
 def _check_args(steps: int, method: str, batch_size: int, precision: str, compile: bool | str):
     _check_steps(steps)
     _check_method(method)
-    _check_positive_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not (isinstance(compile, bool) or compile in COMPILE_MODES):
@@ -143,7 +140,7 @@ class FastSampler:
         max_graphs: int = MAX_GRAPHS,
     ) -> None:
         _check_args(steps, method, batch_size, precision, compile)
-        _check_positive_int("max_graphs", max_graphs)
+        check_int("max_graphs", max_graphs)
         self.device = torch.device(device) if device is not None else _model_device(model)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device must be available, got {self.device} without CUDA")
@@ -338,10 +335,8 @@ def time_it(
     """Median wall time of fn() in seconds: `warmup` untimed calls (allocation, graph
     capture, compilation), then `repeats` timed calls, each bracketed by synchronize so
     that asynchronous GPU work is counted (and not the previous call's)."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer in [1, inf), got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an integer in [0, inf), got {warmup!r}")
+    check_int("repeats", repeats)
+    check_int("warmup", warmup, 0)
     for _ in range(warmup):
         fn()
     synchronize(device)

@@ -7,7 +7,6 @@ Dormand-Prince 5(4)) comes from torchdiffeq. Fields are called with t of shape [
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
+from fmlib.checks import check_int
 from fmlib.divergence import (
     Field,
     batch_time,
@@ -81,8 +81,7 @@ def _check(t0: float, t1: float, steps: int, method: str) -> None:
     for name, value in (("t0", t0), ("t1", t1)):
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an integer in [1, inf), got {steps}")
+    check_int("steps", steps)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 

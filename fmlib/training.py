@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from fmlib.checks import check_int
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 
@@ -102,15 +103,14 @@ def _check_budget(seconds: float | None, steps: int | None) -> None:
         raise ValueError("seconds and steps must not both be None: give a budget")
     if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
         raise ValueError(f"seconds must be > 0, got {seconds!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if steps is not None:
+        check_int("steps", steps)
 
 
 def _check_hyper(
     batch_size: int, lr: float, warmup: float, ema_decay: float, schedule: str = "cosine"
 ) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not 0 <= warmup < 1:
@@ -295,8 +295,7 @@ def train_steps(
     The loop shared by `fmlib.couplings.fit` and `fmlib.guidance.train_conditional`;
     deterministic given the callback's generator and the initial weights.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
     ema = copy.deepcopy(model).requires_grad_(False)

@@ -133,3 +133,13 @@ def test_bad_input_raises(kwargs, match):
 def test_no_nan_near_the_ends():
     r = C.continuity_residual(log_p, u, 0.99, lim=3.0, n=33)
     assert torch.isfinite(r).all()
+
+
+def test_square_grid_rows_run_along_x2():
+    """Point i * n + j is (axis[j], axis[i]): reshape(n, n) gives an image, rows along x^(2)."""
+    pts = C.square_grid(2.0, 5)
+    assert pts.shape == (25, 2) and pts.dtype == torch.float64
+    assert pts[0].tolist() == [-2.0, -2.0] and pts[1].tolist() == [-1.0, -2.0]
+    assert pts[5].tolist() == [-2.0, -1.0] and pts[-1].tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match="n must be an integer >= 3"):
+        C.square_grid(2.0, 2)

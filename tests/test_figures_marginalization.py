@@ -13,15 +13,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fmlib.divergence import batch_time  # noqa: E402
 from fmlib.figures import marginalization as F  # noqa: E402
 from fmlib.marginal import (  # noqa: E402
     GaussianMixture,
-    marginal_log_prob,
     marginal_velocity,
-    posterior,
 )
-from fmlib.paths import OTPath, VPPath  # noqa: E402
+from fmlib.paths import OTPath  # noqa: E402
 
 
 def test_nearest_distance_by_hand():
@@ -38,46 +35,6 @@ def test_memorisation_follows_sigma_min():
     d_zero = F.memorisation_distance(0.0, steps=20, n_points=5)
     assert d_big == pytest.approx(1.2533 * 0.2, rel=0.2)
     assert d_zero < 1e-3
-
-
-_TARGETS = {
-    "10 points": F.point_set(10),
-    "50 points": F.point_set(50),
-    "mixture": GaussianMixture(torch.randn(6, 2, generator=torch.Generator().manual_seed(2)), 0.3),
-}
-_PATHS = {"OT 0": OTPath(0.0), "OT 0.05": OTPath(0.05), "VP": VPPath()}
-
-
-@pytest.mark.parametrize("path", _PATHS.values(), ids=_PATHS.keys())
-@pytest.mark.parametrize("target", _TARGETS.values(), ids=_TARGETS.keys())
-def test_mixture_marginal_is_fmlib_marginal(path, target):
-    """Same numbers as fmlib.marginal for every kind of time, t = 1 (sigma_t = 0) included."""
-    fast = F.MixtureMarginal(path, target)
-    x = 3 * torch.randn(400, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    rows = torch.rand(400, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    full = torch.full((400,), 0.8, dtype=torch.float64)  # one time, repeated
-    for t in (0.0, 0.3, 0.97, 1.0, torch.tensor(0.6), batch_time(0.45, x), full, rows):
-        u = marginal_velocity(path, target, x, t)
-        assert torch.allclose(fast.velocity(x, t), u, rtol=1e-9, atol=1e-9 * u.abs().max())
-        w = posterior(path, target, x, t)
-        assert torch.allclose(fast.posterior(x, t), w, atol=1e-10)
-        try:
-            log_p = marginal_log_prob(path, target, x, t)
-        except ValueError:  # a point set at sigma_t = 0 has no density: the same error
-            with pytest.raises(ValueError):
-                fast.log_prob(x, t)
-            continue
-        log_p_fast, certainty = fast.log_prob_and_certainty(x, t)
-        assert torch.allclose(log_p_fast, log_p, rtol=1e-10, atol=1e-9)
-        assert torch.allclose(certainty, w.max(dim=1).values, atol=1e-10)
-
-
-def test_mixture_marginal_needs_equal_weights_and_stds():
-    means = torch.zeros(2, 2)
-    with pytest.raises(ValueError, match="equal weights"):
-        F.MixtureMarginal(OTPath(), GaussianMixture(means, torch.tensor([0.1, 0.2])))
-    with pytest.raises(ValueError, match="equal weights"):
-        F.MixtureMarginal(OTPath(), GaussianMixture(means, 0.1, torch.tensor([1.0, 2.0])))
 
 
 def test_draw_returns_a_figure():

@@ -1,12 +1,21 @@
 """Tests for fmlib.marginal: the continuity equation by autograd, Monte-Carlo posterior
-averages, normalisation on a grid, closed forms at t = 0 and t = 1, edges, errors."""
+averages, normalisation on a grid, closed forms at t = 0 and t = 1, edges, errors; and
+MixtureMarginal against the general closed forms."""
 
 import math
 
 import pytest
 import torch
 
-from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
+from fmlib import data
+from fmlib.divergence import batch_time
+from fmlib.marginal import (
+    GaussianMixture,
+    MixtureMarginal,
+    marginal_log_prob,
+    marginal_velocity,
+    posterior,
+)
 from fmlib.paths import GaussianPath, OTPath, VEPath, VPPath, cosine_path
 
 F64 = torch.float64
@@ -235,3 +244,50 @@ def test_mixture_errors() -> None:
         posterior(OTPath(), GaussianMixture(means, 0.1), torch.zeros(4, 2), 1.5)
     assert "0x" not in repr(mixture())
     assert repr(point_set()) == "GaussianMixture(n_components=6, dim=2, std=0)"
+
+
+def _checkerboard_points(n: int) -> GaussianMixture:
+    """n checkerboard samples (seed 0, float64) as a point set: notebook 04's training set."""
+    x1 = data.sample("checkerboard", n, generator=torch.Generator().manual_seed(0)).double()
+    return GaussianMixture(x1, 0.0)
+
+
+_TARGETS = {
+    "10 points": _checkerboard_points(10),
+    "50 points": _checkerboard_points(50),
+    "mixture": GaussianMixture(torch.randn(6, 2, generator=torch.Generator().manual_seed(2)), 0.3),
+}
+_PATHS = {"OT 0": OTPath(0.0), "OT 0.05": OTPath(0.05), "VP": VPPath()}
+
+
+@pytest.mark.parametrize("path", _PATHS.values(), ids=_PATHS.keys())
+@pytest.mark.parametrize("target", _TARGETS.values(), ids=_TARGETS.keys())
+def test_mixture_marginal_is_fmlib_marginal(path, target):
+    """Same numbers as the general closed forms for every kind of time, t = 1 (sigma_t = 0)
+    included."""
+    fast = MixtureMarginal(path, target)
+    x = 3 * torch.randn(400, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rows = torch.rand(400, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    full = torch.full((400,), 0.8, dtype=torch.float64)  # one time, repeated
+    for t in (0.0, 0.3, 0.97, 1.0, torch.tensor(0.6), batch_time(0.45, x), full, rows):
+        u = marginal_velocity(path, target, x, t)
+        assert torch.allclose(fast.velocity(x, t), u, rtol=1e-9, atol=1e-9 * u.abs().max())
+        w = posterior(path, target, x, t)
+        assert torch.allclose(fast.posterior(x, t), w, atol=1e-10)
+        try:
+            log_p = marginal_log_prob(path, target, x, t)
+        except ValueError:  # a point set at sigma_t = 0 has no density: the same error
+            with pytest.raises(ValueError):
+                fast.log_prob(x, t)
+            continue
+        log_p_fast, certainty = fast.log_prob_and_certainty(x, t)
+        assert torch.allclose(log_p_fast, log_p, rtol=1e-10, atol=1e-9)
+        assert torch.allclose(certainty, w.max(dim=1).values, atol=1e-10)
+
+
+def test_mixture_marginal_needs_equal_weights_and_stds():
+    means = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="equal weights"):
+        MixtureMarginal(OTPath(), GaussianMixture(means, torch.tensor([0.1, 0.2])))
+    with pytest.raises(ValueError, match="equal weights"):
+        MixtureMarginal(OTPath(), GaussianMixture(means, 0.1, torch.tensor([1.0, 2.0])))

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import plots, widgets
+from fmlib.checks import check_int
 from fmlib.flows import (
     DiscreteFlow,
     GaussianFlow,
@@ -88,8 +89,7 @@ def residual_flow(sigma_min: float, steps: int) -> tuple[Tensor, dict[str, float
     The layers are affine (u_t is affine in x), so x_k = (G_k o ... o G_1)(z) is computed
     for every k at once from the composed maps (same result as the loop, to rounding).
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     g = flow(sigma_min)
     a, c = _compose(*_layer_maps(g, steps))
     z = _noise().numpy()

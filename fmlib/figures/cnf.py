@@ -8,7 +8,6 @@ to tau = 0, then log p_t(x) = log p_0(x_0) - l_0 (instantaneous change of variab
 
 from __future__ import annotations
 
-import numbers
 from functools import lru_cache
 
 import contourpy
@@ -22,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from fmlib import plots, widgets
+from fmlib.checks import check_int
 from fmlib.flows import GaussianFlow
 from fmlib.solvers import METHODS, STEPS, integrate, standard_normal_log_prob
 
@@ -95,8 +95,7 @@ def _solver_map(g: GaussianFlow, t: float, steps: int, method: str) -> np.ndarra
 def _check_solver(method: str, steps: int) -> None:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an integer in [1, inf), got {steps}")
+    check_int("steps", steps)
 
 
 @lru_cache(maxsize=512)

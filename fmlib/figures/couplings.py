@@ -8,7 +8,7 @@ precomputed by `precompute`, so a redraw only sets artist data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import couplings, data, metrics, plots, widgets
+from fmlib.checks import Field
 from fmlib.solvers import integrate
 
 COUPLINGS = ("independent", "minibatch OT", "reflow")
@@ -29,7 +30,6 @@ N_TRAJ = 40
 N_PAIRS = 64
 LIM = 3.5
 Key = tuple[str, int, float]
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def key(coupling: str, batch_size: int, sigma_min: float) -> Key:

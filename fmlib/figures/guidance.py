@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import guidance, plots, widgets
+from fmlib.checks import check_int
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate
@@ -44,8 +45,7 @@ def _check(w: float, y: str, sigma_min: float, steps: int, t: float) -> None:
         raise ValueError(f"y must be one of {', '.join(CLASSES)}, got {y!r}")
     if not 0.0 <= sigma_min < 1.0:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must be in [0, 1], got {t}")
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, plots, widgets
+from fmlib.checks import check_int
 from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
 from fmlib.paths import GaussianPath, OTPath, Time, as_time
 from fmlib.repro import one_thread
@@ -169,10 +170,8 @@ def _check(sigma_min: float, t: float, steps: int, n_points: int) -> None:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must be in [0, 1], got {t}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not isinstance(n_points, int) or not 1 <= n_points <= 200:
-        raise ValueError(f"n_points must be an integer in [1, 200], got {n_points!r}")
+    check_int("steps", steps)
+    check_int("n_points", n_points, 1, 200)
 
 
 @lru_cache(maxsize=32)

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, plots, widgets
+from fmlib.checks import check_even_int, check_int
 from fmlib.figures.marginalization import LOG_P_CEIL, LOG_P_FLOOR, MixtureMarginal, _grid
 from fmlib.marginal import GaussianMixture
 from fmlib.paths import GaussianPath, OTPath, VEPath, VPPath, cosine_path
@@ -44,8 +45,7 @@ def _check(name: str, sigma_min: float, steps: int = 1, t: float = 0.0) -> None:
         raise ValueError(f"path must be one of {', '.join(PATH_NAMES)}, got {name!r}")
     if not 0.0 <= sigma_min < 1.0:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps)
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must be in [0, 1], got {t}")
 
@@ -117,8 +117,7 @@ def endpoint_error(name: str, sigma_min: float, steps: int) -> float:
 def simpson_weights(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
     """Weights of Simpson's rule on n + 1 equispaced nodes of [0, 1] (n even):
     (1/3n) [1, 4, 2, 4, ..., 2, 4, 1]; exact for cubics, error O(n^-4)."""
-    if n < 2 or n % 2:
-        raise ValueError(f"n must be an even integer >= 2, got {n}")
+    check_even_int("n", n)
     w = torch.ones(n + 1, dtype=dtype)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
     return w / (3 * n)
@@ -136,8 +135,7 @@ def kinetic_energy(
     0 exactly when every trajectory is a straight line run at constant speed (then
     u_t(x_t) = x_1 - x_0 for all t). Simpson's rule in t on the RK4 nodes.
     """
-    if not isinstance(steps, int) or steps < 2 or steps % 2:
-        raise ValueError(f"steps must be an even integer >= 2 (Simpson), got {steps!r}")
+    check_even_int("steps", steps)  # Simpson's rule
     traj = reference(name, sigma_min, steps)
     u = marginal_field(name, sigma_min).velocity
     h = 1.0 / steps  # the node times t_k = k h of fmlib.solvers (schedules are cached)
@@ -153,8 +151,7 @@ def conditional_kinetic_energy(path: GaussianPath, x0: Tensor, x1: Tensor, n: in
     d/dt psi_t = alpha_t' x1 + sigma_t' x0, so the expectation needs only the sample
     moments E|x1|^2, E x0.x1, E|x0|^2:  E|.|^2 = a'^2 E|x1|^2 + 2 a' s' E x0.x1 + s'^2 E|x0|^2.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
     m11, m01, m00 = ((a * b).sum(1).mean() for a, b in ((x1, x1), (x0, x1), (x0, x0)))
     t = (torch.arange(n, dtype=x0.dtype) + 0.5) / n
     d_alpha, d_sigma = path.d_alpha_t(t), path.d_sigma_t(t)

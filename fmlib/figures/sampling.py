@@ -36,6 +36,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 from torch import Tensor, nn
 
 from fmlib import data, metrics, models, plots, resources, widgets
+from fmlib.checks import check_int
 from fmlib.repro import one_thread
 from fmlib.sampling import STAGES
 from fmlib.solvers import integrate
@@ -145,8 +146,7 @@ def solver_sweep(
     On one thread: a [1000, 2] batch through a small MLP gains nothing from a second one,
     and a busy 2-core machine can make every parallel region wait for it (100x slower
     here under load); the results then also do not depend on the thread count."""
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    check_int("n", n, 2)
     generator = torch.Generator().manual_seed(seed)
     x0 = torch.randn(n, 2, generator=generator)
     y = data.sample("checkerboard", n, generator)
@@ -327,8 +327,7 @@ def _check_choice(
             f"got {(solver, steps)}"
         )
     n = sweep.x0.shape[0]
-    if not isinstance(batch, int) or not 2 <= batch <= n:
-        raise ValueError(f"batch must be an integer in [2, {n}], got {batch!r}")
+    check_int("batch", batch, 2, n)
 
 
 def _as_sweeps(sweeps: Mapping[float, SolverSweep] | SolverSweep) -> dict[float, SolverSweep]:

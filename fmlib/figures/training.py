@@ -16,7 +16,7 @@ marginal field (notebook 04) applies to it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,11 +29,10 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, plots, widgets
+from fmlib.checks import Field, check_int
 from fmlib.marginal import GaussianMixture
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
-
-Field = Callable[[Tensor, Tensor], Tensor]
 
 STEP_GRID = (1, 2, 4, 8, 16, 32, 64)  # Euler steps precomputed for the widget
 SNAPSHOT_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -47,8 +46,7 @@ def running_mean(values: Sequence[float], window: int) -> np.ndarray:
 
     A trailing moving average with the same length as `values` (shorter windows at the start).
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    check_int("window", window)
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {v.shape}")
@@ -74,8 +72,7 @@ def checkerboard_mixture(cells: int = 8) -> GaussianMixture:
     variance per coordinate is Var(q) + h^2 / 6. A local helper (the closed-form marginal
     field of fmlib.marginal needs a Gaussian mixture); as cells grows it converges to q.
     """
-    if isinstance(cells, bool) or not isinstance(cells, int) or cells < 1:
-        raise ValueError(f"cells must be an integer >= 1, got {cells!r}")
+    check_int("cells", cells)
     a = data.CHECKER_SCALE
     h = a / cells
     centres = (torch.arange(cells) + 0.5) * h
