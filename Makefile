@@ -66,13 +66,13 @@ format: install
 	$(BIN)/ruff check --fix .
 
 student: install  ## regenerate student/ (the student edition) from notebooks/
-	$(BIN)/python -m fmlib.editions
+	$(BIN)/python tools/editions.py
 
 grade: install  ## make grade NB="student/*.ipynb": run notebooks, print every exercise's verdict
 	$(BIN)/python -m fmlib.grade $(NB)
 
 assignments: install  ## the nbgrader course in build/course (release/ checked equal to the student edition)
-	$(BIN)/python -m fmlib.nbgrader_course --course build/course
+	$(BIN)/python tools/nbgrader_course.py --course build/course
 
 site: install  ## the static site in build/site/ (offline, from stored outputs; sliders without a kernel)
 	$(BIN)/python tools/build_site.py --out build/site

@@ -100,7 +100,7 @@ def _key_entry(name: str) -> dict:
     except KeyError:
         raise KeyError(
             f"exercise {name!r} is not in fmlib/answer_key.py: run `make student` "
-            "(python -m fmlib.editions) after changing an exercise"
+            "(python tools/editions.py) after changing an exercise"
         ) from None
 
 

@@ -3,8 +3,9 @@
     python -m fmlib.grade student/*.ipynb                         # a table, then the summary line
     python -m fmlib.grade --json grades.json submissions/*/*.ipynb  # the same, for a gradebook
 
-- The exercise list is the instructor's (`notebooks/NN_name.ipynb`, found by file name; `--source`
-  names another folder), never the submission's: a check the submission deleted, changed or
+- The exercise list is the instructor's (`notebooks/NN_name.ipynb`, found by file name in the
+  `notebooks/` folder of the current directory or the nearest one above it; `--source` names
+  another folder), never the submission's: a check the submission deleted, changed or
   added makes the grader refuse the notebook (every exercise "refused", nothing run), as does a
   cell that writes to the grader's log or reaches into `fmlib.exercises`' internals.
 - A verdict counts only when the instructor's check cell itself records it, so a check re-run
@@ -42,7 +43,7 @@ from fmlib import editions
 from fmlib.exercises import CORRECT, GRADE_LOG, NOT_ATTEMPTED, WRONG
 
 REFUSED = "refused"
-SOURCE = editions.ROOT / "notebooks"
+SOURCE = Path("notebooks")  # the instructor edition's folder name (see instructor_folder)
 # Cells other than checks must not write verdicts themselves.
 _FORGERY = re.compile(r"FMLIB_GRADE_LOG|GRADE_LOG|exercises\._|_record\(|_LATEST|answer_key")
 
@@ -56,6 +57,17 @@ class Verdict:
     student: str = ""
     points: int = 0
     max_points: int = 0
+
+
+def instructor_folder(start: Path | None = None) -> Path:
+    """notebooks/ in `start` (default: the current directory) or the nearest folder above it
+    that has one: a course checkout's instructor edition, wherever fmlib is installed. When
+    there is none, SOURCE relative to `start` (each notebook is then refused, naming it)."""
+    start = Path.cwd() if start is None else Path(start)
+    for folder in (start, *start.resolve().parents):
+        if (folder / SOURCE).is_dir():
+            return folder / SOURCE
+    return start / SOURCE
 
 
 def student_of(path: Path) -> str:
@@ -195,12 +207,13 @@ def grade_notebook(
     path: Path,
     timeout: int = 600,
     *,
-    source: Path = SOURCE,
+    source: Path | None = None,
     time_limit: float = 1800,
     memory_gb: float = 8,
     student: str | None = None,
 ) -> list[Verdict]:
-    """Grade one notebook against the instructor notebook of the same name in `source`."""
+    """Grade one notebook against the instructor notebook of the same name in `source`
+    (default: instructor_folder())."""
     return grade_with_errors(path, timeout, source=source, time_limit=time_limit,
                              memory_gb=memory_gb, student=student)[0]  # fmt: skip
 
@@ -209,12 +222,13 @@ def grade_with_errors(
     path: Path,
     timeout: int = 600,
     *,
-    source: Path = SOURCE,
+    source: Path | None = None,
     time_limit: float = 1800,
     memory_gb: float = 8,
     student: str | None = None,
 ) -> tuple[list[Verdict], list[str]]:
     """grade_notebook's verdicts, and every error a cell raised ("cell i: error")."""
+    source = instructor_folder() if source is None else source
     student = student_of(path) if student is None else student
     submission = nbformat.read(path, as_version=4)
     instructor_path = source / path.name
@@ -299,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--json", type=Path, help="also write the verdicts to this JSON file")
-    parser.add_argument("--source", type=Path, default=SOURCE,
-                        help="the instructor notebooks (default notebooks/)")  # fmt: skip
+    parser.add_argument(
+        "--source", type=Path, help="the instructor notebooks (default: notebooks/ here or above)"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     parser.add_argument("--time-limit", type=float, default=1800,
                         help="seconds per notebook (default 1800)")  # fmt: skip

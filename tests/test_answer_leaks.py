@@ -2,6 +2,7 @@
 printed value, no figure), and no check that computes its expected value in view."""
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,9 @@ import pytest
 from fmlib import editions
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("tools_editions", ROOT / "tools" / "editions.py")
+tools_editions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tools_editions)
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 STUDENT = sorted((ROOT / "student").glob("*.ipynb"))
 
@@ -17,7 +21,7 @@ STUDENT = sorted((ROOT / "student").glob("*.ipynb"))
 def _fresh_editions(tmp: Path) -> list[Path]:
     """The student edition of every instructor notebook, regenerated into `tmp`."""
     paths = []
-    for path, text in editions.build(dst=tmp).items():
+    for path, text in tools_editions.build(dst=tmp).items():
         if path.suffix == ".ipynb":
             path.write_text(text)
             paths.append(path)

@@ -189,6 +189,20 @@ def test_student_of():
     assert grade.student_of(Path("course/submitted/bob/04_x/04_x.ipynb")) == "bob"
 
 
+def test_instructor_folder_is_the_nearest_notebooks_folder(tmp_path, monkeypatch):
+    """fmlib.grade finds notebooks/ from where it runs, not from where fmlib is installed."""
+    (tmp_path / "course" / "notebooks").mkdir(parents=True)
+    deep = tmp_path / "course" / "student" / "deeper"
+    deep.mkdir(parents=True)
+    assert grade.instructor_folder(deep) == tmp_path / "course" / "notebooks"
+    assert grade.instructor_folder(tmp_path / "course") == tmp_path / "course" / "notebooks"
+    assert grade.instructor_folder(tmp_path) == tmp_path / "notebooks"  # none: refused, named
+    monkeypatch.chdir(deep)
+    assert grade.instructor_folder().resolve() == (tmp_path / "course" / "notebooks").resolve()
+    monkeypatch.chdir(ROOT / "student")
+    assert grade.instructor_folder().resolve() == ROOT / "notebooks"
+
+
 def test_every_course_notebook_passes_its_own_tampering_check():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)

@@ -1,7 +1,9 @@
 """nbgrader, end to end, on notebook 01: generate_assignment gives the student edition,
 autograde scores three synthetic submissions per student id, generate_feedback writes HTML, and
-`python -m fmlib.grade` gives the same verdicts (and refuses tampered copies)."""
+`python -m fmlib.grade` gives the same verdicts (and refuses tampered copies). The course
+directory is tools/nbgrader_course.py's (`make assignments`)."""
 
+import importlib.util
 import json
 import re
 import shutil
@@ -10,9 +12,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fmlib import editions, exercises, grade, nbgrader_course
+from fmlib import editions, exercises, grade
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("nbgrader_course", ROOT / "tools/nbgrader_course.py")
+nbgrader_course = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nbgrader_course)
 NAME = "01_change_of_variables"
 SOURCE = ROOT / "notebooks" / f"{NAME}.ipynb"
 # A student's typical slips, one line appended to their solution cell (each named by a check).

@@ -1,7 +1,7 @@
 """The course as an nbgrader course directory: one assignment per notebook.
 
-    python -m fmlib.nbgrader_course                      # what `make assignments` runs
-    python -m fmlib.nbgrader_course --course DIR 03_continuity_equation
+    python tools/nbgrader_course.py                      # what `make assignments` runs
+    python tools/nbgrader_course.py --course DIR 03_continuity_equation
 
 writes DIR (default build/course):
 
@@ -38,9 +38,9 @@ import nbformat
 
 from fmlib import editions
 
-ROOT = editions.ROOT
+ROOT = Path(__file__).resolve().parent.parent  # this checkout: notebooks/, build/course
 COURSE_ID = "fmlib-flow-matching"
-CONFIG = f'''"""The course's nbgrader configuration (written by python -m fmlib.nbgrader_course)."""
+CONFIG = f'''"""The course's nbgrader configuration (written by python tools/nbgrader_course.py)."""
 
 from nbgrader.preprocessors import (
     CheckCellMetadata,
@@ -158,7 +158,7 @@ def scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fmlib.nbgrader_course", description=__doc__.split("\n")[0]
+        prog="python tools/nbgrader_course.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--course", type=Path, default=ROOT / "build" / "course")
