@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit nbval portability ui execute lint format bench assets student grade assignments site colab clean
+.PHONY: install lab lecture slides test unit nbval portability ui execute lint format bench assets student grade assignments site colab clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 lab: install  ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+lecture: install  ## make lecture NB=notebooks/03_continuity_equation.ipynb: present it as slides, widgets live
+	$(BIN)/python tools/lecture.py $(NB)
+
+slides: install  ## set every notebook's slide metadata (lecture mode); tests/test_slides.py checks it
+	$(BIN)/python tools/slides.py
 
 test: install  ## unit tests + every notebook under nbval (native, then other CPUs' kernels) + browser tests
 	FMLIB_CHECK_FIGURES=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
