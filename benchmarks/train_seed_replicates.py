@@ -2,20 +2,22 @@
 
 A comparison of trained models rests on >= 3 training seeds. Training all of them live would
 not fit a notebook's two-minute budget, so each notebook trains seed 0 itself and loads seeds 1
-and 2 from `assets/`, written by this script with the notebook's own recipe (same network, same
-steps, same loop; only the seed differs: initial weights and every random draw):
+and 2 from fmlib/resources/, written by this script with the notebook's own recipe (same
+network, same steps, same loop; only the seed differs: initial weights and every random draw):
 
     .venv/bin/python benchmarks/train_seed_replicates.py couplings --seeds 1 2
     .venv/bin/python benchmarks/train_seed_replicates.py guidance --seeds 1 2
 
-`couplings` (notebook 08, ~1 CPU minute per seed) writes assets/couplings_seed<S>.pt: the
-sigma_min = 0 models that the notebook compares (independent, minibatch OT with b = 4, 8, 64,
-reflow of that seed's independent flow, and eight Gaussians -> moons, independent and OT
-b = 64), each with the mean training loss of its last 100 steps. `guidance` (notebook 09,
-~1 CPU minute per seed) writes assets/guidance_seed<S>.pt: the label-dropout ConditionalMLP
-(EMA weights) and its mean loss over the first and last 200 steps. Both use one thread and a
-fixed number of steps, so the files do not depend on the wall clock. The notebooks check that
-the stored recipe (config, steps) equals theirs before using a file.
+`couplings` (notebook 08, about 20 s of CPU per seed) writes
+fmlib/resources/couplings_seed<S>.pt: the sigma_min = 0 models that the notebook compares
+(independent, minibatch OT with b = 4, 8, 64, reflow of that seed's independent flow, and
+eight Gaussians -> moons, independent and OT b = 64), each with the mean training loss of its
+last 100 steps. `guidance` (notebook 09, about 12 s of CPU per seed) writes
+fmlib/resources/guidance_seed<S>.pt: the label-dropout ConditionalMLP (EMA weights) and its
+mean loss over the first and last 200 steps. Both use one thread and a fixed number of steps,
+so the files do not depend on the wall clock. The notebooks load them with
+`couplings.load_seed_replicate` / `guidance.load_seed_replicate` and check that the stored
+recipe (config, steps) equals theirs.
 """
 
 from __future__ import annotations
@@ -26,12 +28,10 @@ from pathlib import Path
 
 import torch
 
-from fmlib import couplings, data, guidance, repro
+from fmlib import couplings, data, guidance, repro, resources
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 # notebook 08, section 4 (the notebook asserts that these equal its own)
 COUPLING_MODEL = dict(
@@ -111,7 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", choices=("couplings", "guidance"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", default=str(ASSETS), help="folder for <notebook>_seed<S>.pt")
+    parser.add_argument(
+        "--out", default=str(resources.DIRECTORY), help="folder for <notebook>_seed<S>.pt"
+    )
     args = parser.parse_args()
     train = train_couplings if args.notebook == "couplings" else train_guidance
     for seed in args.seeds:

@@ -33,10 +33,14 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
+from fmlib import resources
+from fmlib.checks import Field, check_int
+from fmlib.losses import l_cfm
+from fmlib.metrics import straightness, straightness_terms  # noqa: F401  # moved: remove when notebooks import from fmlib.metrics
+from fmlib.models import MLP
 from fmlib.solvers import integrate
-from fmlib.training import cfm_loss, train_steps
+from fmlib.training import train_steps
 
-Field = Callable[[Tensor, Tensor], Tensor]
 Sampler = Callable[[int, torch.Generator | None], Tensor]
 SamplePairs = Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]]
 
@@ -48,11 +52,6 @@ def _check_pair(x0: Tensor, x1: Tensor) -> None:
             raise ValueError(f"{name} must be a tensor of shape [N >= 1, d], got {shape}")
     if x0.shape != x1.shape:
         raise ValueError(f"x1 must have the shape of x0 {tuple(x0.shape)}, got {tuple(x1.shape)}")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
@@ -84,7 +83,7 @@ def minibatch_ot_pairs(x0: Tensor, x1: Tensor, batch_size: int) -> tuple[Tensor,
     batch_size = 1 is the independent coupling; batch_size = N the OT plan of the whole sample.
     """
     _check_pair(x0, x1)
-    _check_positive_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     n = x0.shape[0]
     if n % batch_size:
         raise ValueError(f"batch_size must divide the number of points {n}, got {batch_size}")
@@ -154,7 +153,7 @@ def coupled_sampler(
         raise ValueError(
             f"coupling must be one of independent, minibatch OT, sinkhorn; got {coupling!r}"
         )
-    _check_positive_int("ot_batch", ot_batch)
+    check_int("ot_batch", ot_batch)
 
     def sample_pairs(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         x0, x1 = source(n, generator), target(n, generator)
@@ -176,7 +175,7 @@ def reflow_pairs(
     psi_1 by `fmlib.solvers.integrate` (`steps` steps of `method`). The pairs' x1 follow the
     model's p_1, not q: reflow straightens the flow at the price of the model's own error.
     """
-    _check_positive_int("steps", steps)
+    check_int("steps", steps)
     return x0, integrate(u, x0, steps=steps, method=method).x
 
 
@@ -206,13 +205,13 @@ def fit(
     """CFM training on pairs from a coupling; returns the EMA model (eval mode).
 
     Per step: (x0, x1) = sample_pairs(batch_size), t ~ U[0, 1], one Adam step on
-    `fmlib.training.cfm_loss` (x_t = path.psi_t(x0, x1, t), target path.target(x0, x1, t)),
+    `fmlib.losses.l_cfm` (x_t = path.psi_t(x0, x1, t), target path.target(x0, x1, t)),
     learning rate `fmlib.training.learning_rate` (warmup, cosine decay to 0 over `steps`),
     EMA of the weights: the loop of `fmlib.training.train_steps`. Deterministic given
     `generator` and the initial weights. The loss history is kept in `model.losses`.
     """
-    _check_positive_int("steps", steps)
-    _check_positive_int("batch_size", batch_size)
+    check_int("steps", steps)
+    check_int("batch_size", batch_size)
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -220,7 +219,7 @@ def fit(
     def batch_loss() -> Tensor:  # the coupling's pairs, then t ~ U[0, 1]
         x0, x1 = sample_pairs(batch_size, generator)
         t = torch.rand(batch_size, generator=generator)
-        return cfm_loss(model, x0, x1, t, path)
+        return l_cfm(model, x0, x1, t, path)
 
     ema, losses = train_steps(
         model, batch_loss, optimizer, steps, lr, warmup, ema_decay, "CFM training", progress
@@ -250,36 +249,17 @@ def count_crossings(x0: Tensor, x1: Tensor) -> int:
     return int(cross.triu(diagonal=1).sum())
 
 
-@torch.no_grad()
-def straightness(u: Field, x0: Tensor, steps: int = 64) -> tuple[float, Tensor]:
-    """S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt along the flow (Liu et al. 2023), and x_1.
+def load_seed_replicate(seed: int) -> dict:
+    """Notebook 08's models of training seed `seed`: fmlib/resources/couplings_seed<seed>.pt.
 
-    The trajectories by RK4 with `steps` steps; the time integral by the trapezoidal rule on
-    their nodes. S = 0 exactly when every trajectory is a straight line run at constant
-    speed, which one Euler step integrates exactly. Returns (S, x_1: [N, d]); S is the mean
-    of `straightness_terms`.
+    Made by benchmarks/train_seed_replicates.py with the notebook's recipe (only the seed
+    differs). Returns {"config": the MLP's arguments, "steps": training steps, "models":
+    {name: MLP in eval mode}, "final_loss": {name: mean CFM loss of the last 100 steps}}.
     """
-    terms, x1 = straightness_terms(u, x0, steps)
-    return float(terms.mean()), x1
-
-
-@torch.no_grad()
-def straightness_terms(u: Field, x0: Tensor, steps: int = 64) -> tuple[Tensor, Tensor]:
-    """(int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt for each particle: [N], x_1: [N, d]).
-
-    The per-particle integrals whose mean is `straightness`'s S: their std / sqrt(N) is S's
-    standard error, and two flows started from the same x0 are compared by the std of the
-    per-particle difference (a paired standard error).
-    """
-    _check_positive_int("steps", steps)
-    sol = integrate(u, x0, steps=steps, method="rk4", trajectory=True)
-    chord = sol.x - x0
-    dev = torch.stack(
-        [
-            ((u(x, t.expand(len(x))) - chord) ** 2).sum(1)
-            for x, t in zip(sol.trajectory, sol.times, strict=True)
-        ]
-    )  # [steps + 1, N]
-    weights = torch.full((steps + 1,), 1.0 / steps, dtype=dev.dtype)
-    weights[[0, -1]] /= 2
-    return weights @ dev, sol.x
+    saved = torch.load(resources.path(f"couplings_seed{seed}.pt"), weights_only=True)
+    models = {name: MLP(**saved["config"]) for name in saved["state_dicts"]}
+    for name, state in saved["state_dicts"].items():
+        models[name].load_state_dict(state)
+        models[name].eval()
+    return {"config": saved["config"], "steps": saved["steps"], "models": models,
+            "final_loss": saved["final_loss"]}  # fmt: skip

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from fmlib import resources
 from fmlib.checks import Field, check_even_int, check_int
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
 from fmlib.models import sinusoidal_embedding
@@ -134,7 +135,7 @@ def conditional_cfm_loss(
 ) -> Tensor:
     """(1/N) sum_i || u_theta(x_t^i, t^i, y^i) - d/dt psi_t(x0^i | x1^i) ||^2.
 
-    The CFM loss of fmlib.training.cfm_loss with the label as a third input; y holds the
+    The CFM loss of fmlib.losses.l_cfm with the label as a third input; y holds the
     (already dropped-out) labels. x0, x1: [N, d]; y, t: [N].
     """
     x_t = path.psi_t(x0, x1, t)
@@ -283,3 +284,17 @@ def total_variation(log_p: Tensor, log_q: Tensor) -> float:
                          f"{log_q.shape}")  # fmt: skip
     p, q = torch.softmax(log_p.flatten(), 0), torch.softmax(log_q.flatten(), 0)
     return float(0.5 * (p - q).abs().sum())
+
+
+def load_seed_replicate(seed: int) -> tuple[ConditionalMLP, dict]:
+    """Notebook 09's network of training seed `seed`: fmlib/resources/guidance_seed<seed>.pt.
+
+    Made by benchmarks/train_seed_replicates.py with the notebook's recipe (only the seed
+    differs). Returns (the ConditionalMLP's EMA weights in eval mode, {"seed", "steps",
+    "p_drop", "loss_first_200", "loss_last_200"}).
+    """
+    saved = torch.load(resources.path(f"guidance_seed{seed}.pt"), weights_only=True)
+    state = saved.pop("state_dict")
+    model = ConditionalMLP(n_classes=state["label.weight"].shape[0] - 1)  # + the null label
+    model.load_state_dict(state)
+    return model.eval(), saved
