@@ -6,7 +6,8 @@ no build isolation, no index), installed with pip --no-deps --no-index into a ne
 that venv borrows the course venv's third-party packages through a .pth line (added after the
 install, so pip never sees the checkout's editable fmlib). The script asserts that the fmlib
 it imports is the installed one, then does what a notebook does: maths, a shipped checkpoint
-(fmlib.resources), a figure view saved as PNG, an exercise check from the sealed answer key.
+(fmlib.resources), a figure view saved as PNG, an exercise check (instructor form, then student
+form through a sealed key).
 Run with -s to see its output.
 """
 
@@ -70,12 +71,27 @@ fig.savefig("view.png")
 assert Path("view.png").read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
 print(f"figure ConditionalPath -> view.png ({Path('view.png').stat().st_size} bytes)")
 
-# an exercise check, as the student edition calls it (the answer key ships with fmlib)
+# an exercise check as the instructor edition writes it, then as the student edition calls it:
+# the check cell sealed in a key (the course's own key ships with fmlib; its exercises change
+# with the notebooks, so the script seals its own check the same way)
+from fmlib import answer_key
+assert all("exercises." in exercises.unseal(e["code"]) for e in answer_key.KEY.values())
+CHECK = '''_ = exercises.check(
+    "smoke: OT regression target", answer_target, OTPath(0.5).target(a, b, 0.3), tol=1e-6,
+    mistakes={"you forgot the factor (1 - sigma_min) in front of x0": b - a},
+)'''
 a, b = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
 answer_target = b - 0.5 * a
-assert exercises.check("OT regression target", answer_target) is True
+exec(CHECK)
+assert exercises.require_correct("smoke: OT regression target") is None
+import json
+Path("key.json").write_text(json.dumps({"smoke: OT regression target": {
+    "notebook": "smoke.py", "code": exercises.seal(CHECK), "export": []}}))
+os.environ[exercises.ANSWER_KEY] = "key.json"
+assert exercises.check("smoke: OT regression target", answer_target) is True
 answer_target = b - a
-assert exercises.check("OT regression target", answer_target) is False
+assert exercises.check("smoke: OT regression target", answer_target) is False
+print(f"answer key: {len(answer_key.KEY)} exercises shipped")
 print("smoke script passed")
 """
 
