@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from fmlib.checks import check_int
+from fmlib.marginal import GaussianMixture
 
 DATASETS = ("checkerboard", "eight_gaussians", "moons", "spirals", "circles")
 
@@ -65,6 +66,29 @@ def checkerboard_log_prob(x: Tensor) -> Tensor:
     """log q(x) = -log(8 / 0.45^2) on the support, -inf outside (uniform density)."""
     log_q = torch.full(x.shape[:1], -math.log(CHECKER_AREA), dtype=x.dtype, device=x.device)
     return torch.where(in_checkerboard(x), log_q, torch.full_like(log_q, -math.inf))
+
+
+def checkerboard_mixture(cells: int = 8) -> GaussianMixture:
+    """q ≈ (1/K) sum_k N(m_k, s^2 I): each of the 8 squares of side a = 1/0.45 is cut into
+    cells x cells sub-squares of side h = a / cells, with m_k their centres and s = h / 2.
+
+    With s = h / 2 the bumps of the grid of Gaussians merge: inside a square the density is
+    flat to about 2 exp(-2 pi^2 s^2 / h^2) ≈ 1.4 %; the edges are blurred over ~h, and the
+    variance per coordinate is Var(q) + h^2 / 6. The closed-form marginal field of
+    fmlib.marginal needs a Gaussian mixture (notebook 05's loss floor); as cells grows it
+    converges to q.
+    """
+    check_int("cells", cells)
+    a = CHECKER_SCALE
+    h = a / cells
+    centres = (torch.arange(cells) + 0.5) * h
+    blocks = []
+    for i in range(-2, 2):
+        for j in range(-2, 2):
+            if (i + j) % 2 == 0:  # the dark squares: floor(u) + floor(v) even
+                yy, xx = torch.meshgrid(j * a + centres, i * a + centres, indexing="ij")
+                blocks.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1))
+    return GaussianMixture(torch.cat(blocks), stds=h / 2)
 
 
 def checkerboard_entropy() -> float:

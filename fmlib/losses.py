@@ -121,7 +121,12 @@ def fm_terms(
 
 
 def l_cfm(model: Field, x0: Tensor, x1: Tensor, t: Tensor, path, D: Divergence = squared_euclidean):
-    """L_CFM(theta) ~ (1/N) sum_n D(u_t(x_t | x1), u^theta_t(x_t)) (Monte Carlo, scalar)."""
+    """L_CFM(theta) ~ (1/N) sum_n D(u_t(x_t | x1), u^theta_t(x_t)) (Monte Carlo, scalar).
+
+    With the default D this is the course's training loss (Lipman et al. 2023, eq. 14),
+    (1/N) sum_n ||u^theta_t(x_t^n) - d/dt psi_t(x0^n | x1^n)||^2, x_t = psi_t(x0 | x1):
+    the loss `fmlib.training.train`, `couplings.fit` and notebook 05's loop minimise.
+    """
     return cfm_terms(model, x0, x1, t, path, D).mean()
 
 

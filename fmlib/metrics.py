@@ -6,19 +6,24 @@
 - `energy_distance` (Székely & Rizzo 2013), `sliced_wasserstein` (Rabin et al. 2011;
   Bonneel et al. 2015): sample-based, for targets without a density.
 - `in_support_fraction`: share of samples on the checkerboard's squares.
+- How straight is a flow? `straightness` / `straightness_terms` (Liu et al. 2023): the
+  energy S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt spent beyond the straight line, with the
+  kinetic energy K = E int_0^1 |u_t(x_t)|^2 dt from the same field values (`path_energy`);
+  `chord_over_length`: a different, purely geometric measure of one polyline (no field):
+  |x_K - x_0| / its length, 1 for a straight trajectory.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from fmlib import data
-from fmlib.solvers import log_likelihood, standard_normal_log_prob
+from fmlib.checks import Field, check_even_int, check_int
+from fmlib.divergence import batch_time
+from fmlib.solvers import integrate, log_likelihood, standard_normal_log_prob
 
-Field = Callable[[Tensor, Tensor], Tensor]
+RULES = ("trapezoid", "simpson")
 
 
 def model_log_prob(u: Field, x1: Tensor, steps: int = 100) -> Tensor:
@@ -46,10 +51,8 @@ def kl_to_target(
     E_q[-log p_theta] - H(q). log p_theta by `model_log_prob` (exact divergence, RK4 with
     `steps` steps). Needs data.log_prob(name, .) (checkerboard, eight_gaussians).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("n", n)
+    check_int("steps", steps)
     x = data.sample(name, n, generator)
     log_q = data.log_prob(name, x)
     log_p = model_log_prob(model, x, steps)
@@ -104,8 +107,7 @@ def sliced_wasserstein(
     if not isinstance(y, Tensor) or y.shape != x.shape:
         shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"y must have the shape of x {tuple(x.shape)}, got {shape}")
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections must be an integer >= 1, got {n_projections!r}")
+    check_int("n_projections", n_projections)
     theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=torch.float64)
     theta = theta / theta.norm(dim=0, keepdim=True)
     x_proj = (x.double() @ theta).sort(dim=0).values
@@ -120,3 +122,93 @@ def in_support_fraction(x: Tensor, name: str = "checkerboard") -> float:
             f"name must be 'checkerboard' (the only target with a support), got {name!r}"
         )
     return data.in_checkerboard(x).double().mean().item()
+
+
+def quadrature_weights(steps: int, rule: str = "trapezoid", dtype=torch.float64) -> Tensor:
+    """Weights of int_0^1 f(t) dt ~ sum_k w_k f(k / steps) on steps + 1 equispaced nodes.
+
+    "trapezoid": (1/steps) [1/2, 1, ..., 1, 1/2], error O(steps^-2);
+    "simpson" (steps even): (1/3 steps) [1, 4, 2, 4, ..., 2, 4, 1], exact for cubics,
+    error O(steps^-4).
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule == "simpson":
+        check_even_int("steps", steps)
+        w = torch.ones(steps + 1, dtype=dtype)
+        w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+        return w / (3 * steps)
+    check_int("steps", steps)
+    w = torch.full((steps + 1,), 1.0 / steps, dtype=dtype)
+    w[[0, -1]] /= 2
+    return w
+
+
+@torch.no_grad()
+def path_energy(
+    u: Field, trajectory: Tensor, times, rule: str = "trapezoid"
+) -> tuple[Tensor, Tensor]:
+    """Per trajectory (K_i, S_i), both [N], along the flow's own trajectory [steps + 1, N, d]:
+
+        K_i = int_0^1 |u_t(x_t)|^2 dt,     S_i = int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt,
+
+    the time integrals by `rule` on the nodes `times` (steps + 1 equispaced times of [0, 1],
+    a tensor or floats). S (Liu et al. 2023) is 0 exactly when the trajectory is a straight
+    line run at constant speed, which one Euler step integrates exactly; since
+    int u_t(x_t) dt = x_1 - x_0, S_i = K_i - |x_1 - x_0|^2 up to the quadrature error.
+    Their means are the flow's kinetic energy K and straightness S; their std / sqrt(N) the
+    standard errors (and two flows from the same x_0 compare by paired differences).
+    """
+    if trajectory.ndim != 3 or trajectory.shape[0] < 2:
+        raise ValueError(
+            f"trajectory must have shape [steps + 1 >= 2, N, d], got {tuple(trajectory.shape)}"
+        )
+    if len(times) != len(trajectory):
+        raise ValueError(f"times must have {len(trajectory)} nodes, got {len(times)}")
+    weights = quadrature_weights(len(trajectory) - 1, rule)
+    chord = trajectory[-1] - trajectory[0]
+    u_t = [u(x, batch_time(t, x)) for x, t in zip(trajectory, times, strict=True)]
+    speed2 = torch.stack([(v**2).sum(1) for v in u_t])  # [steps + 1, N]
+    dev = torch.stack([((v - chord) ** 2).sum(1) for v in u_t])
+    return weights.to(speed2) @ speed2, weights.to(dev) @ dev
+
+
+def straightness_terms(u: Field, x0: Tensor, steps: int = 64) -> tuple[Tensor, Tensor]:
+    """(S_i for each particle: [N], x_1: [N, d]) along the flow from x0 (`path_energy`).
+
+    The trajectories by RK4 with `steps` steps; the time integral by the trapezoidal rule on
+    their nodes. The mean is `straightness`'s S, the std / sqrt(N) its standard error; two
+    flows started from the same x0 are compared by the std of the per-particle difference (a
+    paired standard error).
+    """
+    check_int("steps", steps)
+    with torch.no_grad():
+        sol = integrate(u, x0, steps=steps, method="rk4", trajectory=True)
+    return path_energy(u, sol.trajectory, sol.times, "trapezoid")[1], sol.x
+
+
+def straightness(u: Field, x0: Tensor, steps: int = 64) -> tuple[float, Tensor]:
+    """S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt along the flow (Liu et al. 2023), and x_1.
+
+    S = 0 exactly when every trajectory is a straight line run at constant speed. Returns
+    (S, x_1: [N, d]); S is the mean of `straightness_terms`.
+    """
+    terms, x1 = straightness_terms(u, x0, steps)
+    return float(terms.mean()), x1
+
+
+def chord_over_length(trajectory: Tensor) -> Tensor:
+    """Straightness of each trajectory [K+1, N, d] -> [N]: |x_K - x_0| / sum_k |x_{k+1} - x_k|.
+
+    The chord over the length of the polygon through the solver's points: 1 for a straight
+    line travelled in one direction, smaller the more the path bends (0 for a closed loop).
+    A geometric measure of the drawn curve (no field, no speed): a straight line run at a
+    changing speed has ratio 1 but S > 0.
+    """
+    if trajectory.ndim != 3 or trajectory.shape[0] < 2:
+        raise ValueError(
+            f"trajectory must have shape [K+1 >= 2, N, d], got {tuple(trajectory.shape)}"
+        )
+    length = trajectory.diff(dim=0).norm(dim=-1).sum(dim=0)
+    chord = (trajectory[-1] - trajectory[0]).norm(dim=-1)
+    return chord / length.clamp_min(torch.finfo(trajectory.dtype).tiny)

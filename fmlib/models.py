@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from fmlib import resources
 from fmlib.checks import check_int
 
 TIME_EMBEDDINGS = ("raw", "sinusoidal")
@@ -154,3 +155,46 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> MLP:
     model = MLP(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.eval()
+
+
+# The trained checkerboard models shipped with fmlib (fmlib/resources), each made by
+# benchmarks/train_checkerboard.py with the Recipe of fmlib.training, sigma_min replaced.
+CHECKERBOARD_SIGMA_MINS = (0.0, 0.05, 0.1, 0.25)  # one checkpoint each, 6000 steps, seed 0
+CHECKERBOARD_STEPS = 6000
+CHECKERBOARD_SEEDS = (0, 1, 2)  # replicates over training seeds, a shorter budget:
+CHECKERBOARD_SEED_STEPS = 1000  # 12 runs of 6000 steps did not fit the shared CPU
+
+
+def checkerboard_checkpoint(sigma_min: float, seed: int | None = None) -> Path:
+    """The shipped checkerboard model of `sigma_min`: with seed=None the 6000-step one,
+
+        python benchmarks/train_checkerboard.py --steps 6000 --sigma-min S --threads 1 \\
+            --save fmlib/resources/checkerboard_sigma_min_S.pt
+
+    else the 1000-step replicate of training seed `seed` (--steps 1000 --seed SEED --no-eval,
+    saved as checkerboard_sigma_min_S_1000steps_seedSEED.pt), so that comparisons between
+    sigma_min values carry a standard error over training seeds."""
+    if sigma_min not in CHECKERBOARD_SIGMA_MINS:
+        raise ValueError(
+            f"sigma_min must be one of the shipped {CHECKERBOARD_SIGMA_MINS}, got {sigma_min!r}"
+        )
+    if seed is None:
+        return resources.path(f"checkerboard_sigma_min_{sigma_min:.2f}.pt")
+    if seed not in CHECKERBOARD_SEEDS:
+        raise ValueError(f"seed must be one of the shipped {CHECKERBOARD_SEEDS}, got {seed!r}")
+    return resources.path(
+        f"checkerboard_sigma_min_{sigma_min:.2f}_{CHECKERBOARD_SEED_STEPS}steps_seed{seed}.pt"
+    )
+
+
+def load_checkerboard_models() -> dict[float, MLP]:
+    """sigma_min -> the shipped 6000-step checkerboard model (CPU, eval mode)."""
+    return {s: load(checkerboard_checkpoint(s)) for s in CHECKERBOARD_SIGMA_MINS}
+
+
+def load_checkerboard_seed_models() -> dict[float, list[MLP]]:
+    """sigma_min -> [the 1000-step model of each training seed in CHECKERBOARD_SEEDS]."""
+    return {
+        s: [load(checkerboard_checkpoint(s, seed)) for seed in CHECKERBOARD_SEEDS]
+        for s in CHECKERBOARD_SIGMA_MINS
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+import types
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -15,8 +16,10 @@ import PIL.Image
 import torch
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.colors import to_rgba_array
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.text import Text
 from torch import Tensor
 
@@ -28,6 +31,12 @@ SOURCE_COLOR = "#4C72B0"  # x0 ~ p (noise)
 TARGET_COLOR = "#DD8452"  # x1 ~ q (data)
 PATH_COLOR = "#55A868"  # x_t along the path
 LIM = 4.5  # default half-width of 2D views: N(0, I) and the 2D targets fit inside
+# One fixed colour scale for the maps of log p_t (notebooks 04 and 07; a redraw only changes
+# the data): the tails are clamped at -12; the peak is -1.8 at t = 0 (N(0, I)), -2.3 .. -1.3
+# for t in [0.5, 0.8] on notebook 04's point sets and grows without bound as sigma_t -> 0
+# (0.5 at t = 0.95 for 10 points, sigma_min = 0.05): above 2 the colour saturates.
+LOG_P_FLOOR, LOG_P_CEIL = -12.0, 2.0
+LABEL_LAYERS = 64  # pictures of texts and legends a LiveFigure keeps per artist
 
 _STYLE = {
     "figure.dpi": 80,  # small PNGs keep widget redraws fast
@@ -148,6 +157,29 @@ def grid2d(lim: float = LIM, n: int = 100) -> tuple[Tensor, Tensor, Tensor]:
     return xx, yy, torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
 
 
+class _ViewOrClassMethod:
+    """`draw` on a view redraws that view; `draw` on a view class makes a new pyplot figure."""
+
+    def __init__(self, method) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, view, cls):
+        if view is not None:
+            return types.MethodType(self.method, view)
+
+        def draw(*args, **values) -> Figure:
+            view = cls(*args, pyplot=True)
+            try:
+                return view.draw(**values)
+            except Exception:  # a bad value: no half-drawn figure left for plt.show()
+                plt.close(view.fig)
+                raise
+
+        draw.__doc__ = f"{cls.__name__}(*args) drawn at values, on a new pyplot Figure."
+        return draw
+
+
 class LiveFigure:
     """A figure built once whose data changes: the fast path behind every widget panel.
 
@@ -159,10 +191,11 @@ class LiveFigure:
     ~10 ms. Axis limits, ticks and colorbar ranges are part of the cached picture, so they
     must not depend on the values (call `invalidate()` if they do).
 
-    `draw(**values)` returns the complete Figure (for static pages and tests), so a view
-    is used exactly like a pure `draw_xxx(**values) -> Figure` function. A widget's view
-    owns its figure (`pyplot=False`: no stray inline display); a static page's view built
-    with `pyplot=True` leaves it to pyplot, so that `plt.show()` shows it.
+    The static picture is the same view: `View.draw(*args, **values)` on the class builds
+    `View(*args)` on a new pyplot Figure (so that `plt.show()` shows it) and returns it drawn
+    at `values`; `view.draw(**values)` on a view updates that view's own figure (a widget's
+    view owns its figure, `pyplot=False`: no stray inline display). No `draw_<view>` wrapper
+    is needed.
 
     A widget panel (fmlib.widgets.panel) asks the view for its `controls()`, shows its NOTE,
     and disables the controls that `inactive(**values)` names. Panels redraw on a worker
@@ -175,6 +208,8 @@ class LiveFigure:
         self.lock = threading.RLock()
         self._dynamic: list[Artist] = []
         self._background = None
+        self._layers: dict[int, dict[tuple, tuple]] = {}  # label pictures (see `_layer`)
+        self._scratch: RendererAgg | None = None
         self.fig = self.build()
         if not pyplot:
             plt.close(self.fig)  # owned by this object, not by pyplot
@@ -205,8 +240,10 @@ class LiveFigure:
         """Re-render the cached background on the next `png()` (static parts changed)."""
         self._background = None
 
+    @_ViewOrClassMethod
     def draw(self, **values) -> Figure:
-        """update(**values) and return the whole figure."""
+        """view.draw(**values): update(**values) and return the view's whole figure.
+        View.draw(*args, **values) (on the class): the same picture on a new pyplot Figure."""
         with self.lock:
             self.update(**values)
             return self.fig
@@ -229,17 +266,60 @@ class LiveFigure:
             a.set_visible(v)
             if xy is not None:
                 a.set_position(xy)
+        self._layers = {}  # positions may have moved with the layout
 
     def raster(self) -> np.ndarray:
-        """The current figure as RGB pixels [H, W, 3], redrawing only the dynamic artists."""
+        """The current figure as RGB pixels [H, W, 3], redrawing only the dynamic artists.
+
+        Texts and legends (most of a redraw's time is matplotlib laying out and rendering
+        glyphs) are pasted from a picture of the same text at the same place when one exists
+        (`_layer`); every other artist is drawn."""
         with self.lock:
             if self._background is None:
                 self._capture_background()
             canvas = self.fig.canvas
             canvas.restore_region(self._background)
+            pixels = None
             for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
-                self.fig.draw_artist(artist)
+                layer = self._layer(artist)
+                if layer is None:
+                    self.fig.draw_artist(artist)
+                    continue
+                (y0, y1, x0, x1), rgb, alpha = layer
+                if pixels is None:
+                    pixels = np.asarray(canvas.buffer_rgba())
+                under = pixels[y0:y1, x0:x1, :3]
+                under[...] = np.rint(rgb * alpha + under * (1 - alpha)).astype(np.uint8)
             return np.array(canvas.buffer_rgba())[..., :3]
+
+    def _layer(self, artist: Artist) -> tuple | None:
+        """A text's or legend's picture, drawn alone on a transparent canvas: ((y0, y1, x0, x1),
+        RGB, alpha) of the pixels it covers, or None for any other artist (or one whose look
+        `_label_key` cannot tell). Kept by the artist's text, font, colours and place, so a
+        label that did not change costs a paste instead of a layout and a glyph rendering."""
+        key = _label_key(artist)
+        if key is None:
+            return None
+        layers = self._layers.setdefault(id(artist), {})
+        if key not in layers:
+            width, height = self.fig.canvas.get_width_height(physical=True)
+            if self._scratch is None or self._scratch.width != width:
+                self._scratch = RendererAgg(width, height, self.fig.dpi)
+            self._scratch.clear()
+            if artist.get_visible():
+                artist.draw(self._scratch)
+            rgba = np.asarray(self._scratch.buffer_rgba())
+            rows, cols = np.nonzero(rgba[..., 3])
+            if rows.size == 0:
+                box, rgb, alpha = (0, 0, 0, 0), np.zeros((0, 0, 3)), np.zeros((0, 0, 1))
+            else:
+                box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+                patch = rgba[box[0] : box[1], box[2] : box[3]].astype(np.float32)
+                rgb, alpha = patch[..., :3], patch[..., 3:] / 255.0
+            if len(layers) >= LABEL_LAYERS:
+                layers.pop(next(iter(layers)))
+            layers[key] = (box, rgb, alpha)
+        return layers[key]
 
     @staticmethod
     def encode(rgb: np.ndarray) -> bytes:
@@ -254,3 +334,44 @@ class LiveFigure:
 
     def _repr_png_(self) -> bytes:
         return self.png()
+
+
+def _text_key(text: Text) -> tuple | None:
+    """Everything that decides how a Text looks and where it lands (None: a box or path
+    effects, which the key does not follow)."""
+    if text.get_bbox_patch() is not None or text.get_path_effects():
+        return None
+    place = tuple(text.get_transform().transform(text.get_unitless_position()).round(3))
+    return (
+        text.get_text(), text.get_visible(), place, text.get_fontproperties(),
+        to_rgba_array(text.get_color()).tobytes(), text.get_alpha(), text.get_rotation(),
+        text.get_horizontalalignment(), text.get_verticalalignment(),
+        text.get_multialignment() if hasattr(text, "get_multialignment") else None,
+        text.get_linespacing(), text.get_usetex(), text.get_antialiased(),
+    )  # fmt: skip
+
+
+_HANDLE_LOOK = (
+    "get_visible", "get_color", "get_facecolor", "get_edgecolor", "get_linestyle",
+    "get_linewidth", "get_marker", "get_markersize", "get_alpha", "get_sizes",
+)  # fmt: skip
+
+
+def _label_key(artist: Artist) -> tuple | None:
+    """The look of a Text or of a Legend at a fixed place (its texts and its handles), or None
+    for any other artist."""
+    if type(artist) is Text:
+        return _text_key(artist)
+    if not isinstance(artist, Legend) or artist._loc in (0, "best"):  # "best" follows the data
+        return None
+    texts = tuple(_text_key(t) for t in artist.get_texts())
+    if None in texts:
+        return None
+    handles = tuple(
+        tuple(repr(np.asarray(getattr(h, name)()).tolist()) for name in _HANDLE_LOOK
+              if hasattr(h, name))
+        for h in artist.legend_handles if h is not None
+    )  # fmt: skip
+    frame = artist.get_frame()
+    return ("legend", artist.get_visible(), texts, handles, frame.get_visible(),
+            to_rgba_array(frame.get_facecolor()).tobytes())  # fmt: skip

@@ -135,6 +135,35 @@ def integrate(
     return ODESolution(x=x_end, times=times, trajectory=states, nfe=counted.nfe)
 
 
+def position_at(
+    trajectory: Tensor, t: float, u: Field | None = None, method: str = "euler"
+) -> Tensor:
+    """x_t on a fixed-step solver's own solution, from its iterates trajectory [steps + 1, N, d]
+    on t_k = k / steps (as `integrate(..., trajectory=True)` returns them).
+
+    At a grid time t_k: the k-th iterate. Between t_k and t_k+1: one step of `method` from
+    x_k shortened to h = t - t_k (what the solver returns if its last step ends at t), which
+    needs the field u. For Euler (the default) that step is x_k + (t - t_k) u(x_k, t_k), the
+    straight segment between x_k and x_k+1, so without u it is read off the polygon,
+    x_k + (t steps - k)(x_k+1 - x_k): Euler's continuous solution at every t, not a snap.
+    """
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must be in [0, 1], got {t!r}")
+    if trajectory.ndim < 2 or len(trajectory) < 2:
+        shape = tuple(trajectory.shape)
+        raise ValueError(f"trajectory must hold steps + 1 >= 2 iterates, got shape {shape}")
+    steps = len(trajectory) - 1
+    k = min(math.floor(t * steps + 1e-9), steps)
+    t_k = k / steps
+    if t - t_k < 1e-9:
+        return trajectory[k]
+    if u is None:
+        if method != "euler":
+            raise ValueError(f"u is needed to step {method!r} between grid times, got None")
+        return trajectory[k] + (t * steps - k) * (trajectory[k + 1] - trajectory[k])
+    return integrate(u, trajectory[k], t0=t_k, t1=t, steps=1, method=method).x
+
+
 def standard_normal_log_prob(x: Tensor) -> Tensor:
     """log N(x; 0, I) = -1/2 |x|^2 - d/2 log(2 pi), shape [N]."""
     d = x.shape[-1]

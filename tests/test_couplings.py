@@ -109,23 +109,6 @@ def test_count_crossings_matches_solving_for_the_intersection():
         couplings.count_crossings(torch.zeros(3, 3), torch.zeros(3, 3))
 
 
-def test_straightness_of_known_fields():
-    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    shift = torch.tensor([1.0, -2.0], dtype=torch.float64)
-    s_const, x_end = couplings.straightness(lambda x, t: shift.expand_as(x), x0, steps=8)
-    assert s_const < 1e-20 and torch.allclose(x_end, x0 + shift)
-    # u = a x: x_t = x0 e^{a t}, chord x0 (e^a - 1); S = E|x0|^2 int (a e^{a t} - (e^a - 1))^2 dt
-    a = 1.0
-    s_lin, _ = couplings.straightness(lambda x, t: a * x, x0, steps=256)
-    e = np.exp(a)
-    per_unit = a * (e**2 - 1) / 2 - 2 * (e - 1) ** 2 + (e - 1) ** 2  # the integral in closed form
-    assert s_lin == pytest.approx(per_unit * float((x0**2).sum(1).mean()), rel=1e-3)
-    # per particle: |x0_i|^2 times the same integral; their mean is S
-    terms, _ = couplings.straightness_terms(lambda x, t: a * x, x0, steps=256)
-    assert torch.allclose(terms, per_unit * (x0**2).sum(1), rtol=1e-3)
-    assert float(terms.mean()) == pytest.approx(s_lin, rel=1e-12)
-
-
 def test_coupled_sampler_and_fit_are_deterministic_and_learn():
     def source(n, g):
         return torch.randn(n, 2, generator=g)

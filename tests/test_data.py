@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,29 @@ def test_bad_input():
         data.log_prob("checkerboard", torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"x must be a tensor of shape \[N, 2\]"):
         data.in_checkerboard(torch.zeros(3))
+
+
+def test_checkerboard_mixture_moments_and_density():
+    # Mean 0 and per-coordinate variance Var(q) + h^2 / 6, Var(q) = (4 a)^2 / 12 (a = 1/0.45).
+    cells = 8
+    q = data.checkerboard_mixture(cells=cells)
+    assert q.means.shape == (8 * cells**2, 2)
+    h = data.CHECKER_SCALE / cells
+    var = (4 * data.CHECKER_SCALE) ** 2 / 12 + h**2 / 6
+    exact_var = q.means.var(0, unbiased=False) + q.stds[0] ** 2  # between + within cells
+    torch.testing.assert_close(q.means.mean(0), torch.zeros(2), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(exact_var.numpy(), [var, var], rtol=1e-5)
+    # Inside a dark square the density is flat, ~ q = 0.45^2 / 8 (at a cell centre and at a
+    # cell corner alike); in the middle of a light square it is ~0.
+    a = data.CHECKER_SCALE
+    inside = torch.tensor([[0.5, 0.5], [0.5 + 0.5 / cells, 0.5], [-1.5, -1.5]]) * a
+    np.testing.assert_allclose(q.log_prob(inside).exp().numpy(), 0.45**2 / 8, rtol=0.04)
+    light = torch.tensor([[-0.5, 0.5], [1.5, 0.5]]) * a
+    assert (q.log_prob(light).exp() < 1e-3 * 0.45**2 / 8).all()
+    # And it agrees with data.in_checkerboard on which squares are dark.
+    assert data.in_checkerboard(inside).all() and not data.in_checkerboard(light).any()
+
+
+def test_checkerboard_mixture_rejects_bad_cells():
+    with pytest.raises(ValueError, match="cells"):
+        data.checkerboard_mixture(0)

@@ -30,13 +30,6 @@ def test_batched_solve_equals_one_solve_per_w():
     assert not torch.equal(noise, fig09.panel_noise())
 
 
-def test_euler_position_is_on_the_polygon():
-    traj = fig09.trajectories(0, 0.0, 4)[:, 2]
-    assert torch.equal(fig09.euler_position(traj, 0.5), traj[2])
-    assert torch.equal(fig09.euler_position(traj, 1.0), traj[4])
-    assert torch.allclose(fig09.euler_position(traj, 0.3), traj[1] + 0.2 * (traj[2] - traj[1]))
-
-
 def test_tilted_density_is_normalized_and_w1_is_the_class():
     cell = (2 * fig09.VIEW / (fig09.HEAT - 1)) ** 2
     for w in (0.0, 2.0, 6.0):

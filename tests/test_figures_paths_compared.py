@@ -1,4 +1,4 @@
-"""Notebook 07's helpers: closed forms of kinetic energies, Simpson's rule, the flows."""
+"""Notebook 07's helpers: closed forms of kinetic energies, the flows."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fmlib.figures import paths_compared as pc  # noqa: E402
-from fmlib.figures.marginalization import LOG_P_CEIL, LOG_P_FLOOR  # noqa: E402
 from fmlib.paths import OTPath, VEPath  # noqa: E402
+from fmlib.plots import LOG_P_CEIL, LOG_P_FLOOR  # noqa: E402
 
 
 def _samples(n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,15 +34,6 @@ def test_make_path_names_and_validation():
         pc.make_path("OT", 1.0)
     with pytest.raises(ValueError, match="steps must be"):
         pc.endpoint_error("OT", 0.0, 0)
-
-
-def test_simpson_weights_integrate_cubics_exactly():
-    w = pc.simpson_weights(6)
-    t = torch.linspace(0, 1, 7, dtype=torch.float64)
-    assert abs(float(w @ (4 * t**3 - 3 * t**2 + 1)) - 1.0) < 1e-14  # int = 1 - 1 + 1
-    assert abs(float(w @ t**4) - 0.2) > 1e-6  # not exact beyond cubics: the test can fail
-    with pytest.raises(ValueError, match="even"):
-        pc.simpson_weights(5)
 
 
 def test_conditional_kinetic_energy_closed_forms():
@@ -71,7 +62,9 @@ def test_marginal_flow_reaches_p1_and_straightness_is_consistent():
         k, s = pc.kinetic_energy(name, 0.0)
         traj = pc.reference(name, 0.0)
         chord = float(((traj[-1] - traj[0]) ** 2).sum(1).mean())
-        assert s == pytest.approx(k - chord) and s > 0
+        # S (by its definition) = K - E|x_1 - x_0|^2 (an identity of the exact flow): two
+        # computations that agree to the quadrature / RK4 error (3e-5 relative at VP)
+        assert s == pytest.approx(k - chord, rel=1e-4) and s > 0
         radius = traj[-1].norm(dim=1)  # endpoints ~ q: the circle of radius 2, std 0.2
         assert abs(float(radius.mean()) - 2.0) < 0.1
     errors = [pc.endpoint_error("OT", 0.0, n) for n in (4, 8, 16, 32)]
@@ -98,22 +91,12 @@ def test_sigma_min_acts_on_ot_only_and_the_view_says_so():
     assert "steps = 4" in titles[1]
 
 
-def test_euler_position_is_eulers_piecewise_linear_solution():
-    traj = pc.trajectories("OT", 0.0, 4)  # nodes t = 0, 0.25, 0.5, 0.75, 1
-    for k in range(5):
-        assert torch.equal(pc.euler_position(traj, k / 4), traj[k])
-    # between nodes it moves at the constant velocity u(x_k, t_k) of that Euler step
-    u = pc.marginal_field("OT", 0.0).velocity
-    x = pc.euler_position(traj, 0.35)
-    torch.testing.assert_close(x, traj[1] + 0.1 * u(traj[1], 0.25), rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="t must be in"):
-        pc.euler_position(traj, 1.2)
-
-
 def test_straightness_table_relative_straightness_is_scale_free():
     table = pc.straightness_table((2, 4))
     for row in table.values():
-        assert row["chord"] == pytest.approx(row["K"] - row["S"])
+        assert row["chord"] == pytest.approx(
+            row["K"] - row["S"], rel=1e-4
+        )  # the identity, to quadrature error
         assert row["S_rel"] == pytest.approx(row["S"] / row["chord"])
         assert len(row["error"]) == 2
     # VE's source is 5x wider: its chord is far larger than OT's (same target, N(0, I) source)

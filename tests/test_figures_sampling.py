@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from fmlib.figures import all_views
 from fmlib.figures import sampling as fs
 from fmlib.solvers import integrate
 
@@ -168,18 +169,9 @@ def test_controls_offer_exactly_the_precomputed_values(sweeps) -> None:
 
 
 def test_views_entries_build() -> None:
-    for name, make_view, kwargs in fs.VIEWS:
+    for name, make_view, kwargs in all_views("sampling"):
         assert name.startswith("sampling.")
         assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
-
-
-def test_shipped_checkpoints_are_small_and_load() -> None:
-    sizes = [fs.checkpoint_path(s).stat().st_size for s in fs.SIGMA_MINS]
-    assert max(sizes) < 300_000 and sum(sizes) < 1_200_000  # keep the repository lean
-    for model in fs.load_models().values():
-        assert model(torch.zeros(3, 2), torch.full((3,), 0.5)).shape == (3, 2)
-    with pytest.raises(ValueError, match="sigma_min must be one of the shipped"):
-        fs.checkpoint_path(0.3)
 
 
 def test_draw_grid_and_curves(sweep: fs.SolverSweep, sweeps) -> None:
@@ -210,20 +202,6 @@ def test_bad_arguments_raise(sweep: fs.SolverSweep, sweeps) -> None:
         fs.draw_nfe_curves(sweep, "kl")
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         fs.solver_sweep(LinearField(), n=1)
-
-
-def test_seed_checkpoints_are_small_and_load() -> None:
-    paths = [fs.seed_checkpoint_path(s, seed) for s in fs.SIGMA_MINS for seed in fs.SEEDS]
-    assert len(set(paths)) == len(fs.SIGMA_MINS) * len(fs.SEEDS) >= 12  # >= 3 seeds each
-    assert sum(p.stat().st_size for p in paths) < 2_500_000  # assets stay lean
-    seed_models = fs.load_seed_models()
-    assert list(seed_models) == list(fs.SIGMA_MINS)
-    x, t = torch.randn(5, 2), torch.full((5,), 0.5)
-    for models in seed_models.values():  # the seeds are different trainings
-        outputs = [m(x, t) for m in models]
-        assert len(outputs) == len(fs.SEEDS) and not torch.equal(outputs[0], outputs[1])
-    with pytest.raises(ValueError, match="seed must be one of the shipped"):
-        fs.seed_checkpoint_path(0.0, 7)
 
 
 def test_mean_se_is_the_standard_error_over_seeds() -> None:

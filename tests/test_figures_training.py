@@ -13,7 +13,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fmlib import data
+from fmlib import data, metrics
+from fmlib.figures import all_views
 from fmlib.figures import training as ft
 from fmlib.paths import OTPath
 
@@ -118,32 +119,6 @@ def test_field_on_grid_values():
         ft.field_on_grid(contracting_field, -0.1)
 
 
-def test_checkerboard_mixture_moments_and_density():
-    # Mean 0 and per-coordinate variance Var(q) + h^2 / 6, Var(q) = (4 a)^2 / 12 (a = 1/0.45).
-    cells = 8
-    q = ft.checkerboard_mixture(cells=cells)
-    assert q.means.shape == (8 * cells**2, 2)
-    h = data.CHECKER_SCALE / cells
-    var = (4 * data.CHECKER_SCALE) ** 2 / 12 + h**2 / 6
-    exact_var = q.means.var(0, unbiased=False) + q.stds[0] ** 2  # between + within cells
-    torch.testing.assert_close(q.means.mean(0), torch.zeros(2), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(exact_var.numpy(), [var, var], rtol=1e-5)
-    # Inside a dark square the density is flat, ~ q = 0.45^2 / 8 (at a cell centre and at a
-    # cell corner alike); in the middle of a light square it is ~0.
-    a = data.CHECKER_SCALE
-    inside = torch.tensor([[0.5, 0.5], [0.5 + 0.5 / cells, 0.5], [-1.5, -1.5]]) * a
-    np.testing.assert_allclose(q.log_prob(inside).exp().numpy(), 0.45**2 / 8, rtol=0.04)
-    light = torch.tensor([[-0.5, 0.5], [1.5, 0.5]]) * a
-    assert (q.log_prob(light).exp() < 1e-3 * 0.45**2 / 8).all()
-    # And it agrees with data.in_checkerboard on which squares are dark.
-    assert data.in_checkerboard(inside).all() and not data.in_checkerboard(light).any()
-
-
-def test_checkerboard_mixture_rejects_bad_cells():
-    with pytest.raises(ValueError, match="cells"):
-        ft.checkerboard_mixture(0)
-
-
 def test_static_figures_draw():
     g = torch.Generator().manual_seed(0)
     losses = list(10 + torch.rand(120, generator=g).numpy())
@@ -163,7 +138,7 @@ def test_static_figures_draw():
     bent = traj.clone()
     bent[1, :5] += 3.0  # five trajectories detour through a far point: they are not straight
     fig = ft.draw_trajectories([ft.GalleryRow("moons", x1, bent, times, contracting_field)], 5)
-    median = ft.chord_over_length(bent[:, :5]).median()
+    median = metrics.chord_over_length(bent[:, :5]).median()
     assert median < 0.9  # the title reports the drawn lines, not all of them
     assert fig.axes[0].get_title() == f"moons\nchord / length: median {median:.2f}"
     plt.close(fig)
@@ -218,7 +193,7 @@ def test_view_titles_and_data_match_the_atlas(atlas):
 
 
 def test_views_entries_build():
-    for name, make_view, kwargs in ft.VIEWS:
+    for name, make_view, kwargs in all_views("training"):
         assert name.startswith("training.")
         assert isinstance(make_view().draw(**kwargs), Figure)
 
@@ -249,15 +224,3 @@ def test_ablation_runs_reads_the_benchmark_file(tmp_path):
     assert ft.ablation_runs(20, path) == [runs[1]]
     with pytest.raises(ValueError, match="path must hold"):
         ft.ablation_runs(20, tmp_path / "missing.json")
-
-
-def test_chord_over_length_closed_forms():
-    t = torch.linspace(0, 1, 11)[:, None, None]
-    line = t * torch.tensor([[3.0, 4.0]])  # a straight segment: ratio 1
-    angle = math.pi * t[..., 0]
-    half_circle = torch.stack([angle.cos(), angle.sin()], dim=-1)  # chord 2, length ~pi
-    ratio = ft.chord_over_length(torch.cat([line, half_circle], dim=1))
-    polygon = 10 * 2 * math.sin(math.pi / 20)  # the 10 chords of the half circle
-    torch.testing.assert_close(ratio, torch.tensor([1.0, 2 / polygon]))
-    with pytest.raises(ValueError, match="trajectory must have shape"):
-        ft.chord_over_length(torch.zeros(1, 4, 2))

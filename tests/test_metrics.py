@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from fmlib import data
+from fmlib import data, metrics
 from fmlib.metrics import (
     energy_distance,
     in_support_fraction,
@@ -106,3 +107,61 @@ def test_kl_to_target_eight_gaussians_is_log_q_minus_log_p():
 def test_bad_arguments_raise(call, arg):
     with pytest.raises(ValueError, match=arg):
         call()
+
+
+def test_straightness_of_known_fields():
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shift = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    s_const, x_end = metrics.straightness(lambda x, t: shift.expand_as(x), x0, steps=8)
+    assert s_const < 1e-20 and torch.allclose(x_end, x0 + shift)
+    # u = a x: x_t = x0 e^{a t}, chord x0 (e^a - 1); S = E|x0|^2 int (a e^{a t} - (e^a - 1))^2 dt
+    a = 1.0
+    s_lin, _ = metrics.straightness(lambda x, t: a * x, x0, steps=256)
+    e = np.exp(a)
+    per_unit = a * (e**2 - 1) / 2 - 2 * (e - 1) ** 2 + (e - 1) ** 2  # the integral in closed form
+    assert s_lin == pytest.approx(per_unit * float((x0**2).sum(1).mean()), rel=1e-3)
+    # per particle: |x0_i|^2 times the same integral; their mean is S
+    terms, _ = metrics.straightness_terms(lambda x, t: a * x, x0, steps=256)
+    assert torch.allclose(terms, per_unit * (x0**2).sum(1), rtol=1e-3)
+    assert float(terms.mean()) == pytest.approx(s_lin, rel=1e-12)
+
+
+def test_quadrature_weights_integrate_polynomials():
+    nodes = torch.linspace(0, 1, 7, dtype=torch.float64)
+    trap, simp = metrics.quadrature_weights(6), metrics.quadrature_weights(6, "simpson")
+    assert float(trap @ nodes) == pytest.approx(0.5, abs=1e-15)  # exact for lines
+    assert float(trap @ nodes**2) == pytest.approx(1 / 3 + 1 / (6 * 36), abs=1e-15)  # h^2/6 off
+    for p in range(4):  # Simpson: exact for cubics, not for quartics (the test can fail)
+        assert float(simp @ nodes**p) == pytest.approx(1 / (p + 1), abs=1e-15)
+    assert abs(float(simp @ (4 * nodes**3 - 3 * nodes**2 + 1)) - 1.0) < 1e-14
+    assert abs(float(simp @ nodes**4) - 0.2) > 1e-6
+    with pytest.raises(ValueError, match="steps must be an even integer >= 2, got 5"):
+        metrics.quadrature_weights(5, "simpson")
+    with pytest.raises(ValueError, match="rule must be one of"):
+        metrics.quadrature_weights(4, "midpoint")
+
+
+def test_path_energy_kinetic_energy_and_straightness_of_a_line_at_changing_speed():
+    """x_t = t^2 v: a straight line run at speed 2t |v|. K = int 4 t^2 |v|^2 = 4/3 |v|^2,
+    S = K - |v|^2 = |v|^2 / 3 (Simpson is exact for these quadratics); chord_over_length = 1."""
+    v = torch.tensor([[3.0, -4.0], [1.0, 0.0]], dtype=torch.float64)  # |v|^2 = 25, 1
+    times = torch.linspace(0, 1, 9, dtype=torch.float64)
+    traj = times[:, None, None] ** 2 * v
+    k, s = metrics.path_energy(lambda x, t: 2 * t[:, None] * v, traj, times, "simpson")
+    assert torch.allclose(k, torch.tensor([100 / 3, 4 / 3], dtype=torch.float64), rtol=1e-12)
+    assert torch.allclose(s, torch.tensor([25 / 3, 1 / 3], dtype=torch.float64), rtol=1e-12)
+    assert torch.allclose(metrics.chord_over_length(traj), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="times must have 9 nodes"):
+        metrics.path_energy(lambda x, t: x, traj, times[:-1])
+
+
+def test_chord_over_length_closed_forms():
+    t = torch.linspace(0, 1, 11)[:, None, None]
+    line = t * torch.tensor([[3.0, 4.0]])  # a straight segment: ratio 1
+    angle = math.pi * t[..., 0]
+    half_circle = torch.stack([angle.cos(), angle.sin()], dim=-1)  # chord 2, length ~pi
+    ratio = metrics.chord_over_length(torch.cat([line, half_circle], dim=1))
+    polygon = 10 * 2 * math.sin(math.pi / 20)  # the 10 chords of the half circle
+    torch.testing.assert_close(ratio, torch.tensor([1.0, 2 / polygon]))
+    with pytest.raises(ValueError, match="trajectory must have shape"):
+        metrics.chord_over_length(torch.zeros(1, 4, 2))

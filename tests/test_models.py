@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from fmlib import models
 from fmlib.models import MLP, load, reference_mlp, save, sinusoidal_embedding
 
 
@@ -98,3 +99,38 @@ def test_bad_inputs_raise():
         model(torch.zeros(3, 2), torch.zeros(4))
     with pytest.raises(ValueError, match="model"):
         save(torch.nn.Linear(2, 2), "unused.pt")
+
+
+def test_shipped_checkpoints_are_small_and_load() -> None:
+    sizes = [
+        models.checkerboard_checkpoint(s).stat().st_size for s in models.CHECKERBOARD_SIGMA_MINS
+    ]
+    assert max(sizes) < 300_000 and sum(sizes) < 1_200_000  # keep the repository lean
+    for model in models.load_checkerboard_models().values():
+        assert model(torch.zeros(3, 2), torch.full((3,), 0.5)).shape == (3, 2)
+    with pytest.raises(ValueError, match="sigma_min must be one of the shipped"):
+        models.checkerboard_checkpoint(0.3)
+
+
+def test_seed_checkpoints_are_small_and_load() -> None:
+    paths = [
+        models.checkerboard_checkpoint(s, seed)
+        for s in models.CHECKERBOARD_SIGMA_MINS
+        for seed in models.CHECKERBOARD_SEEDS
+    ]
+    assert (
+        len(set(paths))
+        == len(models.CHECKERBOARD_SIGMA_MINS) * len(models.CHECKERBOARD_SEEDS)
+        >= 12
+    )  # >= 3 seeds each
+    assert sum(p.stat().st_size for p in paths) < 2_500_000  # assets stay lean
+    seed_models = models.load_checkerboard_seed_models()
+    assert list(seed_models) == list(models.CHECKERBOARD_SIGMA_MINS)
+    x, t = torch.randn(5, 2), torch.full((5,), 0.5)
+    for replicates in seed_models.values():  # the seeds are different trainings
+        outputs = [m(x, t) for m in replicates]
+        assert len(outputs) == len(models.CHECKERBOARD_SEEDS) and not torch.equal(
+            outputs[0], outputs[1]
+        )
+    with pytest.raises(ValueError, match="seed must be one of the shipped"):
+        models.checkerboard_checkpoint(0.0, 7)

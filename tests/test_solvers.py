@@ -11,6 +11,7 @@ from fmlib.solvers import (
     integrate,
     log_likelihood,
     midpoint_step,
+    position_at,
     rk4_step,
     standard_normal_log_prob,
 )
@@ -215,3 +216,27 @@ def test_bad_input_raises():
         log_likelihood(decay, x, estimator="skilling")
     with pytest.raises(ValueError, match="n_probes must be"):
         log_likelihood(decay, x, estimator="hutchinson", n_probes=0)
+
+
+def test_position_at_is_the_solver_on_its_grid_and_a_shortened_last_step():
+    """Linear field u = A x: Euler iterates are (I + h A)^k x0, a shortened step of length
+    s is (I + s A) (Euler) or I + s A + (s A)^2 / 2 (midpoint): every position is known."""
+    a = torch.tensor([[-1.0, 2.0], [-2.0, -1.0]], dtype=torch.float64)
+    eye = torch.eye(2, dtype=torch.float64)
+    u = lambda x, t: x @ a.T
+    x0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    traj = integrate(u, x0, steps=4, method="euler", trajectory=True).trajectory
+    step = eye + a / 4
+    for k in range(5):  # grid times t_k = k / 4: the iterate itself
+        assert torch.equal(position_at(traj, k / 4), traj[k])
+        assert torch.equal(position_at(traj, k / 4, u), traj[k])
+    expected = x0 @ step.T @ step.T @ (eye + 0.1 * a).T  # t = 0.6: two steps, then h = 0.1
+    for x in (position_at(traj, 0.6), position_at(traj, 0.6, u)):  # polygon = shortened step
+        torch.testing.assert_close(x, expected, rtol=0, atol=1e-14)
+    mid = integrate(u, x0, steps=1, method="midpoint", trajectory=True).trajectory
+    shortened = eye + 0.3 * a + (0.3 * a) @ (0.3 * a) / 2
+    torch.testing.assert_close(position_at(mid, 0.3, u, "midpoint"), x0 @ shortened.T)
+    with pytest.raises(ValueError, match="u is needed to step 'midpoint'"):
+        position_at(mid, 0.3, method="midpoint")
+    with pytest.raises(ValueError, match="t must be in \\[0, 1\\], got 1.2"):
+        position_at(traj, 1.2)

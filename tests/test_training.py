@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from fmlib import data
+from fmlib.losses import l_cfm
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 from fmlib.training import (
     Recipe,
-    cfm_loss,
     ema_update,
     learning_rate,
     sample_time,
@@ -23,7 +23,7 @@ def _gaussians(n, generator):
 
 
 @pytest.mark.parametrize("sigma_min", [0.0, 0.1])
-def test_cfm_loss_equals_hand_computation(sigma_min):
+def test_l_cfm_equals_hand_computation(sigma_min):
     g = torch.Generator().manual_seed(0)
     x0, x1, t = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g), torch.rand(64)
     a = torch.tensor([[0.5, -1.0], [2.0, 0.3]])
@@ -32,15 +32,15 @@ def test_cfm_loss_equals_hand_computation(sigma_min):
     target = x1 - (1 - sigma_min) * x0
     residual = model(x_t, t) - target
     expected = sum((residual[i] ** 2).sum() for i in range(64)) / 64
-    torch.testing.assert_close(cfm_loss(model, x0, x1, t, OTPath(sigma_min)), expected)
+    torch.testing.assert_close(l_cfm(model, x0, x1, t, OTPath(sigma_min)), expected)
 
 
-def test_cfm_loss_vanishes_for_the_exact_field_of_a_point_mass():
+def test_l_cfm_vanishes_for_the_exact_field_of_a_point_mass():
     """q = delta_c: the marginal field u_t(x) = (c - x) / (1 - t) regresses the target exactly."""
     c = torch.tensor([[1.5, -0.5]])
     x0, t = torch.randn(32, 2), 0.98 * torch.rand(32)
     field = lambda x, t: (c - x) / (1 - t[:, None])
-    loss = cfm_loss(field, x0, c.expand(32, 2), t, OTPath(0.0))
+    loss = l_cfm(field, x0, c.expand(32, 2), t, OTPath(0.0))
     assert loss.item() < 1e-10
 
 
@@ -80,7 +80,7 @@ def test_train_decreases_the_loss_and_keeps_an_ema():
     x1 = _gaussians(2000, g)
     x0, t = torch.randn(2000, 2, generator=g), torch.rand(2000, generator=g)
     with torch.no_grad():
-        before = cfm_loss(model, x0, x1, t, OTPath()).item()
+        before = l_cfm(model, x0, x1, t, OTPath()).item()
     result = train(
         model,
         _gaussians,
@@ -92,7 +92,7 @@ def test_train_decreases_the_loss_and_keeps_an_ema():
         progress=False,
     )
     with torch.no_grad():
-        after = cfm_loss(result.model, x0, x1, t, OTPath()).item()
+        after = l_cfm(result.model, x0, x1, t, OTPath()).item()
     assert result.steps == len(result.losses) == 150
     assert after < 0.85 * before  # 6.13 -> 4.63 here; the floor of L_CFM is ~4
     assert result.raw_model is model and result.model is not model
@@ -151,12 +151,12 @@ def test_bad_arguments_raise(kwargs, arg):
         train(model, _gaussians, OTPath(), progress=False, **kwargs)
 
 
-def test_cfm_loss_bad_shapes_raise():
+def test_l_cfm_bad_shapes_raise():
     model = MLP(hidden=8, layers=1)
     with pytest.raises(ValueError, match="t must have shape"):
-        cfm_loss(model, torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3), OTPath())
+        l_cfm(model, torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3), OTPath())
     with pytest.raises(ValueError, match="x0 and x1"):
-        cfm_loss(model, torch.zeros(4, 2), torch.zeros(5, 2), torch.zeros(4), OTPath())
+        l_cfm(model, torch.zeros(4, 2), torch.zeros(5, 2), torch.zeros(4), OTPath())
 
 
 def test_constant_schedule_keeps_the_learning_rate():

@@ -18,8 +18,7 @@ from torch import Tensor
 
 from fmlib import continuity, plots, widgets
 from fmlib.data import eight_gaussians_means
-from fmlib.figures.marginalization import MixtureMarginal
-from fmlib.marginal import GaussianMixture
+from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath, VPPath
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate
@@ -266,11 +265,3 @@ def draw_particles_grid(
             )
     fig.colorbar(image, ax=axes, shrink=0.6, label=f"$p_t(x)$, t = {t}")
     return fig
-
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [
-    ("continuity.Continuity", Continuity, {"sigma_min": 0.0, "t": 0.5, "steps": 10}),
-    ("continuity.Continuity, wrong field", Continuity, {"field": "scaled ×1.5", "n": 65}),
-]

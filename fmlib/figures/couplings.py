@@ -93,7 +93,7 @@ def precompute(
         a, b = samplers[k](N_PAIRS, generator)
         atlas.pairs[k] = (a, b)
         atlas.crossings[k] = couplings.count_crossings(a, b)
-        atlas.straightness[k], _ = couplings.straightness(model, x0[:N_SHOWN], steps=16)
+        atlas.straightness[k], _ = metrics.straightness(model, x0[:N_SHOWN], steps=16)
         for steps in STEP_OPTIONS:
             traj = integrate(model, x0, steps=steps, method="euler", trajectory=True).trajectory
             atlas.trajectories[(k, steps)] = traj[:, :N_SHOWN]
@@ -271,13 +271,7 @@ def _bench_atlas() -> CouplingAtlas:
     return precompute(models, samplers, source(N_QUALITY, g), target(N_QUALITY, g), g)
 
 
-def _bench_view() -> CouplingsView:
+def bench_view() -> CouplingsView:
+    """The view over small untrained models, for the benchmark, the tests and the site
+    (a redraw costs the same whatever the weights)."""
     return CouplingsView(_bench_atlas())
-
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [
-    ("couplings.CouplingsView", _bench_view,
-     {"coupling": "minibatch OT", "batch_size": 8, "sigma_min": 0.0, "steps": 8, "t": 0.5}),
-]  # fmt: skip

@@ -20,7 +20,7 @@ from fmlib import guidance, plots, widgets
 from fmlib.checks import check_int
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
-from fmlib.solvers import integrate
+from fmlib.solvers import integrate, position_at
 
 W_OPTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 CLASSES = ("0", "1", "2")
@@ -71,16 +71,6 @@ def trajectories(y: int, sigma_min: float, steps: int) -> Tensor:
     x0 = _x0().repeat(len(W_OPTIONS), 1)
     traj = integrate(u, x0, steps=steps, method="euler", trajectory=True).trajectory
     return traj.reshape(steps + 1, len(W_OPTIONS), N_PARTICLES, 2)
-
-
-def euler_position(traj: Tensor, t: float) -> Tensor:
-    """x on Euler's polygon at time t: x_k + (t / h - k)(x_k+1 - x_k), t_k <= t < t_k+1.
-
-    On [t_k, t_k+1] Euler moves at the constant velocity u(x_k, t_k), so the polygon through
-    its iterates is Euler's own solution at every t (not snapped to a step)."""
-    steps = len(traj) - 1
-    k = min(int(math.floor(t * steps + 1e-9)), steps - 1)
-    return traj[k] + (t * steps - k) * (traj[k + 1] - traj[k])
 
 
 @lru_cache(maxsize=128)
@@ -187,7 +177,7 @@ class Guidance(plots.LiveFigure):
         label, i = int(y), W_OPTIONS.index(w)
         with one_thread():
             traj = trajectories(label, sigma_min, steps)
-            x_t = euler_position(traj[:, i], t)
+            x_t = position_at(traj[:, i], t)
             arrows = guidance.exact_guided_field(target(), label, w, OTPath(sigma_min))(
                 _quiver_points(), torch.tensor(t, dtype=torch.float64)
             )
@@ -211,12 +201,6 @@ def draw_guidance(w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: i
                   t: float = 0.5) -> Figure:  # fmt: skip
     """The widget's picture, drawn once on a pyplot figure (the static page)."""
     return Guidance(pyplot=True).draw(w=w, y=y, sigma_min=sigma_min, steps=steps, t=t)
-
-
-VIEWS = [
-    ("guidance.Guidance", Guidance,
-     {"w": 2.0, "y": "0", "sigma_min": 0.0, "steps": 16, "t": 0.5}),
-]  # fmt: skip
 
 
 def draw_densities(log_tilted: Tensor, log_cfg: Tensor, lim: float, w: float) -> Figure:

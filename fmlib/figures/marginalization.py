@@ -2,14 +2,13 @@
 
 The target is a finite training set {x1^(k)} (a point set, q = (1/K) sum_k delta), drawn
 once from the checkerboard. Its marginal field u_t(x) = sum_k P(k | x) u_t(x | x1^(k)) is
-exact (fmlib.marginal), and integrating it from noise lands on the training points.
-`MixtureMarginal` evaluates the same closed forms with fewer tensor operations: the
-widget panels of notebooks 03 and 04 integrate with it at every redraw.
+exact (fmlib.marginal), and integrating it from noise lands on the training points
+(the panel integrates fmlib.marginal.MixtureMarginal, the same closed forms in fewer
+tensor operations, at every redraw).
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import ipywidgets as ipw
@@ -21,8 +20,10 @@ from torch import Tensor
 
 from fmlib import data, plots, widgets
 from fmlib.checks import check_int
-from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity, posterior
-from fmlib.paths import GaussianPath, OTPath, Time, as_time
+from fmlib.continuity import square_grid
+from fmlib.marginal import GaussianMixture, MixtureMarginal, posterior
+from fmlib.paths import OTPath
+from fmlib.plots import LOG_P_CEIL, LOG_P_FLOOR
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate
 
@@ -32,137 +33,11 @@ N_NOISE = 300  # particles integrated by the exact marginal ODE
 N_TRAJ = 30  # trajectories drawn
 QUIVER = 15  # quiver grid per side
 HEAT = 60  # heatmap grid per side
-# Fixed colour scale of log p_t (a redraw only changes the data): the tails are clamped at
-# -12; the peak is -1.8 at t = 0 (N(0, I)), -2.3 .. -1.3 for t in [0.5, 0.8] and grows
-# without bound as sigma_t -> 0 (0.5 at t = 0.95 for 10 points, sigma_min = 0.05):
-# above 2 (the last few percent of t, spikes on the points) the colour saturates.
-LOG_P_FLOOR, LOG_P_CEIL = -12.0, 2.0
 # The times the panel draws: at sigma_min = 0 the marginal p_1 of a point set is a sum of
 # deltas (no density, no field off the points), so the t control ends at 0.99, for every
 # sigma_min (one control, the same values): the view never replaces t.
 T_OPTIONS = (*(round(0.05 * i, 2) for i in range(20)), 0.99)
 N_POINTS_OPTIONS = tuple(range(5, 55, 5))  # training-set sizes of the panel
-
-
-class MixtureMarginal:
-    """The marginal path of an equal-weight, equal-std mixture, in a few tensor operations.
-
-    fmlib.marginal's closed forms for an affine path (x_t = alpha_t x1 + sigma_t x0)
-    specialised to q = (1/K) sum_k N(m_k, s^2 I): every component of p_t has the same
-    variance v = alpha_t^2 s^2 + sigma_t^2, so with logits l_k = -|x - alpha_t m_k|^2 / 2v
-    and P(k | x) = softmax_k(l_k),
-
-        log p_t(x) = logsumexp_k l_k + log(1/K) - (d/2) log(2 pi v),
-        u_t(x) = c (x - alpha_t mbar) + alpha_t' mbar,   mbar = sum_k P(k | x) m_k,
-        c = (sigma_t sigma_t' + alpha_t' alpha_t s^2) / v.
-
-    The same numbers as marginal_log_prob / marginal_velocity / posterior (to round-off)
-    with ~15 tensor operations instead of ~60: the panels evaluate the field hundreds of
-    times per redraw. One time for the whole batch (a float, a 0-d tensor or the expanded
-    [N] time of fmlib.solvers) is handled as a Python float; a [N] tensor row by row.
-    Where v = 0 (a point at sigma_t = 0) it defers to fmlib.marginal. x: [N, d].
-    """
-
-    def __init__(self, path: GaussianPath, target: GaussianMixture) -> None:
-        stds, weights = target.stds, target.weights
-        if not (bool((stds == stds[0]).all()) and bool((weights == weights[0]).all())):
-            raise ValueError("target must have equal weights and one std for every component")
-        self.path, self.target = path, target
-        self.s2 = float(stds[0]) ** 2  # the float64 square, as fmlib.marginal's stds.to(x) ** 2
-        self._means: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
-        self._floats: dict[tuple[float, torch.dtype], tuple[float, ...]] = {}  # schedules
-
-    def _m(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(m [K, d], [m, 1] [K, d + 1]) in the dtype of x."""
-        if x.dtype not in self._means:
-            m = self.target.means.to(x)
-            self._means[x.dtype] = (m, torch.cat([m, torch.ones_like(m[:, :1])], dim=1))
-        return self._means[x.dtype]
-
-    def _schedule(self, x: Tensor, t: Time) -> tuple:
-        """(alpha_t, sigma_t, alpha_t', sigma_t sigma_t', v): floats when t is one time for
-        the batch, else [N, 1] tensors."""
-        path = self.path
-        if isinstance(t, Tensor) and (t.dim() == 0 or (t.dim() == 1 and t.stride(0) == 0)):
-            t = t.reshape(-1)[0]  # one time: a 0-d tensor or an expanded one
-            t = float(t) if t.dtype == x.dtype else t  # (as_time checks a float cheaper)
-        t = as_time(t, like=x)  # validated, clamped and in x's dtype, as in fmlib.marginal
-        if t.dim() == 1 and len(t) > 0 and bool((t == t[0]).all()):
-            t = t[0]  # one time repeated (torch.full, as fmlib.continuity's grids)
-        t = float(t) if t.dim() == 0 else t.reshape(-1, 1)
-        if isinstance(path, OTPath):  # alpha_t = t, sigma_t = 1 - (1 - sigma_min) t
-            rate = -(1 - path.sigma_min)
-            alpha, sigma, d_alpha = t, 1 + rate * t, 1.0
-            sds = sigma * rate
-        elif isinstance(t, float):  # solvers revisit the same times: remember them
-            key = (t, x.dtype)
-            if key not in self._floats:
-                tt = torch.tensor(t, dtype=x.dtype)  # the path's schedule takes tensors
-                funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
-                if len(self._floats) >= 4096:
-                    self._floats.clear()
-                self._floats[key] = tuple(float(f(tt)) for f in funcs)
-            alpha, sigma, d_alpha, sds = self._floats[key]
-        else:
-            t = t.reshape(-1)
-            funcs = (path.alpha_t, path.sigma_t, path.d_alpha_t, path.sigma_d_sigma_t)
-            alpha, sigma, d_alpha, sds = (f(t).reshape(-1, 1) for f in funcs)
-        return alpha, sigma, d_alpha, sds, alpha * alpha * self.s2 + sigma * sigma
-
-    def _logits(self, x: Tensor, alpha, var) -> Tensor:
-        """l_k = -|x - alpha m_k|^2 / 2v coordinate by coordinate: [N, K]."""
-        m, _ = self._m(x)
-        sq = (x[:, :1] - alpha * m[:, 0]) ** 2
-        for j in range(1, x.shape[1]):
-            sq += (x[:, j : j + 1] - alpha * m[:, j]) ** 2
-        return sq.mul_(-0.5 / var)
-
-    @staticmethod
-    def _singular(var) -> bool:
-        return var == 0 if isinstance(var, float) else bool((var == 0).any())
-
-    def log_prob(self, x: Tensor, t: Time) -> Tensor:
-        """log p_t(x): [N] (ValueError where p_t has no density, as marginal_log_prob)."""
-        return self.log_prob_and_certainty(x, t)[0]
-
-    def log_prob_and_certainty(self, x: Tensor, t: Time) -> tuple[Tensor, Tensor]:
-        """(log p_t(x), max_k P(k | x)): two [N] from the same logits."""
-        alpha, _, _, _, var = self._schedule(x, t)
-        if self._singular(var):
-            log_p = marginal_log_prob(self.path, self.target, x, t)  # raises: no density
-            return log_p, posterior(self.path, self.target, x, t).max(dim=1).values
-        d, log_w = x.shape[1], math.log(float(self.target.weights[0]))  # w_k = 1/K, as stored
-        log_var = math.log(var) if isinstance(var, float) else torch.log(var).reshape(-1)
-        norm = d / 2 * (math.log(2 * math.pi) + log_var) - log_w
-        logits = self._logits(x, alpha, var)
-        lse = torch.logsumexp(logits, dim=1)
-        return lse - norm, (logits.amax(dim=1) - lse).exp()
-
-    def posterior(self, x: Tensor, t: Time) -> Tensor:
-        """P(k | x_t = x): [N, K]."""
-        alpha, _, _, _, var = self._schedule(x, t)
-        if self._singular(var):
-            return posterior(self.path, self.target, x, t)
-        return torch.softmax(self._logits(x, alpha, var), dim=1)
-
-    def velocity(self, x: Tensor, t: Time) -> Tensor:
-        """u_t(x): [N, d] (the signature of every field in fmlib)."""
-        alpha, _, d_alpha, sds, var = self._schedule(x, t)
-        if self._singular(var):
-            return marginal_velocity(self.path, self.target, x, t)
-        m, m1 = self._m(x)
-        if isinstance(var, float):
-            # l_k + |x|^2 / 2v = x.m_k alpha/v - alpha^2 |m_k|^2 / 2v: one matrix product
-            # (softmax ignores the per-row constant |x|^2 / 2v)
-            a = alpha / var
-            logits = torch.addmm((m * m).sum(1) * (-0.5 * alpha * a), x, m.T * a)
-        else:
-            logits = self._logits(x, alpha, var)
-        # sum_k softmax(l)_k [m_k, 1] in one product: numerator and normaliser together
-        e = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_() @ m1
-        mbar = e[:, : x.shape[1]] / e[:, x.shape[1] :]
-        c = (sds + d_alpha * alpha * self.s2) / var
-        return c * (x - alpha * mbar) + d_alpha * mbar
 
 
 def _check(sigma_min: float, t: float, steps: int, n_points: int) -> None:
@@ -211,12 +86,6 @@ def memorisation_distance(sigma_min: float, steps: int = 100, n_points: int = 10
     return float(nearest_distance(x, training_points(n_points)).mean())
 
 
-def _grid(lim: float, n: int) -> Tensor:
-    axis = torch.linspace(-lim, lim, n, dtype=torch.float64)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
-
-
 @lru_cache(maxsize=128)
 def _fields(sigma_min: float, t: float, n_points: int):
     """(t, log p_t [HEAT, HEAT], max_k P(k | x) [HEAT, HEAT], quiver points, u_t there)."""
@@ -224,9 +93,9 @@ def _fields(sigma_min: float, t: float, n_points: int):
     if sigma_min == 0 and t == 1:  # never replaced by a nearby t: the control ends at 0.99
         raise ValueError("t must be < 1 at sigma_min = 0 (p_1 is a sum of deltas), got t = 1")
     marginal = MixtureMarginal(OTPath(sigma_min), point_set(n_points))
-    pts = _grid(VIEW, HEAT)
+    pts = square_grid(VIEW, HEAT)
     log_p, w_max = (v.reshape(HEAT, HEAT) for v in marginal.log_prob_and_certainty(pts, t))
-    qpts = _grid(VIEW * 0.9, QUIVER)
+    qpts = square_grid(VIEW * 0.9, QUIVER)
     return t, log_p, w_max, qpts, marginal.velocity(qpts, t)
 
 
@@ -249,7 +118,7 @@ class _MarginalizationArtists:
         ext, blank = (-VIEW, VIEW, -VIEW, VIEW), torch.zeros(HEAT, HEAT)
         self.log_p = plots.heatmap(ax_p, blank, ext, label="$\\log p_t(x)$", vmin=LOG_P_FLOOR,
                                    vmax=LOG_P_CEIL)  # fmt: skip
-        qpts = _grid(VIEW * 0.9, QUIVER)
+        qpts = square_grid(VIEW * 0.9, QUIVER)
         one, zero = torch.ones(len(qpts)), torch.zeros(len(qpts))  # placeholder arrows: an
         # all-zero quiver autoscales to scale 0 (divide-by-zero warning) if drawn before update
         self.quiver = ax_p.quiver(qpts[:, 0], qpts[:, 1], one, zero, color="white", alpha=0.8)
@@ -412,13 +281,3 @@ def draw_marginalization_schematic(t: float = 0.5, sigma_min: float = 0.1) -> Fi
     for ax in (ax_l, ax_r):
         plots.square(ax, 3.5)
     return fig
-
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [
-    ("marginalization.Marginalization", Marginalization,
-     {"sigma_min": 0.05, "t": 0.5, "steps": 20, "n_points": 10}),
-    ("marginalization.Marginalization, 50 points", Marginalization,
-     {"sigma_min": 0.05, "t": 0.5, "steps": 50, "n_points": 50}),
-]  # fmt: skip

@@ -22,13 +22,14 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, plots, widgets
-from fmlib.checks import check_even_int, check_int
-from fmlib.figures.marginalization import LOG_P_CEIL, LOG_P_FLOOR, MixtureMarginal, _grid
-from fmlib.marginal import GaussianMixture
+from fmlib import data, metrics, plots, widgets
+from fmlib.checks import check_int
+from fmlib.continuity import square_grid
+from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import GaussianPath, OTPath, VEPath, VPPath, cosine_path
+from fmlib.plots import LOG_P_CEIL, LOG_P_FLOOR
 from fmlib.repro import one_thread
-from fmlib.solvers import integrate
+from fmlib.solvers import integrate, position_at
 
 PATH_NAMES = ("OT", "cosine", "VP", "VE")
 VE_S_MIN = 0.01  # VE's final noise level sigma_1 = s_min (> 0: its field has log(s_max/s_min))
@@ -114,35 +115,24 @@ def endpoint_error(name: str, sigma_min: float, steps: int) -> float:
     return float((x_euler - reference(name, sigma_min)[-1]).norm(dim=1).mean())
 
 
-def simpson_weights(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Weights of Simpson's rule on n + 1 equispaced nodes of [0, 1] (n even):
-    (1/3n) [1, 4, 2, 4, ..., 2, 4, 1]; exact for cubics, error O(n^-4)."""
-    check_even_int("n", n)
-    w = torch.ones(n + 1, dtype=dtype)
-    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return w / (3 * n)
-
-
 @lru_cache(maxsize=64)
 def kinetic_energy(
     name: str, sigma_min: float, steps: int = REFERENCE_STEPS
 ) -> tuple[float, float]:
-    """(K, S) of the marginal flow, on the reference trajectories x_t (RK4, `steps` steps):
+    """(K, S) of the marginal flow on the reference trajectories x_t (RK4, `steps` steps):
 
-        K = E int_0^1 |u_t(x_t)|^2 dt,     S = K - E |x_1 - x_0|^2 >= 0,
+        K = E int_0^1 |u_t(x_t)|^2 dt,     S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt,
 
-    S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt is the straightness of Liu et al. (2023):
-    0 exactly when every trajectory is a straight line run at constant speed (then
-    u_t(x_t) = x_1 - x_0 for all t). Simpson's rule in t on the RK4 nodes.
+    fmlib.metrics.path_energy with Simpson's rule in t on the RK4 nodes (`steps` even).
+    S is the straightness of Liu et al. (2023): 0 exactly when every trajectory is a
+    straight line run at constant speed; S = K - E|x_1 - x_0|^2 up to the quadrature error.
     """
-    check_even_int("steps", steps)  # Simpson's rule
     traj = reference(name, sigma_min, steps)
     u = marginal_field(name, sigma_min).velocity
-    h = 1.0 / steps  # the node times t_k = k h of fmlib.solvers (schedules are cached)
-    speed2 = torch.stack([(u(x, k * h) ** 2).sum(1) for k, x in enumerate(traj)])
-    k = float((simpson_weights(steps) @ speed2).mean())
-    chord = float(((traj[-1] - traj[0]) ** 2).sum(1).mean())
-    return k, k - chord
+    h = 1.0 / steps
+    times = [k * h for k in range(steps + 1)]  # fmlib.solvers' nodes t_k = k h
+    k, s = metrics.path_energy(u, traj, times, "simpson")
+    return float(k.mean()), float(s.mean())
 
 
 def conditional_kinetic_energy(path: GaussianPath, x0: Tensor, x1: Tensor, n: int) -> float:
@@ -179,7 +169,7 @@ def draw_conditional_paths(n_lines: int = 12) -> Figure:
 
 @lru_cache(maxsize=256)
 def _log_p(name: str, sigma_min: float, t: float) -> Tensor:
-    return marginal_field(name, sigma_min).log_prob(_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
+    return marginal_field(name, sigma_min).log_prob(square_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
 
 
 def _schedule(path: GaussianPath) -> tuple[Tensor, Tensor, Tensor]:
@@ -204,20 +194,6 @@ def effective_sigma_min(name: str, sigma_min: float) -> float:
     the caches are keyed by it, so moving a disabled control recomputes nothing."""
     _check(name, sigma_min)
     return sigma_min if name in SIGMA_MIN_PATHS else 0.0
-
-
-def euler_position(traj: Tensor, t: float) -> Tensor:
-    """Where the Euler polygon is at time t: x_k + (t - t_k) u(x_k, t_k), t_k <= t < t_k+1.
-
-    The Euler iterates traj [K + 1, N, 2] joined by straight lines are Euler's own
-    continuous solution (on [t_k, t_k+1] it moves at the constant velocity u(x_k, t_k)),
-    so every t in [0, 1] is drawn as it is, not snapped to a step."""
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
-    steps = len(traj) - 1
-    k = min(int(math.floor(t * steps + 1e-9)), steps - 1)
-    frac = t * steps - k
-    return traj[k] + frac * (traj[k + 1] - traj[k])
 
 
 def _titles(name: str, sigma_min: float, steps: int, t: float) -> tuple[str, str, str]:
@@ -292,7 +268,7 @@ class PathsCompared(plots.LiveFigure):
             traj = trajectories(path, sigma_min, steps)
             self.log_p.set_data(_log_p(path, sigma_min, t).clamp(min=LOG_P_FLOOR).numpy())
             titles = _titles(path, sigma_min, steps, t)
-        self.particles.set_offsets(euler_position(traj, t).numpy())
+        self.particles.set_offsets(position_at(traj, t).numpy())
         self.traj.set_segments(list(traj[:, :N_TRAJ].transpose(0, 1).numpy()))
         self.ends.set_offsets(traj[-1].numpy())
         ts, alpha, sigma = _schedule(make_path(path, sigma_min))
@@ -322,17 +298,19 @@ def draw_marginal_paths(times: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) 
 
 
 def straightness_table(steps: tuple[int, ...] = (2, 4, 8, 16)) -> dict[str, dict]:
-    """Per path (sigma_min = 0): K, S, the chord E|x_1 - x_0|^2 = K - S, the relative
+    """Per path (sigma_min = 0): K, S, the chord E|x_1 - x_0|^2 (= K - S), the relative
     straightness S / chord (scale-free: VE's source is wider, which inflates K, S and the
     chord alike) and the Euler endpoint error for each number of steps."""
     table = {}
     for name in PATH_NAMES:
         k, s = kinetic_energy(name, 0.0)
+        traj = reference(name, 0.0)
+        chord = float(((traj[-1] - traj[0]) ** 2).sum(1).mean())
         table[name] = {
             "K": k,
             "S": s,
-            "chord": k - s,
-            "S_rel": s / (k - s),
+            "chord": chord,
+            "S_rel": s / chord,
             "error": [endpoint_error(name, 0.0, n) for n in steps],
         }
     return table
@@ -343,9 +321,3 @@ def vp_log_growth(beta_min: float, decades: float) -> float:
     """Increase of int |sigma_t'|^2 dt (per unit E|x0|^2) when the grid near t = 1 is
     refined by `decades` decades: (beta_min / 4) ln(10^decades)."""
     return beta_min / 4 * decades * math.log(10)
-
-
-VIEWS = [
-    ("paths_compared.PathsCompared", PathsCompared,
-     {"path": "VP", "sigma_min": 0.0, "steps": 8, "t": 0.5}),
-]  # fmt: skip

@@ -27,7 +27,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import ipywidgets
 import torch
@@ -35,11 +34,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 from torch import Tensor, nn
 
-from fmlib import data, metrics, models, plots, resources, widgets
+from fmlib import data, metrics, models, plots, widgets
 from fmlib.checks import check_int
 from fmlib.repro import one_thread
 from fmlib.sampling import STAGES
-from fmlib.solvers import integrate
+from fmlib.solvers import integrate, position_at
 
 METHODS = ("euler", "midpoint", "rk4")
 STEPS = (1, 2, 4, 8, 16, 32)  # the widget's steps slider
@@ -50,48 +49,17 @@ N_SAMPLES = max(BATCHES)
 N_PROJECTIONS = 64
 COLORS = {"euler": "#C44E52", "midpoint": "#4C72B0", "rk4": "#55A868", "dopri5": "#8172B2"}
 CHECKPOINT = "checkerboard_model.pt"  # notebook 05's 60-second model: resources.path(CHECKPOINT)
-SIGMA_MINS = (0.0, 0.05, 0.1, 0.25)  # one shipped checkpoint each (see checkpoint_path)
-TRAIN_STEPS = 6000  # the fixed budget of every sigma_min checkpoint
+SIGMA_MINS = models.CHECKERBOARD_SIGMA_MINS  # one shipped checkpoint each
+TRAIN_STEPS = models.CHECKERBOARD_STEPS  # the fixed budget of every sigma_min checkpoint
 SIGMA_COLORS = {0.0: "#1b1b1b", 0.05: "#4C72B0", 0.1: "#55A868", 0.25: "#DD8452"}
-SEEDS = (0, 1, 2)  # training seeds of the replicate checkpoints (seed_checkpoint_path)
-SEED_TRAIN_STEPS = 1000  # their budget: 12 runs of 6000 steps did not fit the shared CPU
+SEEDS = models.CHECKERBOARD_SEEDS  # training seeds of the replicate checkpoints
+SEED_TRAIN_STEPS = models.CHECKERBOARD_SEED_STEPS  # their budget
 
 
-def checkpoint_path(sigma_min: float) -> Path:
-    """fmlib/resources/checkerboard_sigma_min_<sigma_min:.2f>.pt (shipped), made by
-
-    python benchmarks/train_checkerboard.py --steps 6000 --sigma-min S --threads 1 \\
-        --save fmlib/resources/checkerboard_sigma_min_S.pt
-    (the Recipe of fmlib.training with its sigma_min replaced, seed 0)."""
-    if sigma_min not in SIGMA_MINS:
-        raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
-    return resources.path(f"checkerboard_sigma_min_{sigma_min:.2f}.pt")
-
-
-def load_models() -> dict[float, nn.Module]:
-    """sigma_min -> the trained checkerboard model (CPU, eval mode), for every SIGMA_MINS."""
-    return {s: models.load(checkpoint_path(s)) for s in SIGMA_MINS}
-
-
-def seed_checkpoint_path(sigma_min: float, seed: int) -> Path:
-    """fmlib/resources/checkerboard_sigma_min_<S>_1000steps_seed<seed>.pt (shipped), made by
-
-    nice python benchmarks/train_checkerboard.py --steps 1000 --sigma-min S --seed SEED \\
-        --threads 1 --no-eval --save fmlib/resources/checkerboard_sigma_min_S_1000steps_seedSEED.pt
-    (the same Recipe as checkpoint_path's, a shorter budget): replicates over training seeds,
-    so that comparisons between sigma_min values carry a standard error over seeds."""
-    if sigma_min not in SIGMA_MINS:
-        raise ValueError(f"sigma_min must be one of the shipped {SIGMA_MINS}, got {sigma_min!r}")
-    if seed not in SEEDS:
-        raise ValueError(f"seed must be one of the shipped {SEEDS}, got {seed!r}")
-    return resources.path(
-        f"checkerboard_sigma_min_{sigma_min:.2f}_{SEED_TRAIN_STEPS}steps_seed{seed}.pt"
-    )
-
-
-def load_seed_models() -> dict[float, list[nn.Module]]:
-    """sigma_min -> [the SEED_TRAIN_STEPS-step model of each training seed in SEEDS]."""
-    return {s: [models.load(seed_checkpoint_path(s, seed)) for seed in SEEDS] for s in SIGMA_MINS}
+# moved: remove when notebooks 06 and tests/test_wheel.py import from fmlib.models
+checkpoint_path = models.checkerboard_checkpoint
+load_models = models.load_checkerboard_models
+load_seed_models = models.load_checkerboard_seed_models
 
 
 def seed_curves(
@@ -178,7 +146,8 @@ def state_at(sweep: SolverSweep, method: str, steps: int, t: float) -> tuple[Ten
 
     On the grid (t = t_k = k / steps) x_t is the k-th iterate of `method` with `steps`
     steps; between grid times it is that iterate moved by one step of the same method,
-    shortened to h = t - t_k (what the solver would return if its last step ended at t).
+    shortened to h = t - t_k (what the solver would return if its last step ended at t):
+    fmlib.solvers.position_at on the precomputed iterates.
     """
     if (method, steps) not in sweep.trajectories:
         raise ValueError(
@@ -187,15 +156,12 @@ def state_at(sweep: SolverSweep, method: str, steps: int, t: float) -> tuple[Ten
         )
     if not 0 <= t <= 1:
         raise ValueError(f"t must be in [0, 1], got {t!r}")
-    k = min(math.floor(t * steps + 1e-9), steps)
-    t_k = k / steps
-    x_k = sweep.trajectories[(method, steps)][k]
-    if t - t_k < 1e-9:
-        return x_k, t_k
-    if sweep.model is None:
+    t_k = min(math.floor(t * steps + 1e-9), steps) / steps
+    if t - t_k >= 1e-9 and sweep.model is None:
         raise ValueError("sweep.model must be the field to step between grid times, got None")
     with one_thread(), torch.no_grad():
-        return integrate(sweep.model, x_k, t0=t_k, t1=t, steps=1, method=method).x, t_k
+        trajectory = sweep.trajectories[(method, steps)]
+        return position_at(trajectory, t, sweep.model, method), t_k
 
 
 def quality(x1: Tensor, y: Tensor, seed: int = 0) -> dict[str, float]:
@@ -478,23 +444,18 @@ def demo_sweeps() -> dict[float, SolverSweep]:
     trained = {}
     for i, s in enumerate(SIGMA_MINS):
         try:
-            trained[s] = models.load(checkpoint_path(s))
+            trained[s] = models.load(models.checkerboard_checkpoint(s))
         except FileNotFoundError:
             torch.manual_seed(i)
             trained[s] = models.MLP(hidden=64, layers=2).eval()
     return sigma_min_sweeps(trained)
 
 
-def _bench_view() -> SamplesView:
+def bench_view() -> SamplesView:
+    """The view over small untrained models, for the benchmark, the tests and the site
+    (a redraw costs the same whatever the weights)."""
     return SamplesView(demo_sweeps())
 
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [
-    ("sampling.SamplesView", _bench_view,
-     {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000, "t": 0.35}),
-]  # fmt: skip
 
 __all__ = [
     "BATCHES",
@@ -503,7 +464,6 @@ __all__ = [
     "SEED_TRAIN_STEPS",
     "SIGMA_MINS",
     "STEPS",
-    "VIEWS",
     "SamplesView",
     "SolverSweep",
     "checkpoint_path",
@@ -511,7 +471,6 @@ __all__ = [
     "draw_seed_curves",
     "load_seed_models",
     "mean_se",
-    "seed_checkpoint_path",
     "seed_curves",
     "demo_sweeps",
     "draw_grid",

@@ -7,10 +7,6 @@ slider's values), so a redraw only looks samples and arrows up (no ODE solve). T
 is `FlowAtlasView` (a LiveFigure: built once, a slider change only resets the points,
 arrows and titles); `FlowAtlas.draw(sigma_min, steps, t)` is the same figure as a new
 pyplot Figure.
-
-Also here, as plumbing for the loss-floor estimate: `checkerboard_mixture`, a fine
-Gaussian-mixture stand-in for the checkerboard q, so that fmlib.marginal's closed-form
-marginal field (notebook 04) applies to it.
 """
 
 from __future__ import annotations
@@ -28,9 +24,10 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, plots, widgets
+from fmlib import data, metrics, plots, widgets
 from fmlib.checks import Field, check_int
-from fmlib.marginal import GaussianMixture
+from fmlib.data import checkerboard_mixture  # noqa: F401  # moved: remove when notebooks import from fmlib.data
+from fmlib.metrics import chord_over_length  # noqa: F401  # moved: remove when notebooks import from fmlib.metrics
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
 
@@ -61,28 +58,6 @@ def nearest(value: float, options: Sequence[float]) -> float:
     if len(options) == 0:
         raise ValueError("options must not be empty")
     return min(options, key=lambda o: abs(o - value))
-
-
-def checkerboard_mixture(cells: int = 8) -> GaussianMixture:
-    """q ≈ (1/K) sum_k N(m_k, s^2 I): each of the 8 squares of side a = 1/0.45 is cut into
-    cells x cells sub-squares of side h = a / cells, with m_k their centres and s = h / 2.
-
-    With s = h / 2 the bumps of the grid of Gaussians merge: inside a square the density is
-    flat to about 2 exp(-2 pi^2 s^2 / h^2) ≈ 1.4 %; the edges are blurred over ~h, and the
-    variance per coordinate is Var(q) + h^2 / 6. A local helper (the closed-form marginal
-    field of fmlib.marginal needs a Gaussian mixture); as cells grows it converges to q.
-    """
-    check_int("cells", cells)
-    a = data.CHECKER_SCALE
-    h = a / cells
-    centres = (torch.arange(cells) + 0.5) * h
-    blocks = []
-    for i in range(-2, 2):
-        for j in range(-2, 2):
-            if (i + j) % 2 == 0:  # the dark squares: floor(u) + floor(v) even
-                yy, xx = torch.meshgrid(j * a + centres, i * a + centres, indexing="ij")
-                blocks.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1))
-    return GaussianMixture(torch.cat(blocks), stds=h / 2)
 
 
 @torch.no_grad()
@@ -201,7 +176,7 @@ def draw_trajectories(
         ax.plot(lines[..., 0], lines[..., 1], color=plots.PATH_COLOR, lw=1.2, alpha=0.9)
         plots.scatter2d(ax, lines[0], lim=lim, color=plots.SOURCE_COLOR, s=10, alpha=1)
         plots.scatter2d(ax, lines[-1], lim=lim, s=10, alpha=1)
-        median = float(chord_over_length(lines).median())
+        median = float(metrics.chord_over_length(lines).median())
         ax.set_title(f"{row.name}\nchord / length: median {median:.2f}")
     return fig
 
@@ -434,13 +409,10 @@ def _bench_atlas() -> FlowAtlas:
     return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
 
 
-def _bench_view() -> FlowAtlasView:
+def bench_view() -> FlowAtlasView:
+    """The view over small untrained models, for the benchmark, the tests and the site
+    (a redraw costs the same whatever the weights)."""
     return FlowAtlasView(_bench_atlas())
-
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [("training.FlowAtlasView", _bench_view, {"sigma_min": 0.1, "steps": 16, "t": 0.5})]
 
 
 # --------------------------------------------------------------------------- the ablation
@@ -454,18 +426,3 @@ def ablation_runs(steps: int, path: Path = ABLATION) -> list[dict]:
         raise ValueError(f"path must hold the ablation results, got missing file {path}")
     runs = json.loads(path.read_text())["runs"]
     return [r for r in runs if r["steps"] == steps]
-
-
-def chord_over_length(trajectory: Tensor) -> Tensor:
-    """Straightness of each trajectory [K+1, N, d] -> [N]: |x_K - x_0| / sum_k |x_{k+1} - x_k|.
-
-    The chord over the length of the polygon through the solver's points: 1 for a straight
-    line travelled in one direction, smaller the more the path bends (0 for a closed loop).
-    """
-    if trajectory.ndim != 3 or trajectory.shape[0] < 2:
-        raise ValueError(
-            f"trajectory must have shape [K+1 >= 2, N, d], got {tuple(trajectory.shape)}"
-        )
-    length = trajectory.diff(dim=0).norm(dim=-1).sum(dim=0)
-    chord = (trajectory[-1] - trajectory[0]).norm(dim=-1)
-    return chord / length.clamp_min(torch.finfo(trajectory.dtype).tiny)
