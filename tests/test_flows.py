@@ -202,3 +202,14 @@ def test_gaussian_flow_edges_have_no_nan():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_gaussian_flow_is_the_field_of_notebook_02():
+    """u_t(x) = m + (s - 1)/(1 - t + t s) (x - t m) (no swirl; notebook 02) is GaussianFlow."""
+    gen = torch.Generator().manual_seed(4)
+    m, s = torch.tensor([2.0, 1.0], dtype=torch.float64), 0.3
+    x = torch.randn(20, 2, generator=gen, dtype=torch.float64)
+    for t in (0.0, 0.4, 0.9):
+        formula = m + (s - 1) / (1 - t + t * s) * (x - t * m)
+        field = GaussianFlow(m, s)(x, torch.full((20,), t, dtype=torch.float64))
+        torch.testing.assert_close(field, formula, rtol=0, atol=1e-12)

@@ -1,76 +1,354 @@
-"""The lesson's lines, as written in notebooks 00-02, equal fmlib's tested copies.
+"""The lesson's lines, as written in the notebooks, equal fmlib's tested copies.
 
 Each notebook writes the maths of its chapter in a code cell; fmlib keeps the copy the
-rest of the course reuses. These tests execute the notebook's own definition (read from
-the .ipynb) and compare it with fmlib's, so that the two cannot drift apart.
+rest of the course reuses. A cell whose first line is
+
+    # lesson: fmlib.solvers.euler_step, fmlib.solvers.rk4_step
+
+holds the lesson's version of those fmlib functions. For each name, CASES runs the cell's
+own code (read from the .ipynb: its `def`s, or the line a case names) against fmlib's
+function on fixed inputs, and a planted difference (one small edit of the cell's source,
+`Case.plant`) must make the comparison fail, so that the check has power.
+
+A case whose notebook does not carry its marker yet says where its cell is (`Case.find`,
+a string of the cell) until the notebook's owner adds the marker.
 """
 
+from __future__ import annotations
+
 import ast
+import copy
 import json
 import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from tqdm.auto import tqdm
 
-from fmlib.divergence import jacobian
+from fmlib import data
+from fmlib.continuity import continuity_residual
+from fmlib.divergence import divergence, draw_probes, hutchinson, jacobian, value_and_hutchinson
 from fmlib.flows import CouplingLayer, GaussianFlow, log_abs_det
+from fmlib.losses import l_cfm
+from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
 from fmlib.paths import OTPath, VPPath
-from fmlib.solvers import euler_step, midpoint_step, rk4_step
+from fmlib.solvers import (
+    euler_step,
+    integrate,
+    log_likelihood,
+    midpoint_step,
+    rk4_step,
+    standard_normal_log_prob,
+)
+from fmlib.training import Recipe, sample_time, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+MARKER = re.compile(r"#\s*lesson:\s*(.+)")
 D64 = torch.float64
 
 
-def notebook_function(notebook: str, name: str):
-    """The function `name` as defined in a code cell of notebooks/<notebook>: only the
-    `def` statements of that cell run, in a namespace holding torch and math."""
-    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    (source,) = [src for src in sources if f"def {name}(" in src]
+def code_cells(notebook: str) -> list[str]:
+    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def markers() -> dict[str, tuple[str, str]]:
+    """fmlib name -> (notebook, source of the cell whose first line is its lesson marker)."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for source in code_cells(path.name):
+            match = MARKER.fullmatch(source.split("\n", 1)[0].strip())
+            for name in match.group(1).split(",") if match else ():
+                assert name.strip() not in found, f"two cells mark {name.strip()}"
+                found[name.strip()] = (path.name, source)
+    return found
+
+
+def definitions(source: str, where: str, **names) -> dict:
+    """Run only the `def` statements of a cell, with torch, math and `names` as globals."""
     module = ast.parse(source)
     module.body = [node for node in module.body if isinstance(node, ast.FunctionDef)]
-    namespace = {"torch": torch, "math": math}
-    exec(compile(module, f"{notebook}:{name}", "exec"), namespace)
-    return namespace[name]
+    namespace = {"torch": torch, "math": math, **names}
+    exec(compile(module, where, "exec"), namespace)
+    return namespace
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_coupling_layer_equals_notebook_01(flip):
-    """Same x and same log-det s(z_a) as notebook 01's `coupling_forward`, which is itself
-    log|det| of the autograd Jacobian; the inverse undoes it."""
-    coupling_forward = notebook_function("01_change_of_variables.ipynb", "coupling_forward")
+@dataclass(frozen=True)
+class Case:
+    notebook: str
+    check: Callable[[str], None]  # raises AssertionError when the cell's code differs
+    plant: tuple[str, str]  # (old, new) in the cell's source: the check must then fail
+    find: str | None = None  # while the notebook has no marker: a string of its cell
+
+
+# ---- the comparisons, one per fmlib name ---------------------------------------------
+
+
+def _coupling_layer(source: str) -> None:
+    """01: `coupling_forward` gives CouplingLayer's x and log-det s(z_a), itself log|det| of
+    the autograd Jacobian; the inverse undoes it."""
+    coupling_forward = definitions(source, "01")["coupling_forward"]
     scale, shift = (lambda a: 0.7 * torch.tanh(a) - 0.1), (lambda a: a**2 - 0.5)
     z = torch.randn(300, 2, generator=torch.Generator().manual_seed(5), dtype=D64)
-    x_nb, log_det_nb = coupling_forward(z, scale, shift, flip)
-    layer = CouplingLayer(scale, shift, flip)
-    x_lib, log_det_lib = layer.forward(z)
-    assert torch.equal(x_nb, x_lib) and torch.equal(log_det_nb, log_det_lib)
-    jac = jacobian(lambda y, t: coupling_forward(y, scale, shift, flip)[0], z, 0.0)
-    assert (log_abs_det(jac) - log_det_nb).abs().max() < 1e-12
-    assert torch.allclose(layer.inverse(x_lib), z, atol=1e-12, rtol=0)
+    for flip in (False, True):
+        x_nb, log_det_nb = coupling_forward(z, scale, shift, flip)
+        layer = CouplingLayer(scale, shift, flip)
+        x_lib, log_det_lib = layer.forward(z)
+        assert torch.equal(x_nb, x_lib) and torch.equal(log_det_nb, log_det_lib)
+        jac = jacobian(lambda y, t, f=flip: coupling_forward(y, scale, shift, f)[0], z, 0.0)
+        assert (log_abs_det(jac) - log_det_nb).abs().max() < 1e-12
+        assert torch.allclose(layer.inverse(x_lib), z, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("name, library", [("euler", euler_step), ("midpoint", midpoint_step),
-                                           ("rk4", rk4_step)])  # fmt: skip
-def test_solver_steps_equal_notebook_02(name, library):
-    """fmlib.solvers' steps are notebook 02's `euler`, `midpoint`, `rk4`, step for step."""
-    step = notebook_function("02_continuous_normalizing_flows.ipynb", name)
-    g = GaussianFlow(torch.tensor([2.0, 1.0], dtype=D64), 0.3, omega=2.0)
-    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1), dtype=D64)
-    for t, h in [(0.0, 0.1), (0.37, 0.05), (0.9, 0.1), (1.0, -0.25)]:
-        tt = torch.full((100,), t, dtype=D64)
-        assert torch.allclose(step(g, x, tt, h), library(g, x, tt, h), atol=1e-14, rtol=0)
+def _solver_step(name: str, library) -> Callable[[str], None]:
+    def check(source: str) -> None:
+        """02: the notebook's `euler`, `midpoint`, `rk4` are fmlib.solvers' steps."""
+        step = definitions(source, "02")[name]
+        g = GaussianFlow(torch.tensor([2.0, 1.0], dtype=D64), 0.3, omega=2.0)
+        x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1), dtype=D64)
+        for t, h in [(0.0, 0.1), (0.37, 0.05), (0.9, 0.1), (1.0, -0.25)]:
+            tt = torch.full((100,), t, dtype=D64)
+            assert torch.allclose(step(g, x, tt, h), library(g, x, tt, h), atol=1e-14, rtol=0)
+
+    return check
 
 
-@pytest.mark.parametrize("path", [OTPath(0.0), OTPath(0.1), VPPath()], ids=["ot0", "ot01", "vp"])
-def test_gaussian_conditional_field_equals_notebook_00(path):
-    """GaussianPath.u_t (computed through sigma_t sigma_t' / sigma_t^2) is notebook 00's
-    derived u_t(x | x1) = sigma_t'/sigma_t (x - mu_t) + mu_t' wherever sigma_t > 0."""
-    u_gaussian = notebook_function("00_start_here.ipynb", "u_gaussian")
+def _gaussian_conditional_field(source: str) -> None:
+    """00: the derived u_t(x | x1) = sigma_t'/sigma_t (x - mu_t) + mu_t' is GaussianPath.u_t
+    (computed through sigma_t sigma_t' / sigma_t^2) wherever sigma_t > 0."""
+    u_gaussian = definitions(source, "00")["u_gaussian"]
     gen = torch.Generator().manual_seed(2)
     x = 2 * torch.randn(200, 2, generator=gen, dtype=D64)
     x1 = torch.randn(200, 2, generator=gen, dtype=D64)
-    for t in (0.05, 0.3, 0.7, 0.95):
-        t = torch.tensor(t, dtype=D64)
-        assert torch.allclose(u_gaussian(path, x, x1, t), path.u_t(x, x1, t), atol=1e-10)
+    for path in (OTPath(0.0), OTPath(0.1), VPPath()):
+        for t in (0.05, 0.3, 0.7, 0.95):
+            t = torch.tensor(t, dtype=D64)
+            assert torch.allclose(u_gaussian(path, x, x1, t), path.u_t(x, x1, t), atol=1e-10)
+
+
+def _euler_affine(source: str) -> None:
+    """00: K Euler steps at once on an affine conditional field (x_K = a x0 + b x1) is
+    fmlib's Euler solver on u_t(x | x1), for VP paths and an OT path."""
+    euler_affine = definitions(source, "00")["euler_affine"]
+    gen = torch.Generator().manual_seed(8)
+    x0, x1 = (torch.randn(30, 2, generator=gen, dtype=D64) for _ in range(2))
+    for path in (VPPath(), VPPath(0.5, 5.0), OTPath(0.2)):
+        for steps in (1, 7, 64):
+            lib = integrate(lambda x, t, p=path: p.u_t(x, x1, t), x0, steps=steps, method="euler")
+            torch.testing.assert_close(euler_affine(path, x0, x1, steps), lib.x, rtol=0, atol=1e-12)
+
+
+def _continuity_residual(source: str) -> None:
+    """03: `residual_by_hand` is fmlib.continuity.continuity_residual (same grid, same dt)."""
+    residual_by_hand = definitions(source, "03")["residual_by_hand"]
+    path, x1 = OTPath(0.2), torch.tensor([-1.0, 0.7], dtype=D64)
+
+    def log_p(x, t):
+        return path.log_prob(x, x1.expand_as(x), t)
+
+    def u(x, t):
+        return path.u_t(x, x1.expand_as(x), t)
+
+    for t, n, lim in ((0.3, 17, 3.0), (0.7, 33, 2.5)):
+        h = 2 * lim / (n - 1)
+        ours = residual_by_hand(log_p, u, t, lim=lim, n=n)
+        lib = continuity_residual(log_p, u, t, lim=lim, n=n, dt=h / 4)
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-12)
+
+
+def _marginal_field(source: str) -> None:
+    """04: `marginal_by_hand` (softmax posterior, weighted conditional fields) is
+    fmlib.marginal's marginal_velocity and posterior for an empirical distribution."""
+    gen = torch.Generator().manual_seed(5)
+    x1_data = 2 * torch.randn(7, 2, generator=gen, dtype=D64)
+    sigma_min = 0.05
+    names = {"sigma_min": sigma_min, "x1_data": x1_data}
+    marginal_by_hand = definitions(source, "04", **names)["marginal_by_hand"]
+    path, q = OTPath(sigma_min), GaussianMixture(x1_data, 0.0)
+    x = 2 * torch.randn(40, 2, generator=gen, dtype=D64)
+    for t in (0.2, 0.6, 0.95):
+        u, w = marginal_by_hand(x, t)
+        torch.testing.assert_close(u, marginal_velocity(path, q, x, t), rtol=0, atol=1e-10)
+        torch.testing.assert_close(w, posterior(path, q, x, t), rtol=0, atol=1e-10)
+
+
+def _hutchinson(source: str) -> None:
+    """02: `hutchinson_lines` (one vector-Jacobian product eps^T J per probe, dotted with
+    eps) is fmlib.divergence's value_and_hutchinson, and `hutchinson` draws the same probes."""
+    hutchinson_lines = definitions(source, "02")["hutchinson_lines"]
+    gen = torch.Generator().manual_seed(6)
+    W = torch.randn(5, 5, generator=gen, dtype=D64)
+
+    def u(x, t):
+        return torch.tanh(x @ W) * (1 + t[:, None])
+
+    x = torch.randn(30, 5, generator=gen, dtype=D64)
+    t = torch.full((30,), 0.4, dtype=D64)
+    for k in (1, 3):
+        eps = draw_probes((k, 30, 5), "rademacher", torch.Generator().manual_seed(k), D64)
+        ours = hutchinson_lines(u, x, t, eps)
+        torch.testing.assert_close(ours, value_and_hutchinson(u, x, t, eps)[1], rtol=0, atol=1e-12)
+        lib = hutchinson(u, x, t, n_probes=k, generator=torch.Generator().manual_seed(k))
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-12)
+
+
+def _log_likelihood(source: str) -> None:
+    """02: integrating the notebook's augmented field [u_t(x), -div u_t(x)] backward from
+    [x_1, 0] and returning log p_0(x_0) - l_0 is fmlib.solvers.log_likelihood."""
+    augmented = definitions(source, "02", divergence=divergence)["augmented"]
+    g = GaussianFlow(torch.tensor([1.0, -0.5], dtype=D64), 0.4, omega=2.0)
+    x1 = torch.randn(40, 2, generator=torch.Generator().manual_seed(7), dtype=D64)
+    for method, steps in (("euler", 20), ("rk4", 30)):
+        z1 = torch.cat([x1, torch.zeros(40, 1, dtype=D64)], dim=1)
+        z0 = integrate(augmented(g, 2), z1, 1.0, 0.0, steps=steps, method=method).x
+        ours = standard_normal_log_prob(z0[:, :2]) - z0[:, 2]
+        lib, x0 = log_likelihood(g, x1, standard_normal_log_prob, steps=steps, method=method)
+        torch.testing.assert_close(ours, lib, rtol=0, atol=1e-10)
+        torch.testing.assert_close(z0[:, :2], x0, rtol=0, atol=1e-10)
+
+
+def _cfm_loss_line(source: str) -> None:
+    """05: the first loop's line `loss = ...  # the CFM loss` is fmlib.losses.l_cfm."""
+    lines = [ln for ln in source.splitlines() if ln.rstrip().endswith("# the CFM loss")]
+    assert len(lines) == 1, lines
+    (statement,) = ast.parse(lines[0].strip()).body
+    code = compile(ast.Expression(statement.value), "05:loss line", "eval")
+    for sigma_min in (0.0, 0.1):
+        g = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
+        model, path = Recipe().model(), OTPath(sigma_min)
+        x0, x1 = torch.randn(256, 2, generator=g), data.sample("checkerboard", 256, g)
+        t = torch.rand(256, generator=g)
+        names = {"model": model, "t": t}
+        names |= {"x_t": path.psi_t(x0, x1, t), "target": path.target(x0, x1, t)}
+        with torch.no_grad():
+            by_notebook = eval(code, names)  # the notebook's own line
+            by_fmlib = l_cfm(model, x0, x1, t, path)
+        torch.testing.assert_close(by_notebook, by_fmlib, rtol=1e-6, atol=0)
+
+
+def _training_loop(source: str) -> None:
+    """05: 40 steps of the notebook's `train_cfm` and of fmlib.training.train from the same
+    weights and seed end at the same losses and EMA weights (the notebook's table was made
+    with `train`)."""
+    names = {"copy": copy, "tqdm": tqdm, "data": data, "sample_time": sample_time}
+    train_cfm = definitions(source, "05", path=OTPath(0.0), **names)["train_cfm"]
+    recipe = Recipe()
+    torch.manual_seed(0)
+    start = recipe.model()
+    ema_here, losses = train_cfm(copy.deepcopy(start), 40)
+    result = train(
+        copy.deepcopy(start),
+        lambda n, g: data.sample("checkerboard", n, g),
+        OTPath(0.0),
+        steps=40,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+        **recipe.train_kwargs(),
+    )
+    assert losses == result.losses
+    for a, b in zip(ema_here.parameters(), result.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+NB00, NB01, NB02 = "00_start_here", "01_change_of_variables", "02_continuous_normalizing_flows"
+NB03, NB04, NB05 = "03_continuity_equation", "04_marginalization_trick", "05_cfm_training"
+CASES = {
+    "fmlib.paths.GaussianPath.u_t": Case(
+        f"{NB00}.ipynb",
+        _gaussian_conditional_field,
+        ("+ path.d_mu_t(x1, t)", "- path.d_mu_t(x1, t)"),
+        find="def u_gaussian(",
+    ),
+    "fmlib.solvers.integrate": Case(
+        f"{NB00}.ipynb",
+        _euler_affine,
+        ("c = 1 + h * g", "c = 1 + 1.01 * h * g"),
+        find="def euler_affine(",
+    ),
+    "fmlib.flows.CouplingLayer": Case(
+        f"{NB01}.ipynb",
+        _coupling_layer,
+        ("+ shift(z_a)", "- shift(z_a)"),
+        find="def coupling_forward(",
+    ),
+    "fmlib.solvers.euler_step": Case(
+        f"{NB02}.ipynb",
+        _solver_step("euler", euler_step),
+        ("return x + h * u(x, t)", "return x + h * u(x, t + h)"),
+    ),
+    "fmlib.solvers.midpoint_step": Case(
+        f"{NB02}.ipynb",
+        _solver_step("midpoint", midpoint_step),
+        ("u(x, t), t + h / 2)", "u(x, t), t + h)"),
+    ),
+    "fmlib.solvers.rk4_step": Case(
+        f"{NB02}.ipynb", _solver_step("rk4", rk4_step), ("2 * k3", "3 * k3")
+    ),
+    "fmlib.divergence.value_and_hutchinson": Case(
+        f"{NB02}.ipynb", _hutchinson, ("estimate / len(eps)", "estimate / (len(eps) + 1)")
+    ),
+    "fmlib.solvers.log_likelihood": Case(
+        f"{NB02}.ipynb", _log_likelihood, ("-divergence(u,", "divergence(u,")
+    ),
+    "fmlib.continuity.continuity_residual": Case(
+        f"{NB03}.ipynb", _continuity_residual, ("/ (2 * dt)", "/ (1.9 * dt)")
+    ),
+    "fmlib.marginal.marginal_velocity": Case(
+        f"{NB04}.ipynb",
+        _marginal_field,
+        ("(2 * sigma_t**2)", "(2.2 * sigma_t**2)"),
+        find="def marginal_by_hand(",
+    ),
+    "fmlib.losses.l_cfm": Case(
+        f"{NB05}.ipynb",
+        _cfm_loss_line,
+        (".sum(dim=1).mean()  # the CFM", ".mean()  # the CFM"),
+        find="# the CFM loss",
+    ),
+    "fmlib.training.train": Case(
+        f"{NB05}.ipynb",
+        _training_loop,
+        ("(1 + k) / (10 + k)", "(1 + k) / (11 + k)"),
+        find="def train_cfm(",
+    ),
+}
+
+
+def cell_of(name: str) -> str:
+    """The source of the cell that holds the lesson's version of fmlib's `name`."""
+    case, marked = CASES[name], markers()
+    if name in marked:
+        notebook, source = marked[name]
+        assert notebook == case.notebook, (name, notebook)
+        return source
+    assert case.find is not None, f"no cell of {case.notebook} is marked '# lesson: {name}'"
+    (source,) = [s for s in code_cells(case.notebook) if case.find in s]
+    return source
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_lesson_lines_are_fmlibs(name):
+    CASES[name].check(cell_of(name))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_planted_difference_fails(name):
+    old, new = CASES[name].plant
+    source = cell_of(name)
+    assert source.count(old) >= 1, (name, old)
+    with pytest.raises(AssertionError):
+        CASES[name].check(source.replace(old, new, 1))
+
+
+def test_every_marker_has_a_comparison():
+    """A marker naming an fmlib function without a case here would check nothing; a marked
+    case needs no `find`."""
+    marked = markers()
+    assert set(marked) <= set(CASES), sorted(set(marked) - set(CASES))
+    for name, (notebook, _) in marked.items():
+        assert CASES[name].notebook == notebook, name

@@ -300,3 +300,14 @@ def test_ot_properties(sigma_min: float, t: float, x0: list, x1: list) -> None:
         assert (u - target).abs().max().item() <= tol + 1e-10
     elif sigma == 0:  # safe denominator: x1 - (1 - sigma_min) x_t, finite
         torch.testing.assert_close(u, x1_ - (1 - sigma_min) * x_t)
+
+
+def test_ot_flow_is_the_line_of_notebook_00():
+    """x_t = (1 - (1 - sigma_min) t) x0 + t x1 (notebook 00's line) is OTPath.psi_t."""
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.randn(50, 2, generator=gen, dtype=torch.float64)
+    x1 = torch.randn(50, 2, generator=gen, dtype=torch.float64)
+    for sigma_min in (0.0, 0.1, 0.4):
+        for t in (0.0, 0.3, 1.0):
+            line = (1 - (1 - sigma_min) * t) * x0 + t * x1
+            torch.testing.assert_close(OTPath(sigma_min).psi_t(x0, x1, t), line, rtol=0, atol=1e-15)
