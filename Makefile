@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab lecture slides test unit nbval portability ui execute lint format bench assets student grade assignments site colab clean
+.PHONY: install lab lecture slides test unit nbval portability ui execute lint format api bench assets student grade assignments site colab clean
 
 install: $(VENV)/.installed
 
@@ -70,6 +70,9 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+api: install  ## docs/API.md from fmlib's docstrings (tests/test_api_doc.py checks it is current)
+	$(BIN)/python tools/api_doc.py
 
 student: install  ## regenerate student/ (the student edition) from notebooks/
 	$(BIN)/python tools/editions.py
