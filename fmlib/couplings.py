@@ -141,9 +141,12 @@ def w2_squared(x0: Tensor, x1: Tensor) -> float:
 
 
 def coupled_sampler(
-    source: Sampler, target: Sampler, coupling: str = "independent", ot_batch: int = 1,
+    source: Sampler,
+    target: Sampler,
+    coupling: str = "independent",
+    ot_batch: int = 1,
     epsilon: float = 1.0,
-) -> SamplePairs:  # fmt: skip
+) -> SamplePairs:
     """A sampler of pairs (x0, x1) ~ pi: `sample_pairs(n, generator) -> ([n, d], [n, d])`.
 
     coupling: "independent" (x0 ~ p, x1 ~ q separately), "minibatch OT" (`minibatch_ot_pairs`
@@ -261,5 +264,9 @@ def load_seed_replicate(seed: int) -> dict:
     for name, state in saved["state_dicts"].items():
         models[name].load_state_dict(state)
         models[name].eval()
-    return {"config": saved["config"], "steps": saved["steps"], "models": models,
-            "final_loss": saved["final_loss"]}  # fmt: skip
+    return {
+        "config": saved["config"],
+        "steps": saved["steps"],
+        "models": models,
+        "final_loss": saved["final_loss"],
+    }
