@@ -97,8 +97,13 @@ class ConditionalMLP(nn.Module):
         label_features: int = 16,
     ) -> None:
         super().__init__()
-        for name, value in (("n_classes", n_classes), ("dim", dim), ("hidden", hidden),
-                            ("layers", layers), ("label_features", label_features)):  # fmt: skip
+        for name, value in (
+            ("n_classes", n_classes),
+            ("dim", dim),
+            ("hidden", hidden),
+            ("layers", layers),
+            ("label_features", label_features),
+        ):
             check_int(name, value)
         check_even_int("time_features", time_features)
         self.n_classes, self.null, self.dim = n_classes, n_classes, dim
@@ -280,8 +285,9 @@ def total_variation(log_p: Tensor, log_q: Tensor) -> float:
     on the grid (softmax of the log values): the largest difference in probability that
     the two give to any set of cells, in [0, 1]."""
     if log_p.shape != log_q.shape:
-        raise ValueError(f"log_p and log_q must have the same shape, got {log_p.shape}, "
-                         f"{log_q.shape}")  # fmt: skip
+        raise ValueError(
+            f"log_p and log_q must have the same shape, got {log_p.shape}, {log_q.shape}"
+        )
     p, q = torch.softmax(log_p.flatten(), 0), torch.softmax(log_q.flatten(), 0)
     return float(0.5 * (p - q).abs().sum())
 
