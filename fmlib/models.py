@@ -28,7 +28,6 @@ from fmlib.checks import check_int
 TIME_EMBEDDINGS = ("raw", "sinusoidal")
 
 
-
 def sinusoidal_embedding(t: Tensor, frequencies: Tensor) -> Tensor:
     """gamma(t) = [cos(w_k t), sin(w_k t)]_k, shape [N, 2K] for t: [N], w: [K].
 
