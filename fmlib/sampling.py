@@ -70,7 +70,6 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {', '.join(STAGES)} (fixed steps), got {method!r}")
 
 
-
 def _check_steps(steps: int) -> None:
     check_int("steps", steps)
 
