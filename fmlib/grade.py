@@ -130,9 +130,12 @@ def _execute(path: Path, cwd: Path, out: Path, cell_timeout: int) -> None:
     log.touch()
     os.environ[GRADE_LOG] = str(log)  # the kernel inherits the environment
     client = NotebookClient(
-        nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+        nb,
+        timeout=cell_timeout,
+        kernel_name="python3",
+        allow_errors=True,
         resources={"metadata": {"path": str(cwd)}},
-    )  # fmt: skip
+    )
     client.reset_execution_trackers()
     with client.setup_kernel(), open(out, "a", encoding="utf-8") as report:
         for i, cell in enumerate(nb.cells):
@@ -176,13 +179,24 @@ def run_capped(
             "import sys; from pathlib import Path; from fmlib.grade import _execute; "
             "_execute(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))"
         )
-        args = [sys.executable, "-c", code, str(path.resolve()), str(path.parent.resolve()),
-                str(out), str(cell_timeout)]  # fmt: skip
+        args = [
+            sys.executable,
+            "-c",
+            code,
+            str(path.resolve()),
+            str(path.parent.resolve()),
+            str(out),
+            str(cell_timeout),
+        ]
         env = {k: v for k, v in os.environ.items() if k != GRADE_LOG}
         worker = subprocess.Popen(
-            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_limits(int(memory_gb * 2**30)), start_new_session=True,
-        )  # fmt: skip
+            args,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_limits(int(memory_gb * 2**30)),
+            start_new_session=True,
+        )
         stopped = None
         try:
             _, err = worker.communicate(timeout=time_limit)
@@ -214,8 +228,9 @@ def grade_notebook(
 ) -> list[Verdict]:
     """Grade one notebook against the instructor notebook of the same name in `source`
     (default: instructor_folder())."""
-    return grade_with_errors(path, timeout, source=source, time_limit=time_limit,
-                             memory_gb=memory_gb, student=student)[0]  # fmt: skip
+    return grade_with_errors(
+        path, timeout, source=source, time_limit=time_limit, memory_gb=memory_gb, student=student
+    )[0]
 
 
 def grade_with_errors(
@@ -239,8 +254,10 @@ def grade_with_errors(
     expected = editions.exercises(instructor)
     why = tampering(instructor, submission)
     if why:
-        return [Verdict(path.name, ex.name, REFUSED, f"refused: {why}", student, 0, ex.points)
-                for ex in expected], []  # fmt: skip
+        return [
+            Verdict(path.name, ex.name, REFUSED, f"refused: {why}", student, 0, ex.points)
+            for ex in expected
+        ], []
     cells, stopped = run_capped(path, timeout, time_limit, memory_gb)
     accepted = _check_sources(instructor)
     check_cell = {}
@@ -255,8 +272,11 @@ def grade_with_errors(
         start = at + 1
         records = [r for r in cells.get(at, {}).get("records", []) if r["exercise"] == ex.name]
         span_errors = [f"cell {r['cell']} raised {r['error']}" for r in span if r["error"]]
-        before = [f"cell {i} raised {r['error']}" for i, r in sorted(cells.items())
-                  if i < at and r["error"]]  # fmt: skip
+        before = [
+            f"cell {i} raised {r['error']}"
+            for i, r in sorted(cells.items())
+            if i < at and r["error"]
+        ]
         if records and not (span_errors and records[-1]["verdict"] == NOT_ATTEMPTED):
             verdict, message = records[-1]["verdict"], records[-1]["message"]
         elif span_errors:
@@ -287,11 +307,15 @@ def summary(verdicts: list[Verdict]) -> str:
 
 def table(verdicts: list[Verdict]) -> str:
     rows = [("student", "notebook", "exercise", "verdict", "points", "message")]
-    rows += [(v.student, v.notebook, v.exercise, v.verdict, f"{v.points}/{v.max_points}",
-              v.message) for v in verdicts]  # fmt: skip
+    rows += [
+        (v.student, v.notebook, v.exercise, v.verdict, f"{v.points}/{v.max_points}", v.message)
+        for v in verdicts
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + " | " + r[5]
-             for r in rows]  # fmt: skip
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + " | " + r[5]
+        for r in rows
+    ]
     lines.insert(1, "-" * min(120, len(lines[0])))
     return "\n".join(lines)
 
@@ -317,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         "--source", type=Path, help="the instructor notebooks (default: notebooks/ here or above)"
     )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
-    parser.add_argument("--time-limit", type=float, default=1800,
-                        help="seconds per notebook (default 1800)")  # fmt: skip
-    parser.add_argument("--memory-gb", type=float, default=8,
-                        help="address space per process, GiB (default 8)")  # fmt: skip
+    parser.add_argument(
+        "--time-limit", type=float, default=1800, help="seconds per notebook (default 1800)"
+    )
+    parser.add_argument(
+        "--memory-gb", type=float, default=8, help="address space per process, GiB (default 8)"
+    )
     args = parser.parse_args(argv)
     if args.timeout < 1:
         parser.error(f"--timeout must be >= 1 second, got {args.timeout}")
@@ -333,9 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.notebooks:
         print(f"grading {path} ...", file=sys.stderr, flush=True)
         verdicts += grade_notebook(
-            path, args.timeout, source=args.source, time_limit=args.time_limit,
+            path,
+            args.timeout,
+            source=args.source,
+            time_limit=args.time_limit,
             memory_gb=args.memory_gb,
-        )  # fmt: skip
+        )
     if args.json:
         report = {
             "summary": summary(verdicts),
