@@ -94,8 +94,9 @@ def residual_flow(sigma_min: float, steps: int) -> tuple[Tensor, dict[str, float
     a, c = _compose(*_layer_maps(g, steps))
     z = _noise().numpy()
     # x_k = a_k z + c_k for all k (numpy: elementwise, no thread pool to wake up)
-    traj = torch.from_numpy(a[:, None, :, 0] * z[None, :, 0:1] + a[:, None, :, 1] * z[None, :, 1:]
-                            + c[:, None, :])  # fmt: skip
+    traj = torch.from_numpy(
+        a[:, None, :, 0] * z[None, :, 0:1] + a[:, None, :, 1] * z[None, :, 1:] + c[:, None, :]
+    )
     x = traj[-1]
     s_k = g.euler_std(steps)
     edges = torch.linspace(M[0] - 4 * s_k, M[0] + 4 * s_k, BINS + 1, dtype=torch.float64)
@@ -193,8 +194,13 @@ class _HistogramArtists:
         legend: bool = True,
     ) -> None:
         self.ax = ax
-        self.bars = ax.stairs(np.zeros(BINS), np.linspace(M[0] - 1, M[0] + 1, BINS + 1),
-                              fill=True, color=plots.PATH_COLOR, alpha=0.5)  # fmt: skip
+        self.bars = ax.stairs(
+            np.zeros(BINS),
+            np.linspace(M[0] - 1, M[0] + 1, BINS + 1),
+            fill=True,
+            color=plots.PATH_COLOR,
+            alpha=0.5,
+        )
         (self.formula,) = ax.plot([], [], color="k", lw=1.5)
         (self.limit,) = ax.plot([], [], color=plots.TARGET_COLOR, ls="--")
         self.point_mass = ax.axvline(M[0], color=plots.TARGET_COLOR, ls="--")
@@ -222,14 +228,22 @@ class _HistogramArtists:
         """Everything but the Axes' face (and a static legend): the spines stay on top."""
         ax = self.ax
         legend = (self.legend,) if self.legend_numbers else ()
-        return (self.bars, self.formula, self.limit, self.point_mass, ax.xaxis, ax.yaxis,
-                *ax.spines.values(), ax.title, *legend)  # fmt: skip
+        return (
+            self.bars,
+            self.formula,
+            self.limit,
+            self.point_mass,
+            ax.xaxis,
+            ax.yaxis,
+            *ax.spines.values(),
+            ax.title,
+            *legend,
+        )
 
     def set(self, x_end: Tensor, stats: dict[str, float], steps: int) -> None:
         s_k, s = stats["std_formula"], stats["std_limit"]
         lo, hi = M[0] - 4 * max(s_k, 0.05), M[0] + 4 * max(s_k, 0.05)
-        heights, edges = np.histogram(x_end[:, 0].numpy(), bins=BINS, range=(lo, hi),
-                                      density=True)  # fmt: skip
+        heights, edges = np.histogram(x_end[:, 0].numpy(), bins=BINS, range=(lo, hi), density=True)
         self.bars.set_data(heights, edges)
         grid = np.linspace(lo, hi, 400)
         formula = _normal_density(grid, s_k)
@@ -283,11 +297,6 @@ class ResidualFlow(plots.LiveFigure):
         self.title.set_text(_suptitle(sigma_min, steps, stats))
 
 
-def draw_residual_flow(sigma_min: float = 0.1, steps: int = 10) -> Figure:
-    """The ResidualFlow figure for one (sigma_min, steps)."""
-    return ResidualFlow().draw(sigma_min=sigma_min, steps=steps)
-
-
 def draw_residual_grid(
     sigma_mins: tuple[float, ...] = (0.0, 0.3), steps: tuple[int, ...] = (2, 8, 32)
 ) -> Figure:
@@ -314,14 +323,23 @@ def draw_layer_densities(
     log-determinant (one heatmap per layer, shared colour scale)."""
     _, _, pts = plots.grid2d(lim, n)
     pts = pts.to(torch.float64)
-    dens = [discrete_flow.log_prob(pts, log_pi, upto=k).exp().reshape(n, n)
-            for k in range(len(discrete_flow.layers) + 1)]  # fmt: skip
+    dens = [
+        discrete_flow.log_prob(pts, log_pi, upto=k).exp().reshape(n, n)
+        for k in range(len(discrete_flow.layers) + 1)
+    ]
     vmax = max(d.max().item() for d in dens)
     fig, axes = plots.new_axes(len(dens), size=2.6)
     for k, (ax, d) in enumerate(zip(axes, dens, strict=True)):
         mass = d.sum().item() * (2 * lim / (n - 1)) ** 2  # in view: [-lim, lim]^2 only
-        plots.heatmap(ax, d, (-lim, lim, -lim, lim), f"p_{k} (in view)\nmass {mass:.3f}", "density",
-                      vmin=0, vmax=vmax)  # fmt: skip
+        plots.heatmap(
+            ax,
+            d,
+            (-lim, lim, -lim, lim),
+            f"p_{k} (in view)\nmass {mass:.3f}",
+            "density",
+            vmin=0,
+            vmax=vmax,
+        )
         ax.set_xlabel("$x^{(1)}$")
         ax.set_ylabel("$x^{(2)}$")
     return fig
@@ -355,31 +373,41 @@ def draw_pushforward_schematic(
         color = plots.SOURCE_COLOR if ax is ax_z else plots.TARGET_COLOR
         ax.fill(img[:, 0], img[:, 1], color=color, alpha=0.7)
     ax_z.set_aspect("equal")  # the x-plane keeps its own scales: f stretches x_2 five-fold
-    ax_z.set(xlabel="$z_1$", ylabel="$z_2$",
-             title="z-plane: a square of area Δz₁Δz₂\ncarries mass π(z) Δz₁Δz₂")  # fmt: skip
-    ax_x.set(xlabel="$x_1$", ylabel="$x_2$", title="x-plane: its image, area ≈ |det J_f| Δz₁Δz₂,"
-             "\nsame mass: p(x) = π(z) / |det J_f|")  # fmt: skip
+    ax_z.set(
+        xlabel="$z_1$",
+        ylabel="$z_2$",
+        title="z-plane: a square of area Δz₁Δz₂\ncarries mass π(z) Δz₁Δz₂",
+    )
+    ax_x.set(
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        title="x-plane: its image, area ≈ |det J_f| Δz₁Δz₂,\nsame mass: p(x) = π(z) / |det J_f|",
+    )
     centre = (a + side / 2)[None]
     start, end = centre[0].numpy(), f(centre)[0].numpy()
-    arrow = ConnectionPatch(start, end, "data", "data", axesA=ax_z, axesB=ax_x,
-                            arrowstyle="-|>", color="k", lw=1.2, mutation_scale=14,
-                            connectionstyle="arc3,rad=-0.25")  # fmt: skip
+    arrow = ConnectionPatch(
+        start,
+        end,
+        "data",
+        "data",
+        axesA=ax_z,
+        axesB=ax_x,
+        arrowstyle="-|>",
+        color="k",
+        lw=1.2,
+        mutation_scale=14,
+        connectionstyle="arc3,rad=-0.25",
+    )
     fig.add_artist(arrow)
     # the arrow's label, in the z-plane's empty upper right, above where the arrow leaves it
-    ax_z.text(0.97, 0.8, "x = f(z)", transform=ax_z.transAxes, ha="right", va="bottom",
-              fontsize=11)  # fmt: skip
+    ax_z.text(0.97, 0.8, "x = f(z)", transform=ax_z.transAxes, ha="right", va="bottom", fontsize=11)
     return fig
 
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [("change_of_variables.ResidualFlow", ResidualFlow, {"sigma_min": 0.1, "steps": 10})]
 
 __all__ = [
     "ResidualFlow",
     "draw_layer_densities",
     "draw_pushforward_schematic",
-    "draw_residual_flow",
     "draw_residual_grid",
     "flow",
     "plt",
