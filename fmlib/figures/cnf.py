@@ -140,8 +140,9 @@ def contour_lines(z: np.ndarray, levels: int = 4) -> list[np.ndarray]:
     """The polylines of `ax.contour(z, levels=levels, extent=EXTENT)` on the N_GRID grid
     (same levels: MaxNLocator(levels + 1) on [z.min(), z.max()]), for a LineCollection."""
     axis = np.linspace(-LIM, LIM, z.shape[0])
-    generator = contourpy.contour_generator(axis, axis, z, name="mpl2014", corner_mask=True,
-                                            line_type=contourpy.LineType.SeparateCode)  # fmt: skip
+    generator = contourpy.contour_generator(
+        axis, axis, z, name="mpl2014", corner_mask=True, line_type=contourpy.LineType.SeparateCode
+    )
     values = MaxNLocator(levels + 1, min_n_ticks=1).tick_values(z.min(), z.max())
     return [points for v in values for points in generator.lines(v)[0]]  # closed: ends = start
 
@@ -149,10 +150,14 @@ def contour_lines(z: np.ndarray, levels: int = 4) -> list[np.ndarray]:
 def _slice_title(sigma_min: float, method: str, steps: int, t: float, error: float | None):
     """The panel's readouts, 'σ_min = 0.30, t = 1.00, euler, steps = 4', then the error."""
     if error is None:
-        return (f"σ_min = {sigma_min:.2f}, t = {t:.2f}:\np_1 is a point mass at m (no density\n"
-                f"to integrate; {method}, steps = {steps} unused)")  # fmt: skip
-    return (f"σ_min = {sigma_min:.2f}, t = {t:.2f},\n{method}, steps = {steps}\n"
-            f"log-likelihood error {error:.2e}")  # fmt: skip
+        return (
+            f"σ_min = {sigma_min:.2f}, t = {t:.2f}:\np_1 is a point mass at m (no density\n"
+            f"to integrate; {method}, steps = {steps} unused)"
+        )
+    return (
+        f"σ_min = {sigma_min:.2f}, t = {t:.2f},\n{method}, steps = {steps}\n"
+        f"log-likelihood error {error:.2e}"
+    )
 
 
 class _SliceArtists:
@@ -172,8 +177,15 @@ class _SliceArtists:
     def artists(self) -> tuple:
         """What `set` changes (the x axis never changes: it stays cached)."""
         ax = self.ax
-        return (self.ode, self.exact, self.point_mass, ax.yaxis, *ax.spines.values(), ax.title,
-                self.legend)  # fmt: skip
+        return (
+            self.ode,
+            self.exact,
+            self.point_mass,
+            ax.yaxis,
+            *ax.spines.values(),
+            ax.title,
+            self.legend,
+        )
 
     def set(self, sigma_min: float, method: str, steps: int, t: float) -> float | None:
         res = density_at_t(sigma_min, method, steps, t)
@@ -234,8 +246,9 @@ class ODEDensity(plots.LiveFigure):
     def build(self) -> Figure:
         fig, (ax_map, ax_slice) = plots.new_axes(2, size=3.6)
         self.map = ax_map
-        self.image = plots.heatmap(ax_map, np.ones((N_GRID, N_GRID)), EXTENT,
-                                   "p_t by the ODE, t = 1.00", "density")  # fmt: skip
+        self.image = plots.heatmap(
+            ax_map, np.ones((N_GRID, N_GRID)), EXTENT, "p_t by the ODE, t = 1.00", "density"
+        )
         self.colorbar = self.image.colorbar
         self.contours = LineCollection([], colors="w", linewidths=0.8)
         ax_map.add_collection(self.contours, autolim=False)
@@ -246,8 +259,15 @@ class ODEDensity(plots.LiveFigure):
         self.update()  # then the layout, with the colorbar, is kept for the point mass too
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
-        self.dynamic(self.image, self.contours, self.samples, *ax_map.spines.values(),
-                     ax_map.title, self.colorbar.ax, *self.slice.artists)  # fmt: skip
+        self.dynamic(
+            self.image,
+            self.contours,
+            self.samples,
+            *ax_map.spines.values(),
+            ax_map.title,
+            self.colorbar.ax,
+            *self.slice.artists,
+        )
         return fig
 
     def update(
@@ -271,13 +291,6 @@ class ODEDensity(plots.LiveFigure):
         self.slice.set(sigma_min, method, steps, t)
 
 
-def draw_density(
-    sigma_min: float = 0.3, method: str = "midpoint", steps: int = 10, t: float = 1.0
-) -> Figure:
-    """The ODEDensity figure for one (sigma_min, method, steps, t)."""
-    return ODEDensity().draw(sigma_min=sigma_min, method=method, steps=steps, t=t)
-
-
 def draw_density_grid(
     sigma_mins: tuple[float, ...] = (0.1, 0.5),
     steps: tuple[int, ...] = (1, 4, 20),
@@ -299,8 +312,13 @@ def draw_density_grid(
                 plural = "s" if k != 1 else ""
                 lines = [f"σ_min = {s:.2f}, {k} step{plural}", f"log-lik. error {error:.2g}"]
                 ax.set_title("\n".join(lines + [f"ODE {line}" for line in off_scale]))
-    fig.legend([panel.ode, panel.exact], [f"ODE ({method})", "closed form"],
-               loc="outside lower center", ncols=2, fontsize=9)  # fmt: skip
+    fig.legend(
+        [panel.ode, panel.exact],
+        [f"ODE ({method})", "closed form"],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=9,
+    )
     return fig
 
 
@@ -330,8 +348,13 @@ def draw_flow_map(
             img = g.psi_t(line, t).numpy()
             ax.plot(img[:, 0], img[:, 1], color="0.8", lw=0.7)
         b_t = g.psi_t(disc, t).numpy()
-        ax.fill(b_t[:, 0], b_t[:, 1], color=plots.SOURCE_COLOR if t == 0 else plots.TARGET_COLOR,
-                alpha=0.6, lw=0)  # fmt: skip
+        ax.fill(
+            b_t[:, 0],
+            b_t[:, 1],
+            color=plots.SOURCE_COLOR if t == 0 else plots.TARGET_COLOR,
+            alpha=0.6,
+            lw=0,
+        )
         path = torch.stack([g.psi_t(starts, r) for r in np.linspace(0, t, 30)]).numpy()
         ax.plot(path[..., 0], path[..., 1], color=plots.PATH_COLOR, lw=1)
         velocity = g(arrows_at, torch.full((len(arrows_at),), t, dtype=dtype))
@@ -345,23 +368,21 @@ def draw_flow_map(
             width=0.005,
             scale=14,
         )  # directions only: |u_t| varies a lot
-        ax.set(xlim=(-lim - 0.5, lim + 0.5), ylim=(-lim - 0.5, lim + 0.5), aspect="equal",
-               xlabel="$x^{(1)}$", ylabel="$x^{(2)}$")  # fmt: skip
+        ax.set(
+            xlim=(-lim - 0.5, lim + 0.5),
+            ylim=(-lim - 0.5, lim + 0.5),
+            aspect="equal",
+            xlabel="$x^{(1)}$",
+            ylabel="$x^{(2)}$",
+        )
         ax.set_title(f"t = {t:.2f}: ψ_t(grid), ψ_t(B) filled\narrows: direction of u_t")
     return fig
 
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [
-    ("cnf.ODEDensity", ODEDensity, {"sigma_min": 0.3, "method": "rk4", "steps": 20, "t": 1.0}),
-]
 
 __all__ = [
     "ODEDensity",
     "contour_lines",
     "density_at_t",
-    "draw_density",
     "draw_density_grid",
     "draw_flow_map",
     "ode_log_density",
