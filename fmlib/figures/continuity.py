@@ -140,8 +140,13 @@ class _ContinuityArtists:
         self.density = plots.heatmap(ax_p, np.zeros((80, 80)), box_p, label="$p_t(x)$")
         self.density.set_norm(PowerNorm(0.5, vmin=0, vmax=P_MAX))  # square-root scale
         self.cloud = ax_p.scatter([], [], s=1.5, color="white", alpha=0.6, lw=0)
-        self.residual = plots.heatmap(ax_r, np.zeros((NS[0], NS[0])), box_r, cmap=plots.DIVERGING,
-                                      label="residual (symmetric log scale)")  # fmt: skip
+        self.residual = plots.heatmap(
+            ax_r,
+            np.zeros((NS[0], NS[0])),
+            box_r,
+            cmap=plots.DIVERGING,
+            label="residual (symmetric log scale)",
+        )
         self.residual.set_norm(SymLogNorm(R_LINEAR, linscale=0.5, vmin=-R_MAX, vmax=R_MAX))
         placeholders = _titles(0.0, 0.5, 10, 33, FIELDS[2], 0.0)  # the longest field name
         for ax, lim, title in zip((ax_p, ax_r), (VIEW, LIM), placeholders, strict=True):
@@ -254,8 +259,14 @@ def draw_particles_grid(
     for i, s in enumerate(sigma_mins):
         for j, k in enumerate(steps):
             ax = axes[i * len(steps) + j]
-            image = ax.imshow(_density(s, t).numpy(), origin="lower", extent=ext, cmap=plots.CMAP,
-                              vmin=0.0, vmax=vmax)  # fmt: skip
+            image = ax.imshow(
+                _density(s, t).numpy(),
+                origin="lower",
+                extent=ext,
+                cmap=plots.CMAP,
+                vmin=0.0,
+                vmax=vmax,
+            )
             x = particles(s, t, k)
             ax.scatter(x[:N_DRAWN, 0], x[:N_DRAWN, 1], s=1, color="white", alpha=0.6, lw=0)
             plots.square(ax, VIEW)
