@@ -139,8 +139,15 @@ class CouplingsView(plots.LiveFigure):
         for ax, title in zip(self.axes, ("a\nb", "a\nb", "a\nb"), strict=True):
             ax.set_title(title)  # placeholder two-line titles: they size the layout
         spines = [spine for ax in self.axes for spine in ax.spines.values()]
-        artists = (self.pair_lines, self.pair_x0, self.pair_x1, self.pair_xt, self.traj,
-                   self.particles, self.samples)  # fmt: skip
+        artists = (
+            self.pair_lines,
+            self.pair_x0,
+            self.pair_x1,
+            self.pair_xt,
+            self.traj,
+            self.particles,
+            self.samples,
+        )
         self.dynamic(*artists, *(ax.title for ax in self.axes), *spines)
         return fig
 
@@ -154,7 +161,7 @@ class CouplingsView(plots.LiveFigure):
                 value=batches[0],
                 description="OT batch",
                 continuous_update=True,
-            ),  # fmt: skip
+            ),
             "sigma_min": widgets.sigma_min_slider(0.0, options=self.atlas.sigma_mins),
             "steps": widgets.steps_slider(2, options=STEP_OPTIONS),
             "t": widgets.t_slider(1.0),
