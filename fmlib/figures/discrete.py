@@ -96,7 +96,7 @@ class DiscretePath(plots.LiveFigure):
                 description="κ_t = t^p, p",
                 continuous_update=True,
                 style={"description_width": "initial"},
-            ),  # fmt: skip
+            ),
             "source": widgets.choice("source", discrete.SOURCES, "mask"),
             "t": widgets.t_slider(0.5, options=T_OPTIONS),
         }
@@ -167,16 +167,10 @@ def draw_discrete(
     return DiscretePath(pyplot=True).draw(steps=steps, power=power, source=source, t=t)
 
 
-# (name, zero-argument factory of the view, control values): tests and benchmarks run each.
-VIEWS = [
-    ("discrete.DiscretePath", DiscretePath, {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5})
-]
-
 __all__ = [
     "N_VALUES",
     "POWERS",
     "STEPS",
-    "VIEWS",
     "DiscretePath",
     "draw_discrete",
     "sweep",
