@@ -120,7 +120,7 @@ class Guidance(plots.LiveFigure):
                 continuous_update=True,
                 style={"description_width": "initial"},
                 layout=ipywidgets.Layout(width="300px"),
-            ),  # fmt: skip
+            ),
             "y": widgets.choice("class y", CLASSES, "0"),
             "sigma_min": widgets.sigma_min_slider(0.0, options=SIGMA_MIN_OPTIONS),
             "steps": widgets.steps_slider(16, options=STEPS_OPTIONS),
@@ -131,25 +131,41 @@ class Guidance(plots.LiveFigure):
         fig, (ax_t, ax_1, ax_w) = plots.new_axes(3, size=3.3)
         q = target()
         ext = (-VIEW, VIEW, -VIEW, VIEW)
-        self.quiver = ax_t.quiver(*_quiver_points().T.numpy(), *torch.zeros(2, QUIVER**2).numpy(),
-                                  color="0.55", angles="xy", scale_units="xy", scale=6.0,
-                                  width=0.004)  # fmt: skip
+        self.quiver = ax_t.quiver(
+            *_quiver_points().T.numpy(),
+            *torch.zeros(2, QUIVER**2).numpy(),
+            color="0.55",
+            angles="xy",
+            scale_units="xy",
+            scale=6.0,
+            width=0.004,
+        )
         self.particles = ax_t.scatter([], [], s=5, color=plots.PATH_COLOR, lw=0, alpha=0.8)
-        self.tilted = plots.heatmap(ax_1, torch.zeros(HEAT, HEAT), ext,
-                                    label="log density", vmin=LOG_FLOOR, vmax=0.5)  # fmt: skip
+        self.tilted = plots.heatmap(
+            ax_1, torch.zeros(HEAT, HEAT), ext, label="log density", vmin=LOG_FLOOR, vmax=0.5
+        )
         self.right = ax_1.scatter([], [], s=5, color="white", lw=0, alpha=0.9)
         self.wrong = ax_1.scatter([], [], s=6, color="0.45", lw=0)
         marks = []
         for ax in (ax_t, ax_1):
-            (m,) = ax.plot(q.means[:, 0], q.means[:, 1], "*", color=plots.TARGET_COLOR,
-                           mec="k", ms=10, zorder=4)  # fmt: skip
+            (m,) = ax.plot(
+                q.means[:, 0],
+                q.means[:, 1],
+                "*",
+                color=plots.TARGET_COLOR,
+                mec="k",
+                ms=10,
+                zorder=4,
+            )
             marks.append(m)
             plots.square(ax, VIEW)
         ws = list(W_OPTIONS)
-        (self.acc,) = ax_w.plot(ws, [0.0] * len(ws), "o-", color=plots.TARGET_COLOR,
-                                label="accuracy (right class)")  # fmt: skip
-        (self.spread,) = ax_w.plot(ws, [0.0] * len(ws), "s--", color=plots.SOURCE_COLOR,
-                                   label="spread (RMS to mean)")  # fmt: skip
+        (self.acc,) = ax_w.plot(
+            ws, [0.0] * len(ws), "o-", color=plots.TARGET_COLOR, label="accuracy (right class)"
+        )
+        (self.spread,) = ax_w.plot(
+            ws, [0.0] * len(ws), "s--", color=plots.SOURCE_COLOR, label="spread (RMS to mean)"
+        )
         ax_w.set(xlabel="guidance weight w", ylim=(0, 1.6))
         self.now = ax_w.axvline(2.0, color="k", lw=0.8)
         legend = ax_w.legend(handles=[self.acc, self.spread], loc="upper right", fontsize=9)
@@ -158,8 +174,20 @@ class Guidance(plots.LiveFigure):
             ax.set_title(title, fontsize=9)  # placeholder: sizes the layout
         spines = [s for ax in (ax_t, ax_1) for s in ax.spines.values()]
         titles = [ax.title for ax in self.axes]
-        self.dynamic(self.quiver, self.particles, self.tilted, self.right, self.wrong,
-                     self.acc, self.spread, self.now, legend, *marks, *titles, *spines)  # fmt: skip
+        self.dynamic(
+            self.quiver,
+            self.particles,
+            self.tilted,
+            self.right,
+            self.wrong,
+            self.acc,
+            self.spread,
+            self.now,
+            legend,
+            *marks,
+            *titles,
+            *spines,
+        )
         return fig
 
     def _titles(self, w: float, y: int, sigma_min: float, steps: int, t: float):
@@ -171,8 +199,9 @@ class Guidance(plots.LiveFigure):
             f"accuracy = {acc[i]:.2f}, spread = {spread[i]:.2f}",
         )
 
-    def update(self, w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: int = 16,
-               t: float = 0.5) -> None:  # fmt: skip
+    def update(
+        self, w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: int = 16, t: float = 0.5
+    ) -> None:
         _check(w, y, sigma_min, steps, t)
         label, i = int(y), W_OPTIONS.index(w)
         with one_thread():
@@ -197,8 +226,9 @@ class Guidance(plots.LiveFigure):
             ax.title.set_text(title)
 
 
-def draw_guidance(w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: int = 16,
-                  t: float = 0.5) -> Figure:  # fmt: skip
+def draw_guidance(
+    w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: int = 16, t: float = 0.5
+) -> Figure:
     """The widget's picture, drawn once on a pyplot figure (the static page)."""
     return Guidance(pyplot=True).draw(w=w, y=y, sigma_min=sigma_min, steps=steps, t=t)
 
@@ -211,13 +241,29 @@ def draw_densities(log_tilted: Tensor, log_cfg: Tensor, lim: float, w: float) ->
     top = float(max(pi.max(), p.max()))
     fig, axes = plots.new_axes(3, size=3.2)
     ext = (-lim, lim, -lim, lim)
-    plots.heatmap(axes[0], pi, ext, title=f"tilted density, w = {w:.2f}",
-                  label="density", vmin=0, vmax=top)  # fmt: skip
-    plots.heatmap(axes[1], p, ext, title=f"density of the CFG samples, w = {w:.2f}",
-                  label="density", vmin=0, vmax=top)  # fmt: skip
+    plots.heatmap(
+        axes[0], pi, ext, title=f"tilted density, w = {w:.2f}", label="density", vmin=0, vmax=top
+    )
+    plots.heatmap(
+        axes[1],
+        p,
+        ext,
+        title=f"density of the CFG samples, w = {w:.2f}",
+        label="density",
+        vmin=0,
+        vmax=top,
+    )
     big = float((p - pi).abs().max())
-    plots.heatmap(axes[2], p - pi, ext, title="CFG minus tilted", label="density difference",
-                  cmap=plots.DIVERGING, vmin=-big, vmax=big)  # fmt: skip
+    plots.heatmap(
+        axes[2],
+        p - pi,
+        ext,
+        title="CFG minus tilted",
+        label="density difference",
+        cmap=plots.DIVERGING,
+        vmin=-big,
+        vmax=big,
+    )
     q = target()
     for ax in axes:
         ax.plot(q.means[:, 0], q.means[:, 1], "*", color=plots.TARGET_COLOR, mec="k", ms=9)
@@ -236,9 +282,20 @@ def draw_trade_off(ws: tuple[float, ...], trade: dict[str, dict[str, list[float]
             ("spread", plots.SOURCE_COLOR, "spread (RMS to mean)"),
         ):
             se = [2 * s for s in values[key + "_se"]]
-            ax.errorbar(ws, values[key], yerr=se, color=color, capsize=2,
-                        label=f"{label}, {name}", **styles.get(name, {}))  # fmt: skip
-    ax.set(xlabel="guidance weight w", ylabel="accuracy / spread", ylim=(0, 1.5),
-           title="guidance: class fidelity against diversity")  # fmt: skip
+            ax.errorbar(
+                ws,
+                values[key],
+                yerr=se,
+                color=color,
+                capsize=2,
+                label=f"{label}, {name}",
+                **styles.get(name, {}),
+            )
+    ax.set(
+        xlabel="guidance weight w",
+        ylabel="accuracy / spread",
+        ylim=(0, 1.5),
+        title="guidance: class fidelity against diversity",
+    )
     ax.legend(fontsize=9, loc="lower right")
     return fig
