@@ -116,14 +116,16 @@ class _MarginalizationArtists:
 
     def __init__(self, ax_p, ax_w, ax_x) -> None:
         ext, blank = (-VIEW, VIEW, -VIEW, VIEW), torch.zeros(HEAT, HEAT)
-        self.log_p = plots.heatmap(ax_p, blank, ext, label="$\\log p_t(x)$", vmin=LOG_P_FLOOR,
-                                   vmax=LOG_P_CEIL)  # fmt: skip
+        self.log_p = plots.heatmap(
+            ax_p, blank, ext, label="$\\log p_t(x)$", vmin=LOG_P_FLOOR, vmax=LOG_P_CEIL
+        )
         qpts = square_grid(VIEW * 0.9, QUIVER)
         one, zero = torch.ones(len(qpts)), torch.zeros(len(qpts))  # placeholder arrows: an
         # all-zero quiver autoscales to scale 0 (divide-by-zero warning) if drawn before update
         self.quiver = ax_p.quiver(qpts[:, 0], qpts[:, 1], one, zero, color="white", alpha=0.8)
-        self.w_max = plots.heatmap(ax_w, blank, ext, vmin=0, vmax=1,
-                                   label="$\\max_k P(x_1^{(k)}\\,|\\,x_t = x)$")  # fmt: skip
+        self.w_max = plots.heatmap(
+            ax_w, blank, ext, vmin=0, vmax=1, label="$\\max_k P(x_1^{(k)}\\,|\\,x_t = x)$"
+        )
         self.traj = LineCollection([], color=plots.PATH_COLOR, lw=0.6, alpha=0.6)
         ax_x.add_collection(self.traj)
         self.ends = ax_x.scatter([], [], s=6, alpha=0.7, color=plots.PATH_COLOR, lw=0)
@@ -136,8 +138,16 @@ class _MarginalizationArtists:
             plots.square(ax, VIEW)
             ax.set_title(title)  # placeholder: sizes the layout for the real titles
         spines = (*ax_p.spines.values(), *ax_w.spines.values())  # static, on top of images
-        self.artists = (self.log_p, self.quiver, self.w_max, self.traj, self.ends, *self.stars,
-                        *(ax.title for ax in self.axes), *spines)  # fmt: skip
+        self.artists = (
+            self.log_p,
+            self.quiver,
+            self.w_max,
+            self.traj,
+            self.ends,
+            *self.stars,
+            *(ax.title for ax in self.axes),
+            *spines,
+        )
 
     def set(self, sigma_min: float, t: float, steps: int, n_points: int) -> None:
         _check(sigma_min, t, steps, n_points)
@@ -250,23 +260,34 @@ def draw_marginalization_schematic(t: float = 0.5, sigma_min: float = 0.1) -> Fi
     for k, c in enumerate(("C0", "C1", "C2")):
         for s in (0.0, 0.25, 0.5, 0.75, 1.0):
             centre = (s * pts[k]).tolist()
-            ax_l.add_patch(mpatches.Circle(centre, float(sigma(s)), fill=False, color=c,
-                                           alpha=0.3 + 0.7 * s))  # fmt: skip
+            ax_l.add_patch(
+                mpatches.Circle(centre, float(sigma(s)), fill=False, color=c, alpha=0.3 + 0.7 * s)
+            )
         ax_l.plot([0, pts[k, 0]], [0, pts[k, 1]], ":", color=c)
         ax_l.plot(*pts[k], "*", color=c, mec="k", ms=12, label=f"$x_1^{{({k})}}$")
         # right: the conditional blob at time t, and u_t(x | x1^(k)) from x
-        ax_r.add_patch(mpatches.Circle((t * pts[k]).tolist(), float(sigma(t)), color=c,
-                                       alpha=0.15))  # fmt: skip
+        ax_r.add_patch(mpatches.Circle((t * pts[k]).tolist(), float(sigma(t)), color=c, alpha=0.15))
         ax_r.plot(*pts[k], "*", color=c, mec="k", ms=12)
         end = x[0] + 0.5 * u_k[k]
         style = {"arrowstyle": "->", "color": c, "lw": 0.5 + 4 * float(w[k])}  # width ~ weight
         ax_r.annotate("", xy=end.tolist(), xytext=x[0].tolist(), arrowprops=style)
         up = float(pts[k, 1]) > 0  # the weight beside its star, on the side away from x
-        ax_r.annotate(f"P = {float(w[k]):.2f}", xy=pts[k].tolist(), xytext=(0, 11 if up else -11),
-                      textcoords="offset points", ha="center", va="bottom" if up else "top",
-                      color=c, fontsize=9)  # fmt: skip
-    ax_r.annotate("", xy=(x[0] + 0.5 * u).tolist(), xytext=x[0].tolist(),
-                  arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 2.5})  # fmt: skip
+        ax_r.annotate(
+            f"P = {float(w[k]):.2f}",
+            xy=pts[k].tolist(),
+            xytext=(0, 11 if up else -11),
+            textcoords="offset points",
+            ha="center",
+            va="bottom" if up else "top",
+            color=c,
+            fontsize=9,
+        )
+    ax_r.annotate(
+        "",
+        xy=(x[0] + 0.5 * u).tolist(),
+        xytext=x[0].tolist(),
+        arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 2.5},
+    )
     ax_r.plot(*x[0], "o", color="k", ms=5)
     ax_r.text(float(x[0, 0]) + 0.15, float(x[0, 1]) - 0.45, "$x$", fontsize=10)
     ax_l.legend(loc="lower left", fontsize=9)
