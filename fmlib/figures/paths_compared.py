@@ -158,8 +158,9 @@ def draw_conditional_paths(n_lines: int = 12) -> Figure:
     for ax, name in zip(axes, PATH_NAMES, strict=True):
         path = make_path(name)
         lines = torch.stack([path.psi_t(x0, x1, float(t)) for t in ts])  # [T, n, 2]
-        ax.add_collection(LineCollection(list(lines.transpose(0, 1).numpy()), lw=1,
-                                         color=plots.PATH_COLOR))  # fmt: skip
+        ax.add_collection(
+            LineCollection(list(lines.transpose(0, 1).numpy()), lw=1, color=plots.PATH_COLOR)
+        )
         ax.scatter(lines[0, :, 0], lines[0, :, 1], s=10, color=plots.SOURCE_COLOR, zorder=3)
         ax.plot([2.0], [1.0], "*", color=plots.TARGET_COLOR, mec="k", ms=12, zorder=4)
         plots.square(ax, 6.0 if name == "VE" else 3.5)
@@ -232,8 +233,14 @@ class PathsCompared(plots.LiveFigure):
     def build(self) -> Figure:
         fig, (ax_p, ax_x, ax_s) = plots.new_axes(3, size=3.2)
         ext = (-VIEW, VIEW, -VIEW, VIEW)
-        self.log_p = plots.heatmap(ax_p, torch.zeros(HEAT, HEAT), ext, label="$\\log p_t(x)$",
-                                   vmin=LOG_P_FLOOR, vmax=LOG_P_CEIL)  # fmt: skip
+        self.log_p = plots.heatmap(
+            ax_p,
+            torch.zeros(HEAT, HEAT),
+            ext,
+            label="$\\log p_t(x)$",
+            vmin=LOG_P_FLOOR,
+            vmax=LOG_P_CEIL,
+        )
         self.particles = ax_p.scatter([], [], s=4, color="white", alpha=0.8, lw=0)
         self.traj = LineCollection([], color=plots.PATH_COLOR, lw=0.6, alpha=0.6)
         ax_x.add_collection(self.traj)
@@ -257,8 +264,19 @@ class PathsCompared(plots.LiveFigure):
         spines = [spine for ax in self.axes for spine in ax.spines.values()]
         # static artists drawn over dynamic ones (stars, legend, frames) are redrawn too
         titles = [ax.title for ax in self.axes]
-        self.dynamic(self.log_p, self.particles, self.traj, self.ends, stars, self.alpha,
-                     self.sigma, self.now, legend, *titles, *spines)  # fmt: skip
+        self.dynamic(
+            self.log_p,
+            self.particles,
+            self.traj,
+            self.ends,
+            stars,
+            self.alpha,
+            self.sigma,
+            self.now,
+            legend,
+            *titles,
+            *spines,
+        )
         return fig
 
     def update(self, path: str = "OT", sigma_min: float = 0.0, steps: int = 8, t: float = 0.5):
@@ -288,8 +306,14 @@ def draw_marginal_paths(times: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) 
         for j, t in enumerate(times):
             ax = axes[i * len(times) + j]
             log_p = _log_p(name, 0.0, t).clamp(min=LOG_P_FLOOR)
-            image = ax.imshow(log_p.numpy(), extent=ext, origin="lower", cmap=plots.CMAP,
-                              vmin=LOG_P_FLOOR, vmax=LOG_P_CEIL)  # fmt: skip
+            image = ax.imshow(
+                log_p.numpy(),
+                extent=ext,
+                origin="lower",
+                cmap=plots.CMAP,
+                vmin=LOG_P_FLOOR,
+                vmax=LOG_P_CEIL,
+            )
             ax.set_title(f"{name}, t = {t:.2f}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
