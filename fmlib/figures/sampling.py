@@ -264,8 +264,16 @@ def draw_seed_curves(
         fig, (ax,) = plots.new_axes(1, size=3.6)
     for s, rows in seed_rows.items():
         stats = [mean_se([row[metric][i] for row in rows]) for i in range(len(rows[0]["nfe"]))]
-        ax.errorbar(rows[0]["nfe"], [m for m, _ in stats], yerr=[se for _, se in stats], fmt="o-",
-                    color=_sigma_color(s), label=f"σ_min {s:.2f}", ms=4, capsize=2)  # fmt: skip
+        ax.errorbar(
+            rows[0]["nfe"],
+            [m for m, _ in stats],
+            yerr=[se for _, se in stats],
+            fmt="o-",
+            color=_sigma_color(s),
+            label=f"σ_min {s:.2f}",
+            ms=4,
+            capsize=2,
+        )
     _nfe_axes(ax, metric)
     ax.set_title(f"{LABELS[metric].split(' (')[0]}, mean ± SE of {len(rows)} seeds", fontsize=9)
     ax.legend()
@@ -349,8 +357,9 @@ class SamplesView(plots.LiveFigure):
         sw = [v for sweep in self.sweeps.values() for m in METHODS for v in curves(sweep)[m]["sw"]]
         nfe = [STAGES[m] * k for sweep in self.sweeps.values() for m, k in sweep.samples]
         for s in self.sweeps:
-            (self.lines[s],) = right.plot([], [], "o-", color=_sigma_color(s), ms=3,
-                                          label=f"σ_min {s:.2f}")  # fmt: skip
+            (self.lines[s],) = right.plot(
+                [], [], "o-", color=_sigma_color(s), ms=3, label=f"σ_min {s:.2f}"
+            )
         (self.choice,) = right.plot([], [], "o", ms=12, mfc="none", mec="k")
         _nfe_axes(right, "sw")
         right.set_xlim(min(nfe) / 1.4, max(nfe) * 1.4)  # static: every choice fits
@@ -360,8 +369,15 @@ class SamplesView(plots.LiveFigure):
         self._titles(first, "midpoint", 1, 1, 1.0, 1.0, {"sw": 0.0, "in_support": 0.0})
         # static artists drawn over dynamic ones (the legend, the frames) are redrawn too
         spines = [spine for ax in (left, right) for spine in ax.spines.values()]
-        self.dynamic(self.points, left.title, right.title, *self.lines.values(), self.choice,
-                     self.legend, *spines)  # fmt: skip
+        self.dynamic(
+            self.points,
+            left.title,
+            right.title,
+            *self.lines.values(),
+            self.choice,
+            self.legend,
+            *spines,
+        )
         return fig
 
     def _titles(self, sigma_min, solver, steps, batch, t, t_k, scores) -> None:
