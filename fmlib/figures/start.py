@@ -36,8 +36,9 @@ def euler_vs_exact(path: GaussianPath, steps: int) -> tuple[Tensor, Tensor, floa
     on the same time grid, and the max distance between their endpoints at t = 1."""
     x0 = _noise()
     x1 = torch.tensor(X1).expand_as(x0)
-    sol = integrate(lambda x, t: path.u_t(x, x1, t), x0, steps=steps, method="euler",
-                    trajectory=True)  # fmt: skip
+    sol = integrate(
+        lambda x, t: path.u_t(x, x1, t), x0, steps=steps, method="euler", trajectory=True
+    )
     exact = _psi_on_grid(path, x0, x1, sol.times)
     error = (sol.trajectory[-1] - exact[-1]).norm(dim=1).max().item()
     return sol.trajectory, exact, error
@@ -160,13 +161,3 @@ class ConditionalPath(plots.LiveFigure):
         if getattr(self, "_vp_steps", None) != steps:  # sigma_min does not change the VP panel
             self.vp.set(VPPath(), steps, VP_NAME)
             self._vp_steps = steps
-
-
-def draw_conditional_path(sigma_min: float = 0.0, steps: int = 4) -> Figure:
-    """The ConditionalPath figure for one (sigma_min, steps)."""
-    return ConditionalPath().draw(sigma_min=sigma_min, steps=steps)
-
-
-# (name, zero-argument factory of the view, slider values): benchmarks/widgets.py and
-# tests/test_live_figures.py run every entry.
-VIEWS = [("start.ConditionalPath", ConditionalPath, {"sigma_min": 0.1, "steps": 10})]
