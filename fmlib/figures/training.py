@@ -291,9 +291,15 @@ class _AtlasArtists:
         xx, yy, _ = plots.grid2d(plots.LIM, QUIVER_N)
         ones = np.ones(xx.shape)
         self.arrows = self.ax_u.quiver(
-            xx, yy, ones, ones, ones, cmap=plots.CMAP, angles="xy",
+            xx,
+            yy,
+            ones,
+            ones,
+            ones,
+            cmap=plots.CMAP,
+            angles="xy",
             norm=Normalize(0.0, atlas.max_speed()),  # fixed: one colour scale for every t
-        )  # fmt: skip
+        )
         self.ax_u.figure.colorbar(self.arrows, ax=self.ax_u, shrink=0.8, label="speed |u|")
         plots.square(self.ax_u)
         self._titles(0.0, 1, 0.0, 0.0)  # placeholders: size the layout (two-line middle title)
