@@ -36,8 +36,11 @@ def _page_problems(path: Path) -> list[str]:
         check = nb.cells[ex.check].source
         if check != ex.student_check():
             problems.append(f"{path.name}: {ex.name!r}: the check shows more than its call")
-        calls = [n for n in ast.walk(ast.parse(check)) if isinstance(n, ast.Call)
-                 and getattr(n.func, "attr", "") in ("check", "check_choice")]  # fmt: skip
+        calls = [
+            n
+            for n in ast.walk(ast.parse(check))
+            if isinstance(n, ast.Call) and getattr(n.func, "attr", "") in ("check", "check_choice")
+        ]
         if len(calls) != 1 or len(calls[0].args) != 2 or calls[0].keywords:
             problems.append(f"{path.name}: {ex.name!r}: the check passes an expected value")
         if "### BEGIN" in nb.cells[ex.solution].source:
