@@ -53,9 +53,10 @@ def test_declared_dependencies_accept_colab_packages():
     for name, version in colab_has.items():
         assert requirements[name].specifier.contains(version, prereleases=True), (name, version)
     pins = dict(
-        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+        line.split("==")
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
-    )  # fmt: skip
+    )
     for name, req in requirements.items():  # the course machines' pins are accepted too
         if name in pins:
             assert req.specifier.contains(pins[name]), (name, pins[name])
@@ -107,8 +108,12 @@ def test_widgets_work_with_ipywidgets_7_7_1():
     env = {**os.environ, "PYTHONPATH": f"{IPYWIDGETS7}{os.pathsep}{ROOT}", "MPLBACKEND": "Agg"}
     env.pop("FMLIB_CHECK_FIGURES", None)  # its toy view is about widgets, not a course figure
     done = subprocess.run(
-        [sys.executable, "-c", SMOKE], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", SMOKE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
