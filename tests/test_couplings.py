@@ -52,8 +52,10 @@ def test_minibatch_pairs_are_blockwise_permutations_and_batch_one_is_independent
     for block, original in zip(paired.split(16), x1.split(16), strict=True):
         assert sorted(map(tuple, block.tolist())) == sorted(map(tuple, original.tolist()))
     assert torch.equal(couplings.minibatch_ot_pairs(x0, x1, 1)[1], x1)
-    cost = [float(((couplings.minibatch_ot_pairs(x0, x1, b)[1] - x0) ** 2).sum(1).mean())
-            for b in (1, 4, 16, 64)]  # fmt: skip
+    cost = [
+        float(((couplings.minibatch_ot_pairs(x0, x1, b)[1] - x0) ** 2).sum(1).mean())
+        for b in (1, 4, 16, 64)
+    ]
     assert cost == sorted(cost, reverse=True) and cost[-1] < cost[0]
     with pytest.raises(ValueError, match="batch_size must divide"):
         couplings.minibatch_ot_pairs(x0, x1, 10)
