@@ -52,18 +52,26 @@ def test_student_edition_clears_every_output_from_blank_to_check():
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Title"),
-        nbformat.v4.new_code_cell("y = 1", execution_count=1,
-                                  outputs=[nbformat.v4.new_output("stream", text="kept")]),
-        nbformat.v4.new_code_cell(SOLVED, execution_count=2,
-                                  outputs=[nbformat.v4.new_output("stream", text="done")]),
-        nbformat.v4.new_code_cell("print(12.0)", execution_count=3,
-                                  outputs=[nbformat.v4.new_output("stream", text="12.0")]),
-        nbformat.v4.new_code_cell('secret = 12.0\n_ = exercises.check("area", answer_area, secret)',
-                                  execution_count=4,
-                                  outputs=[nbformat.v4.new_output("stream", text="✅")]),
-        nbformat.v4.new_code_cell("z = 2", execution_count=5,
-                                  outputs=[nbformat.v4.new_output("stream", text="after")]),
-    ]  # fmt: skip
+        nbformat.v4.new_code_cell(
+            "y = 1", execution_count=1, outputs=[nbformat.v4.new_output("stream", text="kept")]
+        ),
+        nbformat.v4.new_code_cell(
+            SOLVED, execution_count=2, outputs=[nbformat.v4.new_output("stream", text="done")]
+        ),
+        nbformat.v4.new_code_cell(
+            "print(12.0)",
+            execution_count=3,
+            outputs=[nbformat.v4.new_output("stream", text="12.0")],
+        ),
+        nbformat.v4.new_code_cell(
+            'secret = 12.0\n_ = exercises.check("area", answer_area, secret)',
+            execution_count=4,
+            outputs=[nbformat.v4.new_output("stream", text="✅")],
+        ),
+        nbformat.v4.new_code_cell(
+            "z = 2", execution_count=5, outputs=[nbformat.v4.new_output("stream", text="after")]
+        ),
+    ]
     assert len(editions.answer_leaks(nb)) == 3 and editions.cleared_outputs(nb) == 3
     out = editions.student_edition(nb, "00_x.ipynb")
     assert out.cells[0].source == "# Title" and "Student edition" in out.cells[1].source
