@@ -45,9 +45,12 @@ def test_check_choice(capsys):
     options = ("increases", "decreases", "stays the same")
     assert exercises.check_choice("error with steps", "decreases", "decreases", options)
     assert not exercises.check_choice(
-        "error with steps", "increases", "decreases", options,
+        "error with steps",
+        "increases",
+        "decreases",
+        options,
         mistakes={"increases": "more steps means smaller steps, so less error per step"},
-    )  # fmt: skip
+    )
     assert "more steps means smaller steps" in capsys.readouterr().out
     assert not exercises.check_choice("error with steps", "stays the same", "decreases", options)
     out = capsys.readouterr().out
@@ -66,8 +69,10 @@ def test_verdicts_go_to_the_grade_log(tmp_path, monkeypatch):
     exercises.check_choice("three", None, "a", ("a", "b"))
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["exercise"], r["verdict"]) for r in records] == [
-        ("one", "correct"), ("two", "wrong"), ("three", "not attempted"),
-    ]  # fmt: skip
+        ("one", "correct"),
+        ("two", "wrong"),
+        ("three", "not attempted"),
+    ]
 
 
 KEYED_CHECK = """
