@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fmlib import figure_check
+from fmlib.figures import all_views  # noqa: E402
 from fmlib.figures import change_of_variables as figs  # noqa: E402
 from fmlib.flows import AffineLayer, DiscreteFlow  # noqa: E402
 from fmlib.solvers import standard_normal_log_prob  # noqa: E402
@@ -42,14 +43,15 @@ def test_residual_flow_endpoint_mean_is_m():
 
 
 def test_draw_functions_return_figures():
-    fig = figs.draw_residual_flow(0.0, 5)
+    fig = figs.ResidualFlow.draw(sigma_min=0.0, steps=5)
     assert len(fig.axes) == 2
     plt.close(fig)
     fig = figs.draw_residual_grid((0.0, 0.2), (2, 4))
     assert len(fig.axes) == 4
     plt.close(fig)
-    flow = DiscreteFlow([AffineLayer(torch.eye(2, dtype=torch.float64) * 1.5,
-                                     torch.zeros(2, dtype=torch.float64))])  # fmt: skip
+    flow = DiscreteFlow(
+        [AffineLayer(torch.eye(2, dtype=torch.float64) * 1.5, torch.zeros(2, dtype=torch.float64))]
+    )
     fig = figs.draw_layer_densities(flow, standard_normal_log_prob, lim=4.0, n=40)
     assert len(fig.axes) == 4  # two heatmaps and their colorbars
     plt.close(fig)
@@ -97,8 +99,12 @@ def test_residual_flow_view_shows_the_helper_numbers():
         assert view.paths.ax.get_title().startswith(f"K = {steps} residual layers")
         # the bars are the histogram of x_K^(1) on M[0] +- 4 max(s_K, 0.05)
         width = 4 * max(stats["std_formula"], 0.05)
-        heights, edges = np.histogram(traj[-1, :, 0].numpy(), bins=figs.BINS, density=True,
-                                      range=(figs.M[0] - width, figs.M[0] + width))  # fmt: skip
+        heights, edges = np.histogram(
+            traj[-1, :, 0].numpy(),
+            bins=figs.BINS,
+            density=True,
+            range=(figs.M[0] - width, figs.M[0] + width),
+        )
         bars = view.hist.bars.get_data()
         np.testing.assert_allclose(bars.values, heights)
         np.testing.assert_allclose(bars.edges, edges)
@@ -115,8 +121,9 @@ def test_residual_flow_view_shows_the_helper_numbers():
 
 
 def test_views_are_listed():
-    assert [name for name, _, _ in figs.VIEWS] == ["change_of_variables.ResidualFlow"]
-    for _, make_view, kwargs in figs.VIEWS:
+    names = [name for name, _, _ in all_views("change_of_variables")]
+    assert names == ["change_of_variables.ResidualFlow"]
+    for _, make_view, kwargs in all_views("change_of_variables"):
         assert isinstance(make_view().draw(**kwargs), matplotlib.figure.Figure)
     assert not hasattr(figs, "BENCH")
     assert math.isfinite(figs.residual_flow(0.1, 10)[1]["hist_max_z"])
@@ -167,14 +174,15 @@ def test_figures_are_readable_at_1280_px(course_style):
     fig = figs.draw_pushforward_schematic(_f)
     assert figure_check.text_problems(fig, clipped=False) == []
     plt.close(fig)
-    flow = DiscreteFlow([AffineLayer(torch.eye(2, dtype=torch.float64) * 1.1,
-                                     torch.zeros(2, dtype=torch.float64))])  # fmt: skip
+    flow = DiscreteFlow(
+        [AffineLayer(torch.eye(2, dtype=torch.float64) * 1.1, torch.zeros(2, dtype=torch.float64))]
+    )
     fig = figs.draw_layer_densities(flow, standard_normal_log_prob, lim=4.0, n=100)
     assert figure_check.text_problems(fig, clipped=False) == []
     assert "in view" in fig.axes[0].get_title()
     plt.close(fig)
     for sigma_min, steps in ((0.1, 10), (0.0, 100), (0.5, 1)):
-        fig = figs.draw_residual_flow(sigma_min, steps)
+        fig = figs.ResidualFlow.draw(sigma_min=sigma_min, steps=steps)
         assert figure_check.text_problems(fig) == []
         plt.close(fig)
 
