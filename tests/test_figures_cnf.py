@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fmlib import figure_check
+from fmlib.figures import all_views  # noqa: E402
 from fmlib.figures import cnf as figs  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def test_density_at_t_zero_is_exact_and_point_mass_has_no_nan():
     assert torch.allclose(
         res["x_t"], torch.tensor(figs.M, dtype=res["x_t"].dtype).expand(figs.N_SAMPLES, 2)
     )
-    plt.close(figs.draw_density(0.0, "rk4", 10, 1.0))
+    plt.close(figs.ODEDensity.draw(sigma_min=0.0, method="rk4", steps=10, t=1.0))
 
 
 def test_density_grid_integrates_to_one():
@@ -44,14 +45,14 @@ def test_density_grid_integrates_to_one():
 
 
 def test_draw_functions_return_figures():
-    fig = figs.draw_density(0.3, "midpoint", 5, 0.6)
+    fig = figs.ODEDensity.draw(sigma_min=0.3, method="midpoint", steps=5, t=0.6)
     assert len(fig.axes) == 3  # heatmap, its colorbar, the slice
     plt.close(fig)
     fig = figs.draw_density_grid((0.1, 0.5), (1, 4))
     assert len(fig.axes) == 4
     plt.close(fig)
-    assert [name for name, _, _ in figs.VIEWS] == ["cnf.ODEDensity"]
-    for _, make_view, kwargs in figs.VIEWS:
+    assert [name for name, _, _ in all_views("cnf")] == ["cnf.ODEDensity"]
+    for _, make_view, kwargs in all_views("cnf"):
         plt.close(make_view().draw(**kwargs))
     assert not hasattr(figs, "BENCH")
 
@@ -64,8 +65,9 @@ def test_density_at_t_is_the_ode_solve(method, sigma_min, steps, t):
     grid, x0 = figs._points()
     g = figs.flow(sigma_min)
     log_p = figs.ode_log_density(g, grid, t, steps, method)
-    torch.testing.assert_close(res["grid_ode"], log_p.exp().reshape(figs.N_GRID, figs.N_GRID),
-                               rtol=1e-10, atol=1e-14)  # fmt: skip
+    torch.testing.assert_close(
+        res["grid_ode"], log_p.exp().reshape(figs.N_GRID, figs.N_GRID), rtol=1e-10, atol=1e-14
+    )
     x_t = g.psi_t(x0, t)
     error = (figs.ode_log_density(g, x_t, t, steps, method) - g.log_p_t(x_t, t)).abs().mean()
     assert res["error"] == pytest.approx(error.item(), rel=1e-8, abs=1e-14)
@@ -131,7 +133,10 @@ def test_density_controls_and_inactive():
     view = figs.ODEDensity()
     assert set(view.controls()) == {"sigma_min", "method", "steps", "t"}
     assert set(view.inactive(sigma_min=0.2, method="rk4", steps=3, t=0.0)) == {
-        "sigma_min", "method", "steps"}  # fmt: skip
+        "sigma_min",
+        "method",
+        "steps",
+    }
     assert set(view.inactive(sigma_min=0.0, method="rk4", steps=3, t=1.0)) == {"method", "steps"}
     assert view.inactive(sigma_min=0.0, method="rk4", steps=3, t=0.95) == {}
     view.update(sigma_min=0.0, method="rk4", steps=3, t=1.0)
@@ -154,7 +159,9 @@ def test_figures_are_readable_at_1280_px(course_style):
     assert figure_check.text_problems(fig, clipped=False) == []
     plt.close(fig)
     for args in ((0.3, "euler", 4, 1.0), (0.0, "rk4", 10, 1.0), (0.12, "midpoint", 37, 0.45)):
-        fig = figs.draw_density(*args)
+        fig = figs.ODEDensity.draw(
+            **dict(zip(("sigma_min", "method", "steps", "t"), args, strict=True))
+        )
         assert figure_check.text_problems(fig) == []
         plt.close(fig)
 
