@@ -15,6 +15,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fmlib.data import eight_gaussians_means  # noqa: E402
+from fmlib.figures import all_views  # noqa: E402
 from fmlib.figures import continuity as F  # noqa: E402
 from fmlib.marginal import GaussianMixture, marginal_log_prob, marginal_velocity  # noqa: E402
 from fmlib.paths import OTPath, VPPath  # noqa: E402
@@ -52,8 +53,14 @@ def test_pair_is_fmlib_marginal(sigma_min):
 def test_particles_are_the_midpoint_ode_of_the_marginal_field():
     q = GaussianMixture(eight_gaussians_means(), F.STD)
     path = OTPath(0.1)
-    expected = integrate(lambda x, s: marginal_velocity(path, q, x, s), F._noise(), t0=0.0,
-                         t1=0.6, steps=5, method="midpoint").x  # fmt: skip
+    expected = integrate(
+        lambda x, s: marginal_velocity(path, q, x, s),
+        F._noise(),
+        t0=0.0,
+        t1=0.6,
+        steps=5,
+        method="midpoint",
+    ).x
     assert torch.allclose(F.particles(0.1, 0.6, 5), expected, atol=1e-12)
 
 
@@ -159,7 +166,7 @@ def test_axis_label_states_the_time_step_used():
         ({"field": "x"}, "field"),
         ({"n": 16}, "n must"),
         ({"n": 33.0}, "n must"),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -167,9 +174,9 @@ def test_bad_input(kwargs, match):
 
 
 def test_views_are_listed():
-    names = [name for name, _, _ in F.VIEWS]
+    names = [name for name, _, _ in all_views("continuity")]
     assert names == ["continuity.Continuity", "continuity.Continuity, wrong field"]
-    for _, make_view, kwargs in F.VIEWS:
+    for _, make_view, kwargs in all_views("continuity"):
         assert isinstance(make_view().draw(**kwargs), Figure)
 
 
