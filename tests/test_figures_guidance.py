@@ -73,6 +73,10 @@ def test_static_draws_return_figures():
     log_p = q.log_prob(fig09._grid())
     fig = fig09.draw_densities(log_p, log_p, fig09.VIEW, w=1.0)
     plt.close(fig)
-    series = {"acc": [0.3, 0.9], "acc_se": [0.01, 0.01], "spread": [1.3, 0.9],
-              "spread_se": [0.01, 0.01]}  # fmt: skip
+    series = {
+        "acc": [0.3, 0.9],
+        "acc_se": [0.01, 0.01],
+        "spread": [1.3, 0.9],
+        "spread_se": [0.01, 0.01],
+    }
     plt.close(fig09.draw_trade_off((0.0, 1.0), {"exact": series}))
