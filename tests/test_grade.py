@@ -36,8 +36,9 @@ def _notebook(path: Path, *sources: str) -> Path:
 @pytest.fixture
 def course(tmp_path, monkeypatch):
     """An instructor notebook mini.ipynb in source/, its answer key, and its student edition."""
-    source = _notebook(tmp_path / "source" / "mini.ipynb", SETUP, SOLUTION, MEASURE, CHECK,
-                       PREDICTION, CHOICE)  # fmt: skip
+    source = _notebook(
+        tmp_path / "source" / "mini.ipynb", SETUP, SOLUTION, MEASURE, CHECK, PREDICTION, CHOICE
+    )
     nb = nbformat.read(source, as_version=4)
     key = tmp_path / "key.json"
     key.write_text(json.dumps(editions.answer_key(nb, "mini.ipynb")))
@@ -80,15 +81,20 @@ def test_verdicts_keyed_by_student_errors_isolated(course, capsys):
         edition,
         {"answer_area": "answer_area = 1 / 0", "prediction": 'prediction = "up"'},
     )
-    carol = _submit(tmp_path, "carol", edition, {})  # fmt: skip
+    carol = _submit(tmp_path, "carol", edition, {})
     report = _grade([alice, bob, carol], tmp_path)
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == "6 exercises: 2 correct, 2 wrong, 2 not attempted"
     assert "6.0" not in out and "measured" not in out  # the answer is never printed
     students = report["students"]
     assert set(students) == {"alice", "bob", "carol"}  # same file name, three students
-    verdicts = {s: [(v["exercise"], v["verdict"], v["message"])
-                    for v in students[s]["notebooks"]["mini.ipynb"]] for s in students}  # fmt: skip
+    verdicts = {
+        s: [
+            (v["exercise"], v["verdict"], v["message"])
+            for v in students[s]["notebooks"]["mini.ipynb"]
+        ]
+        for s in students
+    }
     assert verdicts["alice"][0][1:] == ("wrong", "not quite: that is the perimeter")
     assert verdicts["alice"][1][1] == "correct"
     # bob's first answer raised: that exercise only is wrong; his second still counts
@@ -151,10 +157,15 @@ def test_refuses_a_changed_check_or_a_forged_record(course, capsys):
 @pytest.mark.slow
 def test_memory_cap_fails_only_the_exercise_that_hogs(course):
     tmp_path, edition = course
-    hog = _submit(tmp_path, "hog", edition, {
-        "answer_area": "blob = bytearray(6 * 2**30)\nanswer_area = 6.0",
-        "prediction": 'prediction = "up"',
-    })  # fmt: skip
+    hog = _submit(
+        tmp_path,
+        "hog",
+        edition,
+        {
+            "answer_area": "blob = bytearray(6 * 2**30)\nanswer_area = 6.0",
+            "prediction": 'prediction = "up"',
+        },
+    )
     report = _grade([hog], tmp_path, "--memory-gb", "3")
     first, second = report["verdicts"]
     assert first["verdict"] == "wrong" and "MemoryError" in first["message"]
@@ -164,9 +175,15 @@ def test_memory_cap_fails_only_the_exercise_that_hogs(course):
 @pytest.mark.slow
 def test_time_cap_stops_the_notebook(course):
     tmp_path, edition = course
-    slow = _submit(tmp_path, "slow", edition, {
-        "answer_area": "answer_area = 6.0", "prediction": 'import time\ntime.sleep(900)',
-    })  # fmt: skip
+    slow = _submit(
+        tmp_path,
+        "slow",
+        edition,
+        {
+            "answer_area": "answer_area = 6.0",
+            "prediction": "import time\ntime.sleep(900)",
+        },
+    )
     start = time.monotonic()
     report = _grade([slow], tmp_path, "--time-limit", "60")
     assert time.monotonic() - start < 60 + 30
