@@ -62,8 +62,9 @@ def test_exact_guided_field_equals_closed_forms():
             assert torch.allclose(got, (1 - w) * u_q + w * u_y, atol=1e-10), (t, w)
     w_rows = torch.linspace(0.0, 4.0, 50, dtype=torch.float64)  # one weight per particle
     by_row = G.exact_guided_field(q, 1, w_rows)(x, torch.tensor(0.5, dtype=torch.float64))
-    one = torch.stack([G.exact_guided_field(q, 1, float(w))(x[i : i + 1], 0.5)[0]
-                       for i, w in enumerate(w_rows)])  # fmt: skip
+    one = torch.stack(
+        [G.exact_guided_field(q, 1, float(w))(x[i : i + 1], 0.5)[0] for i, w in enumerate(w_rows)]
+    )
     assert torch.allclose(by_row, one, atol=1e-12)
 
 
@@ -174,8 +175,9 @@ def test_short_training_learns_the_conditional_and_unconditional_fields():
     model = G.ConditionalMLP(3, hidden=32)
     g = torch.Generator().manual_seed(5)
     with one_thread():  # small tensors: a second thread only waits
-        model, losses = G.train_conditional(model, q, OTPath(), steps=300, generator=g,
-                                            progress=False)  # fmt: skip
+        model, losses = G.train_conditional(
+            model, q, OTPath(), steps=300, generator=g, progress=False
+        )
     x = 1.5 * torch.randn(500, 2, generator=g)
     t = torch.rand(500, generator=g) * 0.9
     with torch.no_grad():
