@@ -52,14 +52,22 @@ def test_equals_the_loop_written_out():
 
 def test_ema_decay_zero_is_the_last_iterate():
     model, batch_loss = _regression(1)
-    ema, _ = train_steps(model, batch_loss, torch.optim.SGD(model.parameters()), 5, 0.1,
-                         ema_decay=0.0, progress=False)  # fmt: skip
+    ema, _ = train_steps(
+        model,
+        batch_loss,
+        torch.optim.SGD(model.parameters()),
+        5,
+        0.1,
+        ema_decay=0.0,
+        progress=False,
+    )
     for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
         assert torch.equal(pe, p)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"steps": 0}, "steps"),
-                                               ({"ema_decay": 1.0}, "ema_decay")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"steps": 0}, "steps"), ({"ema_decay": 1.0}, "ema_decay")]
+)
 def test_bad_input(kwargs, match):
     model, batch_loss = _regression(2)
     args = {"steps": 3, "lr": 0.1} | kwargs
