@@ -164,9 +164,19 @@ def test_constant_schedule_keeps_the_learning_rate():
     the default stays the warm-up + cosine schedule."""
     g = torch.Generator().manual_seed(0)
     model = MLP(hidden=8, layers=1, time_features=4)
-    flat = train(model, _gaussians, OTPath(), steps=5, batch_size=16, lr=3e-3,
-                 schedule="constant", generator=g, progress=False)  # fmt: skip
+    flat = train(
+        model,
+        _gaussians,
+        OTPath(),
+        steps=5,
+        batch_size=16,
+        lr=3e-3,
+        schedule="constant",
+        generator=g,
+        progress=False,
+    )
     assert flat.lrs == [3e-3] * 5
-    cosine = train(model, _gaussians, OTPath(), steps=5, batch_size=16, lr=3e-3,
-                   generator=g, progress=False)  # fmt: skip
+    cosine = train(
+        model, _gaussians, OTPath(), steps=5, batch_size=16, lr=3e-3, generator=g, progress=False
+    )
     assert cosine.lrs == [learning_rate(3e-3, k / 5, 0.02) for k in range(5)]
