@@ -44,18 +44,20 @@ def badge(repo: str, name: str) -> str:
 
 
 def setup_lines(repo: str) -> str:
-    return "\n".join([
-        SETUP_START,
-        "import sys",
-        "",
-        'if "google.colab" in sys.modules:  # fetch the course, install what Colab lacks',
-        f"    !git clone -q --depth 1 {repo} /content/course",
-        "    %pip install -q -e /content/course",
-        "    %cd /content/course/notebooks",
-        '    sys.path.insert(0, "/content/course")',
-        SETUP_END,
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            SETUP_START,
+            "import sys",
+            "",
+            'if "google.colab" in sys.modules:  # fetch the course, install what Colab lacks',
+            f"    !git clone -q --depth 1 {repo} /content/course",
+            "    %pip install -q -e /content/course",
+            "    %cd /content/course/notebooks",
+            '    sys.path.insert(0, "/content/course")',
+            SETUP_END,
+            "",
+        ]
+    )
 
 
 def with_colab(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.NotebookNode:
