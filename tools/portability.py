@@ -31,8 +31,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Code that trains a network: these notebooks' numbers are the most sensitive to arithmetic.
-TRAINING_CALLS = (".backward()", "train(", "train_cfm(", "train_steps(", "train_conditional(",
-                  "couplings.fit(", "fit_reflow(")  # fmt: skip
+TRAINING_CALLS = (
+    ".backward()",
+    "train(",
+    "train_cfm(",
+    "train_steps(",
+    "train_conditional(",
+    "couplings.fit(",
+    "fit_reflow(",
+)
 PINNED = "threads=1)"
 
 
@@ -77,8 +84,9 @@ def run(name: str, env: dict[str, str], notebooks: list[Path]) -> tuple[bool, fl
     command = ["make", "--no-print-directory", "nbval", f"THREADS={threads}", f"NB={names}"]
     print(f"== {name}: {len(notebooks)} notebooks", flush=True)
     start = time.monotonic()
-    result = subprocess.run(command, cwd=REPO, env={**os.environ, **kernels},
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        command, cwd=REPO, env={**os.environ, **kernels}, capture_output=True, text=True
+    )
     seconds = time.monotonic() - start
     summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1].strip("= ")
     if result.returncode != 0:
@@ -92,8 +100,12 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print the runs, run nothing")
     args = parser.parse_args()
     capability = torch.backends.cpu.get_cpu_capability()
-    rows = [f"Native CPU kernels here: {capability}.", "",
-            "| setting | notebooks | result | seconds |", "|---|---|---|---|"]  # fmt: skip
+    rows = [
+        f"Native CPU kernels here: {capability}.",
+        "",
+        "| setting | notebooks | result | seconds |",
+        "|---|---|---|---|",
+    ]
     ok = True
     for name, env, notebooks in settings():
         stems = ", ".join(p.name[:2] for p in notebooks)
