@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from fmlib import resources
 from fmlib.checks import Field, check_even_int, check_int
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
-from fmlib.models import sinusoidal_embedding
+from fmlib.models import MLP
 from fmlib.paths import GaussianPath, OTPath
 from fmlib.training import sample_time, train_steps
 
@@ -79,11 +79,12 @@ def drop_labels(
     return torch.where(dropped, torch.full_like(y, null), y)
 
 
-class ConditionalMLP(nn.Module):
+class ConditionalMLP(MLP):
     """u_theta(x, t, y) = MLP([x, gamma(t), e_y]), SiLU; e_y a learned label embedding.
 
-    Labels 0..n_classes - 1 are the classes, `null = n_classes` is "no label" (the
-    unconditional field). gamma(t) is fmlib.models.sinusoidal_embedding.
+    fmlib.models.MLP (sinusoidal gamma(t), no Fourier features of x) with the label
+    embedding as its extra input (`condition_features`). Labels 0..n_classes - 1 are the
+    classes, `null = n_classes` is "no label" (the unconditional field).
     """
 
     def __init__(
@@ -96,26 +97,25 @@ class ConditionalMLP(nn.Module):
         max_frequency: float = 5.0,
         label_features: int = 16,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("n_classes", n_classes),
-            ("dim", dim),
-            ("hidden", hidden),
-            ("layers", layers),
-            ("label_features", label_features),
-        ):
-            check_int(name, value)
+        check_int("n_classes", n_classes)
+        check_int("label_features", label_features)
         check_even_int("time_features", time_features)
-        self.n_classes, self.null, self.dim = n_classes, n_classes, dim
-        n_freq = time_features // 2
-        self.register_buffer("frequencies", torch.logspace(0.0, math.log10(max_frequency), n_freq))
-        self.label = nn.Embedding(n_classes + 1, label_features)
-        widths = [dim + time_features + label_features] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
-            blocks += [nn.Linear(w_in, w_out), nn.SiLU()]
-        blocks.append(nn.Linear(hidden, dim))
-        self.net = nn.Sequential(*blocks)
+        # the embedding is drawn before the layers (the initial weights of every seed as
+        # before), and attached once the Module exists
+        label = nn.Embedding(n_classes + 1, label_features)
+        super().__init__(
+            dim=dim,
+            hidden=hidden,
+            layers=layers,
+            time_embedding="sinusoidal",
+            time_features=time_features,
+            max_frequency=max_frequency,
+            condition_features=label_features,
+        )
+        del self.x_frequencies  # no Fourier features of x: the state dict of before
+        self.label = label
+        self._modules["net"] = self._modules.pop("net")  # parameters in the old order: label, net
+        self.n_classes, self.null = n_classes, n_classes
 
     def forward(self, x: Tensor, t: Tensor | float, y: Tensor) -> Tensor:
         """x: [N, dim], t: [N] or scalar, y: [N] integer labels in [0, null] -> [N, dim]."""
@@ -131,7 +131,7 @@ class ConditionalMLP(nn.Module):
             raise ValueError(f"y must be integer labels of shape [N] = [{x.shape[0]}]")
         if bool(((y < 0) | (y > self.null)).any()):
             raise ValueError(f"y must be in [0, {self.null}] ({self.null} = null), got {y}")
-        features = [x, sinusoidal_embedding(t, self.frequencies).to(x), self.label(y).to(x)]
+        features = [x, self.embed_time(t).to(x), self.label(y).to(x)]
         return self.net(torch.cat(features, dim=1))
 
 

@@ -54,6 +54,9 @@ class MLP(nn.Module):
             (even, >= 0; 0 = none), B: [x_features / 2, dim] ~ x_scale N(0, I), drawn
             once from a fixed seed (Tancik et al. 2020) and saved as a buffer.
         x_scale: standard deviation of B (> 0), in radians per unit of x.
+        condition_features: width of an extra input c (>= 0) a subclass concatenates after
+            gamma(t), e.g. a label embedding (fmlib.guidance.ConditionalMLP); forward() here
+            takes none, so it must be 0 for a plain MLP.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class MLP(nn.Module):
         max_frequency: float = 100.0,
         x_features: int = 0,
         x_scale: float = 1.0,
+        condition_features: int = 0,
     ) -> None:
         super().__init__()
         check_int("dim", dim, 1)
@@ -82,6 +86,7 @@ class MLP(nn.Module):
         if not isinstance(max_frequency, (int, float)) or not 1.0 <= max_frequency < math.inf:
             raise ValueError(f"max_frequency must be in [1, inf), got {max_frequency!r}")
         check_int("x_features", x_features, 0)
+        check_int("condition_features", condition_features, 0)
         if x_features % 2:
             raise ValueError(f"x_features must be even, got {x_features}")
         if not isinstance(x_scale, (int, float)) or not 0 < x_scale < math.inf:
@@ -96,6 +101,8 @@ class MLP(nn.Module):
             "x_features": x_features,
             "x_scale": float(x_scale),
         }
+        if condition_features:  # plain MLPs keep the config (and checkpoints) of before
+            self.config["condition_features"] = condition_features
         self.dim = dim
         self.time_embedding = time_embedding
         n_freq = time_features // 2
@@ -106,7 +113,7 @@ class MLP(nn.Module):
             "x_frequencies", x_scale * torch.randn(x_features // 2, dim, generator=fixed)
         )
         t_width = 1 if time_embedding == "raw" else time_features
-        widths = [dim + x_features + t_width] + [hidden] * layers
+        widths = [dim + x_features + t_width + condition_features] + [hidden] * layers
         blocks: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
             blocks += [nn.Linear(w_in, w_out), nn.SiLU()]
@@ -140,7 +147,7 @@ def reference_mlp(dim: int = 2) -> MLP:
 
 def save(model: MLP, path: str | Path) -> None:
     """Write {"config": model.config, "state_dict": model.state_dict()} to `path`."""
-    if not isinstance(model, MLP):
+    if type(model) is not MLP:  # load() rebuilds an MLP, not a subclass
         raise ValueError(f"model must be an fmlib.models.MLP, got {type(model).__name__}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"config": dict(model.config), "state_dict": state}, Path(path))

@@ -193,3 +193,25 @@ def test_short_training_learns_the_conditional_and_unconditional_fields():
     # the null label learned u_t(x), label 0 learned u_t(x | 0): each nearer its own field
     assert err(learned_null, exact_q) < 0.5 * err(learned_null, exact_0)
     assert err(learned_0, exact_0) < 0.5 * err(learned_0, exact_q)
+
+
+def test_conditional_mlp_is_the_mlp_with_a_label_input():
+    """ConditionalMLP is fmlib.models.MLP (sinusoidal gamma(t), no Fourier features of x) with
+    the label embedding as extra input: the same layers as that MLP, the state dict of the
+    shipped checkpoints (label, then net), and the label changes the field."""
+    from fmlib.models import MLP
+
+    torch.manual_seed(0)
+    model = G.ConditionalMLP(3, hidden=32, layers=2, time_features=4, label_features=8)
+    assert isinstance(model, MLP) and model.config["condition_features"] == 8
+    plain = MLP(hidden=32, layers=2, time_features=4, max_frequency=5.0, condition_features=8)
+    assert [p.shape for p in model.net.parameters()] == [p.shape for p in plain.net.parameters()]
+    assert list(model.state_dict())[:3] == ["frequencies", "label.weight", "net.0.weight"]
+    x, t = torch.randn(6, 2), torch.full((6,), 0.5)
+    assert not torch.equal(
+        model(x, t, torch.zeros(6, dtype=torch.long)), model(x, t, torch.ones(6, dtype=torch.long))
+    )
+    with pytest.raises(ValueError, match="model must be an fmlib.models.MLP"):
+        from fmlib.models import save
+
+        save(model, "unused.pt")
