@@ -17,6 +17,7 @@ from matplotlib.ticker import NullLocator
 from torch import Tensor
 
 from fmlib import continuity, plots, widgets
+from fmlib.checks import check_int
 from fmlib.data import eight_gaussians_means
 from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath, VPPath
@@ -127,8 +128,7 @@ def _titles(sigma_min: float, t: float, steps: int, n: int, field: str, tv: floa
 
 def _check_panel(sigma_min: float, t: float, n: int, field: str) -> None:
     _check(sigma_min, t, field)
-    if not isinstance(n, int) or not NS[0] <= n <= NS[-1]:
-        raise ValueError(f"n must be an integer in [{NS[0]}, {NS[-1]}], got {n!r}")
+    check_int("n", n, NS[0], NS[-1])
 
 
 class _ContinuityArtists:
