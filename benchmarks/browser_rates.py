@@ -26,6 +26,8 @@ def live_rows(text: str) -> list[dict]:
     header = [h.strip() for h in lines[start + 2].strip("|").split("|")]
     rows = []
     for line in lines[start + 4 :]:
+        if line.startswith("## "):  # the next section (where the time goes, per stage)
+            break
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             rows.append(dict(zip(header, cells, strict=True)))

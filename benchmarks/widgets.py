@@ -3,11 +3,12 @@
     python benchmarks/widgets.py [--points 9] [--out benchmarks/widgets.md]
 
 A redraw is what a control change costs in the kernel: `view.update(**values)` and
-`view.png()` of a LiveFigure listed in a figure module's VIEWS (the figure is built once,
-before the panel appears, and drawn once at its default values, as the panel does). Then
+`view.png()` of the view of each entry of fmlib.figures.REGISTRY (the figure is built once,
+before the panel appears, and drawn once at the entry's values, as the panel does). Then
 each control in turn sweeps its range (fmlib.widgets.sweep: evenly spaced options of a
 selection slider, off-grid values of a float slider, a geometric spread of an integer
-slider), the others at their defaults; every value is timed once, at its first visit.
+slider), the others at the entry's values (each control's default for the rest); every
+value is timed once, at its first visit.
 Budget: 0.1 s per redraw (median and worst reported per view). The machine is named
 above the table (CPU model, torch's CPU kernels, threads); the exit status is 1 when a
 view's worst redraw misses the budget, so `make bench` says whether the goal holds here.
@@ -29,17 +30,17 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from fmlib import plots, widgets  # noqa: E402
-from fmlib.figures import all_views  # noqa: E402
+from fmlib.figures import REGISTRY, Entry  # noqa: E402
 
 BUDGET_S = 0.1
 
 
-def sweep_seconds(make_view, points: int) -> list[tuple[float, float, float]]:
+def sweep_seconds(entry: Entry, points: int) -> list[tuple[float, float, float]]:
     """(maths, raster, PNG encode) seconds of each first-visit redraw while every control of
-    the view sweeps its range: `update`, drawing the changed artists, and encoding."""
-    view = make_view()
+    the entry's view sweeps its range: `update`, drawing the changed artists, and encoding."""
+    view = entry.make()
     controls = view.controls()
-    defaults = {name: control.value for name, control in controls.items()}
+    defaults = {name: control.value for name, control in controls.items()} | entry.values
     view.update(**defaults)
     view.png()  # the panel's first picture
     seen, times = {tuple(defaults.items())}, []
@@ -74,6 +75,17 @@ def machine() -> str:
             f"{capability}, MKL_CBWR {cbwr}, {torch.get_num_threads()} threads")  # fmt: skip
 
 
+def table_row(entry: Entry, points: int) -> tuple[str, bool]:
+    """The entry's markdown row (median split, worst) and whether its worst is in budget."""
+    parts = sweep_seconds(entry, points)
+    totals = [sum(p) for p in parts]
+    maths, raster, png = (statistics.median(column) for column in zip(*parts, strict=True))
+    median, worst = statistics.median(totals), max(totals)
+    ok = worst <= BUDGET_S
+    split = f"{maths:.3f} + {raster:.3f} + {png:.3f} = {median:.3f}"
+    return f"| {entry.name} | {len(totals)} | {split} | {worst:.3f} | {'yes' if ok else 'NO'} |", ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=9, help="values per control (default 9)")
@@ -90,14 +102,8 @@ def main() -> None:
         "| worst within 0.1 s |",
         "|---|---|---|---|---|",
     ]
-    for name, make_view, _ in all_views():
-        parts = sweep_seconds(make_view, args.points)
-        totals = [sum(p) for p in parts]
-        maths, raster, png = (statistics.median(column) for column in zip(*parts, strict=True))
-        median, worst = statistics.median(totals), max(totals)
-        ok = "yes" if worst <= BUDGET_S else "NO"
-        split = f"{maths:.3f} + {raster:.3f} + {png:.3f} = {median:.3f}"
-        rows.append(f"| {name} | {len(totals)} | {split} | {worst:.3f} | {ok} |")
+    for entry in REGISTRY:
+        rows.append(table_row(entry, args.points)[0])
         print(rows[-1], flush=True)
     table = "\n".join(rows)
     if args.out:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import threading
 import types
+from collections.abc import Callable
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -268,12 +269,13 @@ class LiveFigure:
                 a.set_position(xy)
         self._layers = {}  # positions may have moved with the layout
 
-    def raster(self) -> np.ndarray:
+    def raster(self, stop: Callable[[], bool] | None = None) -> np.ndarray | None:
         """The current figure as RGB pixels [H, W, 3], redrawing only the dynamic artists.
 
         Texts and legends (most of a redraw's time is matplotlib laying out and rendering
         glyphs) are pasted from a picture of the same text at the same place when one exists
-        (`_layer`); every other artist is drawn."""
+        (`_layer`); every other artist is drawn. `stop`, asked before each artist, may abandon
+        the picture (None; a frame drawn ahead giving way to the hand)."""
         with self.lock:
             if self._background is None:
                 self._capture_background()
@@ -281,6 +283,8 @@ class LiveFigure:
             canvas.restore_region(self._background)
             pixels = None
             for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
+                if stop is not None and stop():
+                    return None
                 layer = self._layer(artist)
                 if layer is None:
                     self.fig.draw_artist(artist)

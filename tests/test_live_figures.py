@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from fmlib import plots, widgets
 from fmlib.figures import all_views, continuity, marginalization
@@ -95,11 +96,13 @@ def test_live_figure_has_no_pyplot_figure_and_renders_png():
     assert bytes(box.children[-1].value) == view.png()  # the panel shows the view's picture
 
 
-STATIC_DRAWS = [  # (static draw function, its view, values): the page shows the widget's picture
-    (continuity.draw_continuity, continuity.Continuity,
+STATIC_DRAWS = [  # (static draw, its view, values): the page shows the widget's picture
+    (continuity.Continuity.draw, continuity.Continuity,
      {"sigma_min": 0.1, "t": 0.4, "steps": 6, "n": 65, "field": "VP path's field"}),
-    (marginalization.draw_marginalization, marginalization.Marginalization,
+    (marginalization.Marginalization.draw, marginalization.Marginalization,
      {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20}),
+    (continuity.draw_continuity, continuity.Continuity,  # the notebook's name for it
+     {"sigma_min": 0.0, "t": 0.5, "steps": 10, "n": 33, "field": "scaled ×1.5"}),
 ]  # fmt: skip
 
 
@@ -112,3 +115,55 @@ def test_draw_is_the_views_picture_on_a_pyplot_figure(draw, make_view, kwargs):
     view.update(**kwargs)
     assert np.array_equal(_full_render(fig), _full_render(view.fig))
     plt.close(fig)
+
+
+def test_a_bad_value_leaves_no_static_figure_behind():
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="sigma_min must be in"):
+        continuity.Continuity.draw(sigma_min=2.0)
+    assert plt.get_fignums() == before
+
+
+class Titled(plots.LiveFigure):
+    """A line and two dynamic titles: one follows the slope, one never changes."""
+
+    def build(self):
+        fig, (ax, bx) = plots.new_axes(2)
+        (self.line,) = ax.plot([], [])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        self.titles = (ax.set_title("slope = 0.00"), bx.set_title("$p_t$, fixed"))
+        self.dynamic(self.line, *self.titles)
+        return fig
+
+    def update(self, slope: float = 1.0) -> None:
+        self.line.set_data([0, 1], [0, slope])
+        self.titles[0].set_text(f"slope = {slope:.2f}")
+
+
+def test_a_label_is_laid_out_once_per_look_and_pasted_after(monkeypatch):
+    view = Titled()
+    view.update(slope=0.2)
+    pictures = {0.2: [_pixels(view.png())]}  # the background, and each label's first picture
+    drawn = []
+    draw = Text.draw
+    monkeypatch.setattr(Text, "draw", lambda t, r: (drawn.append(t.get_text()), draw(t, r)))
+    for slope in (0.4, 0.2):
+        view.update(slope=slope)
+        pictures.setdefault(slope, []).append(_pixels(view.png()))
+    assert drawn == ["slope = 0.40"]  # a new text is drawn; the others are pasted
+    assert np.array_equal(*pictures[0.2])  # pasted = drawn
+    assert not np.array_equal(pictures[0.2][0], pictures[0.4][0])
+    full = _full_render(view.fig)  # matplotlib's own drawing of every text
+    assert (np.abs(pictures[0.2][1] - full).max(axis=2) > 40).mean() < 2e-4
+
+
+def test_a_raster_asked_to_stop_gives_up_and_the_next_one_is_whole():
+    view = Titled()
+    view.update(slope=0.3)
+    whole = _pixels(view.png())
+    asked = []
+    assert view.raster(stop=lambda: asked.append(1) or len(asked) > 1) is None  # after 1 artist
+    assert len(asked) == 2
+    view.update(slope=0.3)
+    assert np.array_equal(_pixels(view.png()), whole)

@@ -33,3 +33,26 @@ def test_a_small_grid_keeps_every_value():
     controls = {"t": widgets.t_slider(0.5), "steps": widgets.steps_slider(2, options=(1, 2, 4))}
     axes = build_site.grid(controls, max_frames=96)
     assert [len(a.values) for a in axes] == [21, 3]
+
+
+def test_a_student_page_is_the_same_template_with_its_prefix():
+    """Pages come from tools/site/index.html.j2; a student page (one folder down) gets prefix
+    "../" for MathJax, the CSS, the panel script and the frames: no string replacement."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title\n\nNext: [chapter 1](01_change_of_variables.ipynb)"),
+        nbformat.v4.new_code_cell("widgets.panel(view)"),
+    ]
+    axis = build_site.Axis("t", "t", [0.0, 1.0], ["0.00", "1.00"], dropdown=False)
+    frames = build_site.Frames("demo", [axis], {1: "t: why"}, {1: [0]}, note="a note")
+    exporter = build_site._exporter()
+    for prefix in ("", "../"):
+        page = build_site._page(exporter, nb, "<nav>NAV</nav>", [frames], prefix)
+        assert f'<script src="{prefix}mathjax/MathJax.js' in page
+        assert f'href="{prefix}site.css"' in page and f'src="{prefix}panel.js"' in page
+        assert f'data-base="{prefix}frames/demo/"' in page and "<nav>NAV</nav>" in page
+        assert 'href="01_change_of_variables.html"' in page
+        assert "data-disabled='{\"1\": [0]}'" in page and "a note" in page
+        assert page.index("text/x-mathjax-config") < page.index("MathJax.js")  # fonts first

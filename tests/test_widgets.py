@@ -2,6 +2,7 @@
 the course, that its figure reports exactly the value its controls show."""
 
 import re
+import threading
 import time
 
 import ipywidgets
@@ -71,21 +72,6 @@ class Slow(plots.LiveFigure):
         return {"sigma_min": "no effect at t = 1"} if t == 1.0 else {}
 
 
-def _wait_idle(box, timeout=60.0):  # a hang detector, not a speed bound
-    deadline = time.time() + timeout
-    while not box.redrawer.idle():
-        assert time.time() < deadline, "the redraw thread did not finish"
-        time.sleep(0.01)
-
-
-def _wait_done(box, timeout=60.0):
-    """Until the worker stops: requested frames drawn and every frame ahead drawn."""
-    deadline = time.time() + timeout
-    while not box.redrawer.done():
-        assert time.time() < deadline, "the redraw thread did not stop"
-        time.sleep(0.01)
-
-
 def test_panel_draws_the_last_value_and_drops_stale_ones():
     view = Slow()
     box = widgets.panel(view)
@@ -97,10 +83,10 @@ def test_panel_draws_the_last_value_and_drops_stale_ones():
     assert play.interval == widgets.PLAY_INTERVAL_MS <= 125  # Play asks for >= 8 frames/s
     for k in range(1, 20):  # a drag: 19 values, faster than a 30 ms redraw
         t.index = k
-    _wait_idle(box)
+    box.wait()
     assert t.value == 0.95 and view.drawn.index(0.95) < 10  # drawn soon after the last value
     assert bytes(image.value) == widgets.render_png(Slow(), {"t": 0.95, "sigma_min": 0.0})
-    assert box.redrawer.drawn < 10, f"{box.redrawer.drawn} redraws for 19 values: not coalesced"
+    assert box.redraws < 10, f"{box.redraws} redraws for 19 values: not coalesced"
 
 
 def test_nearby_values_come_nearest_first_next_one_up_first():
@@ -125,12 +111,12 @@ def test_frames_along_t_are_drawn_ahead_once_the_hand_rests_and_equal_fresh_draw
     box = widgets.panel(view)
     image, t = box.children[-1], box.children[0].children[1]
     t.index = 3  # t = 0.15
-    _wait_done(box)
+    box.wait(ahead=True)
     assert sorted(view.drawn) == sorted(widgets.T_GRID)  # the whole grid, once each
     drawn = len(view.drawn)
     t.index = 17  # drawn ahead: shown from the cache without drawing
-    _wait_done(box)
-    assert len(view.drawn) == drawn and box.redrawer.drawn == 2
+    box.wait(ahead=True)
+    assert len(view.drawn) == drawn and box.redraws == 2
     assert bytes(image.value) == widgets.render_png(Slow(), {"t": 0.85, "sigma_min": 0.0})
 
 
@@ -143,10 +129,10 @@ def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
     while len(view.drawn) < 4:  # drawing ahead now (the first picture, t = 0.05, then ahead)
         assert time.monotonic() < deadline, "nothing was drawn ahead"
         time.sleep(0.005)
-    assert not box.redrawer.done()
+    assert not box.done()
     before = len(view.calls)
     sigma.value = 0.33
-    _wait_idle(box)
+    box.wait()
     asked = view.calls.index((0.05, 0.33))
     # Counted, not timed: between the request and its frame, at most the one frame that was
     # being drawn ahead (a busy CI machine slows frames, not this count).
@@ -154,8 +140,49 @@ def test_a_request_waits_for_at_most_the_frame_drawn_ahead():
     assert bytes(box.children[-1].value) == widgets.render_png(
         Slow(), {"t": 0.05, "sigma_min": 0.33}
     )
-    _wait_done(box)  # then frames along sigma_min, the control moved last
+    box.wait(ahead=True)  # then frames along sigma_min, the control moved last
     assert len(view.drawn) >= 2 + 20 + widgets.AHEAD_VALUES
+
+
+def test_a_frame_drawn_ahead_gives_way_to_a_request_between_its_stages():
+    view = Slow()
+    events, inside, release = [], threading.Event(), threading.Event()
+    raster, update = view.raster, view.update
+
+    def gated_update(**values):  # the first frame drawn ahead waits inside its maths
+        events.append(("update", values["t"], values["sigma_min"]))
+        if len(view.drawn) >= 2 and not release.is_set():  # shown: t = 0, then t = 0.05
+            inside.set()
+            release.wait(60)
+        update(**values)
+
+    view.raster = lambda stop=None: (events.append("raster"), raster(stop))[1]
+    view.update = gated_update
+    box = widgets.panel(view)
+    box.set(t=0.05)
+    assert inside.wait(60), "nothing was drawn ahead"  # a hang detector
+    mark = len(events)
+    box.set(sigma_min=0.33)  # asked while a frame ahead is in its maths
+    release.set()
+    box.wait()
+    asked = events.index(("update", 0.05, 0.33), mark)
+    # the frame drawn ahead stopped after its maths: no raster between the request and its frame
+    assert "raster" not in events[mark:asked], events[mark:asked]
+    assert box.picture == widgets.render_png(Slow(), {"t": 0.05, "sigma_min": 0.33})
+    assert box.shown == {"t": 0.05, "sigma_min": 0.33} and box.redraws == 2
+
+
+def test_the_panel_api_checks_its_arguments_and_detects_a_hang():
+    view = Slow()
+    box = widgets.panel(view)
+    assert box.values() == {"t": 0.0, "sigma_min": 0.0} and box.view is view
+    with pytest.raises(ValueError, match="name must be one of t, sigma_min, got 'steps'"):
+        box.set(steps=3)
+    view.update = lambda **_: time.sleep(1.0)
+    box.set(t=0.5)
+    with pytest.raises(TimeoutError, match="did not finish in 0.05 s"):
+        box.wait(timeout=0.05)
+    box.wait()
 
 
 def test_panel_disables_inactive_controls_with_the_reason():
@@ -163,10 +190,10 @@ def test_panel_disables_inactive_controls_with_the_reason():
     box = widgets.panel(view)
     t, sigma = box.children[0].children[1:]
     t.value = 1.0
-    _wait_idle(box)
+    box.wait()
     assert sigma.disabled and "no effect at t = 1" in box.children[1].value
     t.value = 0.5
-    _wait_idle(box)
+    box.wait()
     assert not sigma.disabled and box.children[1].value == ""
 
 
@@ -181,9 +208,9 @@ def test_panel_with_a_plain_draw_function_and_errors():
     s, k = widgets.sigma_min_slider(), widgets.steps_slider(3)
     box = widgets.panel(draw, sigma_min=s, steps=k)
     s.value = 0.2
-    _wait_idle(box)
+    box.wait()
     k.value = 7
-    _wait_done(box)
+    box.wait(ahead=True)
     assert calls[0] == (0.0, 3) and (0.2, 7) in calls
     with pytest.raises(ValueError, match="controls must name at least one widget"):
         widgets.panel(draw)
@@ -196,7 +223,7 @@ def test_a_failed_redraw_is_shown_on_the_panel():
     box = widgets.panel(view)
     view.update = lambda **_: 1 / 0
     box.children[0].children[1].index = 3
-    _wait_idle(box)
+    box.wait()
     assert "redraw failed: ZeroDivisionError" in box.children[1].value
 
 

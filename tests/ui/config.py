@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 ROWS = pytest.StashKey[list]()  # latency table rows, kept on the pytest config
 LIVE_ROWS = pytest.StashKey[list]()  # drag / Play rows
+STAGE_ROWS = pytest.StashKey[list]()  # (markdown row, stages.Breakdown) per slider move
 
 
 def notebooks() -> list[Path]:
@@ -42,11 +43,24 @@ LIVE_HEADER = [
 ]
 
 
-def write_latency_table(rows: list[str], live_rows: list[str] = ()) -> str:
-    title = "# Slider change -> new figure, in headless Chromium"
-    note = "A readout ending in `=`: that redraw showed the same figure (the draw snaps values)."
-    live = "## While dragging (end to end and back) or playing t, for 2 s"
-    text = "\n".join([title, "", note, "", *HEADER, *rows, "", live, "", *LIVE_HEADER, *live_rows])
+def write_latency_table(rows: list[str], live_rows: list[str] = (), stage_rows: list = ()) -> str:
+    """artifacts/ui/latency.md (returned too): redraws per move, rates while dragging or
+    playing, and where the time of each move went (stage_rows: (row, stages.Breakdown))."""
+    text = latency_text(rows, live_rows, stage_rows)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "latency.md").write_text(text + "\n")
     return text
+
+
+def latency_text(rows: list[str], live_rows: list[str] = (), stage_rows: list = ()) -> str:
+    from . import stages
+
+    title = "# Slider change -> new figure, in headless Chromium"
+    note = "A readout ending in `=`: that redraw showed the same figure (the draw snaps values)."
+    live = "## While dragging (end to end and back) or playing t, for 2 s"
+    where = "## Where the time goes: the final value of each move, per stage (ms)"
+    legend = stages.__doc__.split("\n\n")[2].strip("\n")
+    table = [r for r, _ in stage_rows] + stages.summary([b for _, b in stage_rows if b])
+    parts = [title, "", note, "", *HEADER, *rows, "", live, "", *LIVE_HEADER, *live_rows, ""]
+    parts += [where, "", "```", legend, "```", "", *stages.HEADER, *table]
+    return "\n".join(parts)

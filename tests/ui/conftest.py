@@ -20,6 +20,7 @@ from .config import (
     LIVE_ROWS,
     NOTEBOOK_DIR,
     ROWS,
+    STAGE_ROWS,
     write_latency_table,
 )  # fmt: skip
 from .labserver import Lab, start_lab, stop_lab
@@ -39,7 +40,8 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lab(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab (from this venv) on 127.0.0.1, no token (tests only), serving `course`."""
-    server = start_lab(course, tmp_path_factory.mktemp("jupyter-home"))
+    home = tmp_path_factory.mktemp("jupyter-home")
+    server = start_lab(course, home, env={"FMLIB_PANEL_TRACE": str(home / "panel_trace.jsonl")})
     yield server
     stop_lab(server)
 
@@ -74,8 +76,18 @@ def live_rows(request: pytest.FixtureRequest) -> list[str]:
     return request.config.stash.setdefault(LIVE_ROWS, [])
 
 
+@pytest.fixture(scope="session")
+def stage_rows(request: pytest.FixtureRequest) -> list:
+    """(markdown row, stages.Breakdown) per slider move: where its time went."""
+    return request.config.stash.setdefault(STAGE_ROWS, [])
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     rows = config.stash.get(ROWS, [])
     if rows:
         terminalreporter.write_sep("-", "widget redraw latency (artifacts/ui/latency.md)")
-        terminalreporter.write_line(write_latency_table(rows, config.stash.get(LIVE_ROWS, [])))
+        terminalreporter.write_line(
+            write_latency_table(
+                rows, config.stash.get(LIVE_ROWS, []), config.stash.get(STAGE_ROWS, [])
+            )
+        )

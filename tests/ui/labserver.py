@@ -69,20 +69,26 @@ def _write_settings(settings_dir: Path) -> None:
 
 
 def start_lab(
-    root_dir: Path, home: Path, token: str = "", args: tuple[str, ...] = (), timeout: float = 90
+    root_dir: Path,
+    home: Path,
+    token: str = "",
+    args: tuple[str, ...] = (),
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
 ) -> Lab:
     """`python -m jupyter lab` serving `root_dir` (also its cwd) on a free 127.0.0.1 port.
 
     token="" disables authentication: tests only, and only ever on 127.0.0.1. Waits until
-    GET /api/status answers 200; raises RuntimeError with the log tail otherwise.
+    GET /api/status answers 200; raises RuntimeError with the log tail otherwise. `env` adds
+    variables to the server's (and so its kernels') environment.
     """
     dirs = {n: home / n for n in ("config", "data", "runtime", "ipython", "settings", "ws")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     _write_settings(dirs["settings"])
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(dirs["config"]),
-               JUPYTER_DATA_DIR=str(dirs["data"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-               IPYTHONDIR=str(dirs["ipython"]))  # fmt: skip
+    env = {**dict(os.environ, JUPYTER_CONFIG_DIR=str(dirs["config"]),
+                  JUPYTER_DATA_DIR=str(dirs["data"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+                  IPYTHONDIR=str(dirs["ipython"])), **(env or {})}  # fmt: skip
     for name, value in MAKEFILE_ENV.items():
         env.setdefault(name, value)  # same as `make`, also when pytest runs outside make
     port = free_port()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from . import jlab
+from . import jlab, stages
 from .config import CHROMIUM, CHROMIUM_MISSING, notebooks, write_latency_table
 
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)]
@@ -73,13 +73,27 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
     return problems
 
 
-def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> None:
+def _traced_move(page, index: int, slider, method: str, trace: Path, stage_rows, stem: str):
+    """jlab.move_slider, plus where the time of its final value went (stages.py)."""
+    start_ms = page.evaluate(stages.JS_NOW)
+    move = jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S)
+    kernel = stages.kernel_events(trace, start_ms / 1000)
+    b = stages.breakdown(page.evaluate(stages.JS_TAKE), kernel, start_ms)
+    stage_rows.append((stages.row(stem, move.slider, method, b), b))
+    return move
+
+
+def _exercise_panel(
+    page, index: int, notebook: Path, rows: list[str], trace: Path, stage_rows: list
+) -> None:
     """Move the panel's sliders REPEATS times each (the figure must change); table rows."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
     panel.locator(jlab.IMG).first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
+    page.evaluate(stages.JS_INSTALL)
     for slider, method in jlab.sliders_to_move(panel):
         moves = [
-            jlab.move_slider(page, index, slider, method, REDRAW_TIMEOUT_S) for _ in range(REPEATS)
+            _traced_move(page, index, slider, method, trace, stage_rows, notebook.stem)
+            for _ in range(REPEATS)
         ]
         assert any(m.changed for m in moves), (
             f"panel {index}: the figure never changed in {REPEATS} moves of {moves[0].slider}"
@@ -94,7 +108,7 @@ def _exercise_panel(page, index: int, notebook: Path, rows: list[str]) -> None:
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
 def test_notebook_runs_and_widgets_redraw(
-    notebook, course, lab, browser, artifacts, latency_rows, live_rows
+    notebook, course, lab, browser, artifacts, latency_rows, live_rows, stage_rows
 ):
     served = course / "notebooks" / notebook.name  # a copy: the repo's file is never served
     before = _sha256(served)
@@ -120,7 +134,8 @@ def test_notebook_runs_and_widgets_redraw(
         assert n_panels >= 1, "no widget panel (a box with a slider and an Output widget)"
         live = []
         for index in range(n_panels):
-            _exercise_panel(page, index, notebook, latency_rows)
+            trace = lab.log.parent / "panel_trace.jsonl"
+            _exercise_panel(page, index, notebook, latency_rows, trace, stage_rows)
             live += _live(page, index, notebook, live_rows)
             page.locator(f'[data-ui-panel="{index}"]').screenshot(
                 path=artifacts / f"{notebook.stem}_panel{index}.png"
@@ -128,7 +143,7 @@ def test_notebook_runs_and_widgets_redraw(
         page.screenshot(path=artifacts / f"{notebook.stem}.png")
         run_all = f"| {notebook.stem} | open + Run All | | menu | | | {run_all_s:.0f} s |"
         latency_rows.append(run_all)
-        write_latency_table(latency_rows, live_rows)
+        write_latency_table(latency_rows, live_rows, stage_rows)
 
         errors = page.evaluate(jlab.JS_ERRORS)
         assert not errors, "error outputs after moving the sliders:\n" + "\n".join(errors)

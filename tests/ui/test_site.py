@@ -1,6 +1,8 @@
 """The static site (tools/build_site.py) in headless Chromium, served on 127.0.0.1: every page
-loads with no console error and no request to any other host, its math is rendered, and every
-kernel-free control of every panel changes the picture. Screenshots go to artifacts/site/.
+loads with no console error and no request to any other host, its math is rendered, every
+kernel-free control of every panel changes the picture, and a control the view reports
+inactive at a frame is disabled there with its reason (as in the notebook's panel).
+Screenshots go to artifacts/site/.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 
 from .config import CHROMIUM, CHROMIUM_MISSING, REPO
@@ -143,12 +146,46 @@ def _changes_picture(page, panel, controls: list, k: int) -> bool:
     return False
 
 
+JS_STATE = """(panel) => ({
+    shape: JSON.parse(panel.dataset.shape), disabled: JSON.parse(panel.dataset.disabled),
+    inputs: [...panel.querySelectorAll("[data-axis]")].map((el) => el.disabled),
+    why: panel.querySelector(".fm-why").textContent })"""
+
+
+def _disabled_controls(panel, controls: list) -> tuple[int, list[str]]:
+    """At every frame where the view reports controls inactive (data-disabled), move the
+    controls there: exactly those are disabled and a reason shows; then back to a frame
+    with none disabled, where every control is enabled again. Returns (frames checked,
+    problems)."""
+    state = panel.evaluate(JS_STATE)
+    shape, disabled = state["shape"], {int(k): v for k, v in state["disabled"].items()}
+    start = [int(c.evaluate("(el) => Number(el.value)")) for c in controls]
+    free = next((i for i in range(int(np.prod(shape))) if i not in disabled), None)
+    problems = []
+    for index in [*sorted(disabled), free]:
+        if index is None:
+            continue
+        position = np.unravel_index(index, shape)
+        for c, value in zip(controls, position, strict=True):
+            _set(c, int(value))
+        now = panel.evaluate(JS_STATE)
+        expected = [k in disabled.get(index, []) for k in range(len(controls))]
+        if now["inputs"] != expected:
+            problems.append(f"frame {index}: disabled {now['inputs']}, expected {expected}")
+        if bool(now["why"]) != (index in disabled):
+            problems.append(f"frame {index}: reason {now['why']!r}")
+    for j, c in enumerate(controls):
+        _set(c, start[j])
+    return len(disabled), problems
+
+
 def test_site_pages(site, server, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pages = _pages(site)
     assert len(pages) >= 9, pages
     problems = []
     rates = ["| page | panel | pictures | seconds | per second |", "|---|---|---|---|---|"]
+    inactive_frames = 0  # frames where a view reports a control without effect
     for name in pages:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         outside, console = [], []
@@ -169,6 +206,9 @@ def test_site_pages(site, server, browser):
                 controls = panel.locator("input[type=range], select").all()
                 if not controls:
                     problems.append(f"{name}: panel {k} has no controls")
+                checked, wrong = _disabled_controls(panel, controls)
+                inactive_frames += checked
+                problems += [f"{name}: panel {k}: {w}" for w in wrong]
                 for i, control in enumerate(controls):
                     label = control.evaluate("(el) => el.dataset.name")
                     if not _changes_picture(page, panel, controls, i):
@@ -192,6 +232,9 @@ def test_site_pages(site, server, browser):
                 page.close()
         problems += [f"{name}: request to another host: {u}" for u in outside]
         problems += [f"{name}: console: {c}" for c in console]
+    # The course's views do report inactive controls (VP has no sigma_min, reflow neither):
+    # the site must disable them as the notebook's panel does.
+    assert inactive_frames > 0, "no frame of any panel disables a control"
     (ARTIFACTS / "play.md").write_text("# Play on the static site\n\n" + "\n".join(rates) + "\n")
     assert not problems, "\n".join(problems)
 
