@@ -106,12 +106,10 @@ JS_PLAY = """async (panel) => {
 
 
 def _set(control, value: int) -> None:
-    if control.evaluate("(el) => el.tagName") == "SELECT":
-        control.select_option(str(value))
-    else:
-        control.evaluate(
-            "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value
-        )
+    """Set a range input or a select as the page's script reads it (an input event); also a
+    disabled one, which the hand cannot move but the other controls' states may need."""
+    js = "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }"
+    control.evaluate(js, value)
 
 
 def _count(control) -> int:
