@@ -36,7 +36,6 @@ from torch import Tensor, nn
 from fmlib import resources
 from fmlib.checks import Field, check_int
 from fmlib.losses import l_cfm
-from fmlib.metrics import straightness, straightness_terms  # noqa: F401  # moved: remove when notebooks import from fmlib.metrics
 from fmlib.models import MLP
 from fmlib.solvers import integrate
 from fmlib.training import train_steps
