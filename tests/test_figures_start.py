@@ -36,13 +36,13 @@ def test_figures_are_readable_at_1280_px(course_style):
     assert figure_check.text_problems(fig, clipped=False) == []
     plt.close(fig)
     for sigma_min, steps in ((0.1, 4), (0.0, 100), (0.5, 1)):
-        fig = start.draw_conditional_path(sigma_min=sigma_min, steps=steps)
+        fig = start.ConditionalPath.draw(sigma_min=sigma_min, steps=steps)
         assert figure_check.text_problems(fig) == []
         plt.close(fig)
 
 
 def test_draw_conditional_path_titles():
-    fig = start.draw_conditional_path(sigma_min=0.2, steps=5)
+    fig = start.ConditionalPath.draw(sigma_min=0.2, steps=5)
     titles = [ax.get_title() for ax in fig.axes]
     assert "σ_min = 0.20" in titles[0] and "steps = 5" in titles[0]
     assert "VP" in titles[1] and "no σ_min" in titles[1] and "steps = 5" in titles[1]
