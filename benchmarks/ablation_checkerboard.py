@@ -14,7 +14,8 @@ The notebook compares rows by the mean KL over the training seeds and its standa
 KL(q || p_theta) = E_q[-log p_theta] - H(q) on 4000 held-out samples (their own seed),
 with the exact log-likelihood (RK4, 20 steps, as in the notebook), and the standard error
 of that mean. One thread per run, so a run gives the same bits whatever the thread settings.
-Results go to benchmarks/ablation_checkerboard.json (read by notebook 05); rows already
+Results go to fmlib/resources/ablation_checkerboard.json (shipped with fmlib, read by
+notebook 05 through fmlib.resources); rows already
 there (same name, seed and steps) are skipped unless --force.
 """
 
@@ -30,13 +31,13 @@ from pathlib import Path
 
 import torch
 
-from fmlib import data, metrics
+from fmlib import data, metrics, resources
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
 from fmlib.training import train
 
-OUT = Path(__file__).with_name("ablation_checkerboard.json")
+OUT = resources.DIRECTORY / "ablation_checkerboard.json"
 LOCK = Path(tempfile.gettempdir()) / "fmlib_ablation_checkerboard.lock"
 EVAL_N, EVAL_STEPS, EVAL_SEED = 4000, 20, 10_000
 

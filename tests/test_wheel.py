@@ -63,6 +63,10 @@ from fmlib.figures import sampling as fs
 assert fs.checkpoint_path(0.1).parent == ckpt.parent
 print(f"checkpoint {ckpt.name} ({ckpt.stat().st_size} bytes) -> {type(model).__name__}, "
       f"{len(resources.names())} shipped resources")
+from fmlib.figures import training as ft
+runs = ft.ablation_runs(6000)  # notebook 05's table, shipped as fmlib/resources/*.json
+assert runs and home in resources.path(ft.ABLATION).resolve().parents
+print(f"ablation table: {len(runs)} runs of 6000 steps")
 
 # a figure view drawn to PNG
 from fmlib.figures.start import ConditionalPath
@@ -165,3 +169,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     )
     print(result.stdout, end="")
     assert "smoke script passed" in result.stdout
+
+
+def test_fmlib_finds_no_file_from_its_own_location():
+    """No module finds a file from where its source sits (Path(__file__), .parents[...]): an
+    installed fmlib has no repository around it. fmlib.resources.path is the one way to a
+    shipped file."""
+    found = []
+    for path in sorted((ROOT / "fmlib").rglob("*.py")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "__file__" in line or ".parents[" in line or ".parent.parent" in line:
+                found.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert found == [], "\n".join(found)

@@ -24,7 +24,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, metrics, plots, widgets
+from fmlib import data, metrics, plots, resources, widgets
 from fmlib.checks import Field, check_int
 from fmlib.data import checkerboard_mixture  # noqa: F401  # moved: remove when notebooks import from fmlib.data
 from fmlib.metrics import chord_over_length  # noqa: F401  # moved: remove when notebooks import from fmlib.metrics
@@ -422,12 +422,14 @@ def bench_view() -> FlowAtlasView:
 
 
 # --------------------------------------------------------------------------- the ablation
-ABLATION = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation_checkerboard.json"
+ABLATION = "ablation_checkerboard.json"  # shipped: resources.path(ABLATION)
 
 
-def ablation_runs(steps: int, path: Path = ABLATION) -> list[dict]:
+def ablation_runs(steps: int, path: Path | None = None) -> list[dict]:
     """The runs of benchmarks/ablation_checkerboard.py with this step budget, in table order:
-    dicts with name, seed, steps, config, kl, se, on_support, train_cpu_s."""
+    dicts with name, seed, steps, config, kl, se, on_support, train_cpu_s. Read from `path`,
+    default the table shipped with fmlib (fmlib/resources/ablation_checkerboard.json)."""
+    path = resources.path(ABLATION) if path is None else path
     if not path.exists():
         raise ValueError(f"path must hold the ablation results, got missing file {path}")
     runs = json.loads(path.read_text())["runs"]
