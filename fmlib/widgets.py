@@ -58,9 +58,13 @@ def _selection(description: str, options: Sequence, value, label: Callable[..., 
     if value not in options:
         raise ValueError(f"value must be one of {labels} for {description}, got {value!r}")
     return widgets.SelectionSlider(
-        options=list(zip(labels, options, strict=True)), value=value, description=description,
-        continuous_update=True, style=_STYLE, layout=_layout(),
-    )  # fmt: skip
+        options=list(zip(labels, options, strict=True)),
+        value=value,
+        description=description,
+        continuous_update=True,
+        style=_STYLE,
+        layout=_layout(),
+    )
 
 
 def sigma_min_slider(value: float = 0.0, max: float = 0.5, options: Sequence[float] | None = None):
@@ -75,9 +79,16 @@ def sigma_min_slider(value: float = 0.0, max: float = 0.5, options: Sequence[flo
     if not 0 <= value <= max:
         raise ValueError(f"value must be in [0, {max}], got {value}")
     return widgets.FloatSlider(
-        value=value, min=0.0, max=max, step=0.01, description="σ_min",
-        continuous_update=True, readout_format=".2f", style=_STYLE, layout=_layout(),
-    )  # fmt: skip
+        value=value,
+        min=0.0,
+        max=max,
+        step=0.01,
+        description="σ_min",
+        continuous_update=True,
+        readout_format=".2f",
+        style=_STYLE,
+        layout=_layout(),
+    )
 
 
 def steps_slider(value: int = 10, max: int = 100, options: Sequence[int] | None = None):
@@ -92,9 +103,15 @@ def steps_slider(value: int = 10, max: int = 100, options: Sequence[int] | None 
     if not isinstance(value, int) or not 1 <= value <= max:
         raise ValueError(f"value must be an integer in [1, {max}], got {value!r}")
     return widgets.IntSlider(
-        value=value, min=1, max=max, step=1, description="steps",
-        continuous_update=True, style=_STYLE, layout=_layout(),
-    )  # fmt: skip
+        value=value,
+        min=1,
+        max=max,
+        step=1,
+        description="steps",
+        continuous_update=True,
+        style=_STYLE,
+        layout=_layout(),
+    )
 
 
 def t_slider(value: float = 0.5, options: Sequence[float] | None = None) -> widgets.SelectionSlider:
