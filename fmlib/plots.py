@@ -347,18 +347,34 @@ def _text_key(text: Text) -> tuple | None:
         return None
     place = tuple(text.get_transform().transform(text.get_unitless_position()).round(3))
     return (
-        text.get_text(), text.get_visible(), place, text.get_fontproperties(),
-        to_rgba_array(text.get_color()).tobytes(), text.get_alpha(), text.get_rotation(),
-        text.get_horizontalalignment(), text.get_verticalalignment(),
+        text.get_text(),
+        text.get_visible(),
+        place,
+        text.get_fontproperties(),
+        to_rgba_array(text.get_color()).tobytes(),
+        text.get_alpha(),
+        text.get_rotation(),
+        text.get_horizontalalignment(),
+        text.get_verticalalignment(),
         text.get_multialignment() if hasattr(text, "get_multialignment") else None,
-        text.get_linespacing(), text.get_usetex(), text.get_antialiased(),
-    )  # fmt: skip
+        text.get_linespacing(),
+        text.get_usetex(),
+        text.get_antialiased(),
+    )
 
 
 _HANDLE_LOOK = (
-    "get_visible", "get_color", "get_facecolor", "get_edgecolor", "get_linestyle",
-    "get_linewidth", "get_marker", "get_markersize", "get_alpha", "get_sizes",
-)  # fmt: skip
+    "get_visible",
+    "get_color",
+    "get_facecolor",
+    "get_edgecolor",
+    "get_linestyle",
+    "get_linewidth",
+    "get_marker",
+    "get_markersize",
+    "get_alpha",
+    "get_sizes",
+)
 
 
 def _label_key(artist: Artist) -> tuple | None:
@@ -372,10 +388,20 @@ def _label_key(artist: Artist) -> tuple | None:
     if None in texts:
         return None
     handles = tuple(
-        tuple(repr(np.asarray(getattr(h, name)()).tolist()) for name in _HANDLE_LOOK
-              if hasattr(h, name))
-        for h in artist.legend_handles if h is not None
-    )  # fmt: skip
+        tuple(
+            repr(np.asarray(getattr(h, name)()).tolist())
+            for name in _HANDLE_LOOK
+            if hasattr(h, name)
+        )
+        for h in artist.legend_handles
+        if h is not None
+    )
     frame = artist.get_frame()
-    return ("legend", artist.get_visible(), texts, handles, frame.get_visible(),
-            to_rgba_array(frame.get_facecolor()).tobytes())  # fmt: skip
+    return (
+        "legend",
+        artist.get_visible(),
+        texts,
+        handles,
+        frame.get_visible(),
+        to_rgba_array(frame.get_facecolor()).tobytes(),
+    )
