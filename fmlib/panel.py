@@ -242,9 +242,14 @@ def nearby(control: widgets.ValueWidget, value, n: int = AHEAD_VALUES) -> list:
 def _link_play(t: widgets.SelectionSlider) -> widgets.Play:
     """A Play button that steps the t slider through its grid in the browser."""
     play = widgets.Play(
-        value=t.index, min=0, max=len(t.options) - 1, step=1, interval=PLAY_INTERVAL_MS,
-        description="play t", layout=widgets.Layout(width="auto"),
-    )  # fmt: skip
+        value=t.index,
+        min=0,
+        max=len(t.options) - 1,
+        step=1,
+        interval=PLAY_INTERVAL_MS,
+        description="play t",
+        layout=widgets.Layout(width="auto"),
+    )
     widgets.jslink((play, "value"), (t, "index"))
     return play
 
@@ -365,8 +370,17 @@ class Panel(widgets.VBox):
             for n, r in reasons.items()
             if n in self.controls
         )
-        _trace({"ev": "shown", "key": FrameCache.key(values), "t0": start, "t1": drawn,
-                "t2": time.time(), "n": len(png), **seconds})  # fmt: skip
+        _trace(
+            {
+                "ev": "shown",
+                "key": FrameCache.key(values),
+                "t0": start,
+                "t1": drawn,
+                "t2": time.time(),
+                "n": len(png),
+                **seconds,
+            }
+        )
 
     def _draw_ahead(self) -> bool:
         """Draw one not-yet-drawn frame next to the one on screen, along t (Play) first, then
@@ -387,8 +401,14 @@ class Panel(widgets.VBox):
                     self._frame(candidate, stop=self._redrawer.pending)
                 except Exception:  # drawn again, and reported, if the hand gets there
                     self._broken.add(FrameCache.key(candidate))
-                _trace({"ev": "ahead", "key": FrameCache.key(candidate), "t0": start,
-                        "t1": time.time()})  # fmt: skip
+                _trace(
+                    {
+                        "ev": "ahead",
+                        "key": FrameCache.key(candidate),
+                        "t0": start,
+                        "t1": time.time(),
+                    }
+                )
                 return True
         return False
 
@@ -397,7 +417,13 @@ class Panel(widgets.VBox):
 
     def _changed(self, name: str, _change: dict) -> None:
         if os.environ.get(TRACE_ENV):
-            _trace({"ev": "asked", "t": time.time(), "msg": _parent_msg_id(),
-                    "key": FrameCache.key(self.values())})  # fmt: skip
+            _trace(
+                {
+                    "ev": "asked",
+                    "t": time.time(),
+                    "msg": _parent_msg_id(),
+                    "key": FrameCache.key(self.values()),
+                }
+            )
         self._moved = name
         self._redrawer.request(self.values())
