@@ -66,34 +66,70 @@ class Entry:
 
 REGISTRY: list[Entry] = [
     Entry("start.ConditionalPath", "00_start_here", {"sigma_min": 0.1, "steps": 10}),
-    Entry("change_of_variables.ResidualFlow", "01_change_of_variables",
-          {"sigma_min": 0.1, "steps": 10}),
-    Entry("cnf.ODEDensity", "02_continuous_normalizing_flows",
-          {"sigma_min": 0.3, "method": "rk4", "steps": 20, "t": 1.0}),
-    Entry("continuity.Continuity", "03_continuity_equation",
-          {"sigma_min": 0.0, "t": 0.5, "steps": 10}),
-    Entry("continuity.Continuity", None, {"field": "scaled ×1.5", "n": 65},
-          name="continuity.Continuity, wrong field"),
-    Entry("marginalization.Marginalization", "04_marginalization_trick",
-          {"sigma_min": 0.05, "t": 0.5, "steps": 20, "n_points": 10}),
-    Entry("marginalization.Marginalization", None,
-          {"sigma_min": 0.05, "t": 0.5, "steps": 50, "n_points": 50},
-          name="marginalization.Marginalization, 50 points"),
-    Entry("training.bench_view", "05_cfm_training", {"sigma_min": 0.1, "steps": 16, "t": 0.5},
-          name="training.FlowAtlasView"),
-    Entry("sampling.bench_view", "06_sampling",
-          {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000, "t": 0.35},
-          name="sampling.SamplesView"),
-    Entry("paths_compared.PathsCompared", "07_paths_compared",
-          {"path": "VP", "sigma_min": 0.0, "steps": 8, "t": 0.5}),
-    Entry("couplings.bench_view", "08_couplings",
-          {"coupling": "minibatch OT", "batch_size": 8, "sigma_min": 0.0, "steps": 8, "t": 0.5},
-          name="couplings.CouplingsView"),
-    Entry("guidance.Guidance", "09_guidance",
-          {"w": 2.0, "y": "0", "sigma_min": 0.0, "steps": 16, "t": 0.5}),
-    Entry("discrete.DiscretePath", "10_discrete_flow_matching",
-          {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5}),
-]  # fmt: skip
+    Entry(
+        "change_of_variables.ResidualFlow",
+        "01_change_of_variables",
+        {"sigma_min": 0.1, "steps": 10},
+    ),
+    Entry(
+        "cnf.ODEDensity",
+        "02_continuous_normalizing_flows",
+        {"sigma_min": 0.3, "method": "rk4", "steps": 20, "t": 1.0},
+    ),
+    Entry(
+        "continuity.Continuity", "03_continuity_equation", {"sigma_min": 0.0, "t": 0.5, "steps": 10}
+    ),
+    Entry(
+        "continuity.Continuity",
+        None,
+        {"field": "scaled ×1.5", "n": 65},
+        name="continuity.Continuity, wrong field",
+    ),
+    Entry(
+        "marginalization.Marginalization",
+        "04_marginalization_trick",
+        {"sigma_min": 0.05, "t": 0.5, "steps": 20, "n_points": 10},
+    ),
+    Entry(
+        "marginalization.Marginalization",
+        None,
+        {"sigma_min": 0.05, "t": 0.5, "steps": 50, "n_points": 50},
+        name="marginalization.Marginalization, 50 points",
+    ),
+    Entry(
+        "training.bench_view",
+        "05_cfm_training",
+        {"sigma_min": 0.1, "steps": 16, "t": 0.5},
+        name="training.FlowAtlasView",
+    ),
+    Entry(
+        "sampling.bench_view",
+        "06_sampling",
+        {"sigma_min": 0.1, "solver": "rk4", "steps": 16, "batch": 1000, "t": 0.35},
+        name="sampling.SamplesView",
+    ),
+    Entry(
+        "paths_compared.PathsCompared",
+        "07_paths_compared",
+        {"path": "VP", "sigma_min": 0.0, "steps": 8, "t": 0.5},
+    ),
+    Entry(
+        "couplings.bench_view",
+        "08_couplings",
+        {"coupling": "minibatch OT", "batch_size": 8, "sigma_min": 0.0, "steps": 8, "t": 0.5},
+        name="couplings.CouplingsView",
+    ),
+    Entry(
+        "guidance.Guidance",
+        "09_guidance",
+        {"w": 2.0, "y": "0", "sigma_min": 0.0, "steps": 16, "t": 0.5},
+    ),
+    Entry(
+        "discrete.DiscretePath",
+        "10_discrete_flow_matching",
+        {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5},
+    ),
+]
 
 
 def entries(module: str | None = None) -> list[Entry]:
