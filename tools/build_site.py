@@ -166,10 +166,14 @@ def render_frames(entry: figures.Entry, out: Path) -> Frames:
 def panel_html(frames: Frames, prefix: str = "") -> str:
     """The panel's HTML on a page that lies `prefix` below the site's root ("" or "../")."""
     return _JINJA.get_template("panel.html.j2").render(
-        base=f"{prefix}frames/{frames.folder}/", shape=[len(a.values) for a in frames.axes],
-        reasons=frames.reasons, disabled=frames.disabled, axes=frames.axes, note=frames.note,
+        base=f"{prefix}frames/{frames.folder}/",
+        shape=[len(a.values) for a in frames.axes],
+        reasons=frames.reasons,
+        disabled=frames.disabled,
+        axes=frames.axes,
+        note=frames.note,
         slug=frames.folder,
-    )  # fmt: skip
+    )
 
 
 def site_entries(slug: str) -> list[figures.Entry]:
@@ -215,8 +219,9 @@ def _page(exporter: HTMLExporter, nb, nav: str, panels: list[Frames], prefix: st
         elif cell.cell_type == "markdown":
             # the badge's image lives on another host: a text link instead; chapter links
             # point at the chapters' pages
-            cell.source = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)",
-                                 r"[Open in Colab](\1)", cell.source)  # fmt: skip
+            cell.source = re.sub(
+                r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)", r"[Open in Colab](\1)", cell.source
+            )
             cell.source = re.sub(r"\]\((\d\d_[\w-]+)\.ipynb", r"](\1.html", cell.source)
     exporter.mathjax_url = prefix + MATHJAX_URL
     site = {"prefix": prefix, "nav": nav, "extra": "".join(htmls[k:])}  # panels without a cell
