@@ -18,9 +18,14 @@ CHROMIUM_MISSING = (
 # Playwright's own browser download is not used. We run as root (--no-sandbox); without the
 # background-networking flags Chromium's phone-home attempts get connections refused.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROWS = pytest.StashKey[list]()  # latency table rows, kept on the pytest config
 LIVE_ROWS = pytest.StashKey[list]()  # drag / Play rows
 STAGE_ROWS = pytest.StashKey[list]()  # (markdown row, stages.Breakdown) per slider move
