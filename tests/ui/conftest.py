@@ -22,7 +22,7 @@ from .config import (
     ROWS,
     STAGE_ROWS,
     write_latency_table,
-)  # fmt: skip
+)
 from .labserver import Lab, start_lab, stop_lab
 
 
