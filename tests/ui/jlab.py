@@ -330,8 +330,11 @@ def _final_matches(page: Page, index: int, slider: Locator, timeout_s: float) ->
     settled = page.evaluate(JS_PICTURE_HASH, index)
     handle = slider.locator(".noUi-handle").first
     state = slider.locator(".noUi-target").first.evaluate(JS_SLIDER_STATE)
-    away, back = ("ArrowLeft", "ArrowRight") if state["value"] > state["min"] else (
-        "ArrowRight", "ArrowLeft")  # fmt: skip
+    away, back = (
+        ("ArrowLeft", "ArrowRight")
+        if state["value"] > state["min"]
+        else ("ArrowRight", "ArrowLeft")
+    )
     for key in (away, back):
         page.evaluate(JS_WATCH, index)
         handle.focus()
