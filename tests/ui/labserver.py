@@ -20,8 +20,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-MAKEFILE_ENV = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONHASHSEED": "0",
-                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # fmt: skip
+MAKEFILE_ENV = {
+    "OMP_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+    "PYTHONHASHSEED": "0",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+}
 USER_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -86,28 +90,50 @@ def start_lab(
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     _write_settings(dirs["settings"])
-    env = {**dict(os.environ, JUPYTER_CONFIG_DIR=str(dirs["config"]),
-                  JUPYTER_DATA_DIR=str(dirs["data"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-                  IPYTHONDIR=str(dirs["ipython"])), **(env or {})}  # fmt: skip
+    env = {
+        **dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_DATA_DIR=str(dirs["data"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            IPYTHONDIR=str(dirs["ipython"]),
+        ),
+        **(env or {}),
+    }
     for name, value in MAKEFILE_ENV.items():
         env.setdefault(name, value)  # same as `make`, also when pytest runs outside make
     port = free_port()
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--ip=127.0.0.1", f"--port={port}",
-        "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
-        f"--ServerApp.root_dir={root_dir}", f"--IdentityProvider.token={token}",
-        "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={root_dir}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.password=",
+        "--LabApp.expose_app_in_browser=True",
         f"--LabApp.user_settings_dir={dirs['settings']}",
         f"--LabApp.workspaces_dir={dirs['ws']}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--ServerApp.terminals_enabled=False", *args,
-    ]  # fmt: skip
+        "--ServerApp.terminals_enabled=False",
+        *args,
+    ]
     if os.geteuid() == 0:
         command.append("--ServerApp.allow_root=True")  # containers and CI run as root
     log = home / "jupyter.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=root_dir, env=env, stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            cwd=root_dir,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     lab = Lab(f"http://127.0.0.1:{port}/", token, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
