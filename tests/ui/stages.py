@@ -62,8 +62,18 @@ JS_INSTALL = """() => {
 JS_NOW = "() => performance.timeOrigin + performance.now()"
 JS_TAKE = "() => { const t = window.__uiStages; return t; }"
 
-STAGES = ("event -> send", "send -> handled", "handled -> start", "maths", "raster", "PNG",
-          "sent -> received", "received -> swap", "swap -> loaded", "total")  # fmt: skip
+STAGES = (
+    "event -> send",
+    "send -> handled",
+    "handled -> start",
+    "maths",
+    "raster",
+    "PNG",
+    "sent -> received",
+    "received -> swap",
+    "swap -> loaded",
+    "total",
+)
 HEADER = [
     "| notebook | slider | how | " + " | ".join(STAGES) + " | frames drawn ahead while waiting |",
     "|---|---|---|" + "---|" * (len(STAGES) + 1),
@@ -95,8 +105,11 @@ def breakdown(browser: dict, kernel: list[dict], start_ms: float) -> Breakdown |
     t_send, msg_id, _ = sends[-1]
     ask = asked[msg_id]
     key = json.dumps(ask["key"])
-    shown = [e for e in kernel if e["ev"] == "shown" and json.dumps(e["key"]) == key
-             and e["t0"] >= ask["t"] - 1e-3]  # fmt: skip
+    shown = [
+        e
+        for e in kernel
+        if e["ev"] == "shown" and json.dumps(e["key"]) == key and e["t0"] >= ask["t"] - 1e-3
+    ]
     if not shown:
         return None
     show = shown[0]
