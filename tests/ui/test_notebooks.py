@@ -63,9 +63,11 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
     problems = []
     for r in runs:
         same = "yes" if r.final_matches else "NO"
-        rows.append(f"| {notebook.stem} | {index} | {r.slider} | {r.method} | {r.asked} "
-                    f"| {r.frames} | {r.seconds:.1f} | {r.asked_per_s:.1f} | {r.fps:.1f} "
-                    f"| {r.release_ms:.0f} | {same} |")  # fmt: skip
+        rows.append(
+            f"| {notebook.stem} | {index} | {r.slider} | {r.method} | {r.asked} "
+            f"| {r.frames} | {r.seconds:.1f} | {r.asked_per_s:.1f} | {r.fps:.1f} "
+            f"| {r.release_ms:.0f} | {same} |"
+        )
         if not r.final_matches:
             problems.append(f"panel {index}, {r.method} {r.slider}: final picture is stale")
         if r.frames < 1:
@@ -102,8 +104,10 @@ def _exercise_panel(
         readouts = " → ".join([moves[0].before, *(m.after + "=" * (not m.changed) for m in moves)])
         latencies = ", ".join(f"{m.latency_ms:.0f}" for m in moves)
         name = moves[0].slider
-        rows.append(f"| {notebook.stem} | {index} | {name} | {method} | {readouts} "
-                    f"| {latencies} | {best:.0f} |")  # fmt: skip
+        rows.append(
+            f"| {notebook.stem} | {index} | {name} | {method} | {readouts} "
+            f"| {latencies} | {best:.0f} |"
+        )
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
@@ -117,8 +121,10 @@ def test_notebook_runs_and_widgets_redraw(
     page.on("console", lambda m: m.type == "error" and console.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     # No internet here: the notebooks' "Open in Colab" badge image is served by the test.
-    page.route(COLAB_BADGE, lambda route: route.fulfill(
-        status=200, content_type="image/svg+xml", body=BADGE_SVG))  # fmt: skip
+    page.route(
+        COLAB_BADGE,
+        lambda route: route.fulfill(status=200, content_type="image/svg+xml", body=BADGE_SVG),
+    )
     try:
         start = time.monotonic()
         jlab.open_notebook(page, lab.url, f"notebooks/{notebook.name}", timeout_s=120)
