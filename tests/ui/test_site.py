@@ -135,8 +135,9 @@ def _changes_picture(page, panel, controls: list, k: int) -> bool:
             if value == int(control.evaluate("(el) => Number(el.value)")):
                 continue
             _set(control, value)
-            page.wait_for_function("(p) => p.querySelector('img').complete",
-                                   arg=panel.element_handle())  # fmt: skip
+            page.wait_for_function(
+                "(p) => p.querySelector('img').complete", arg=panel.element_handle()
+            )
             if panel.evaluate(JS_PICTURE).split()[1] != before:
                 for j, c in enumerate(controls):
                     _set(c, start[j])
@@ -187,9 +188,14 @@ def test_site_pages(site, server, browser):
     for name in pages:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         outside, console = [], []
-        page.on("request", lambda r, o=outside: (
-            urlparse(r.url).scheme not in LOCAL_SCHEMES
-            and urlparse(r.url).hostname != "127.0.0.1" and o.append(r.url)))  # fmt: skip
+        page.on(
+            "request",
+            lambda r, o=outside: (
+                urlparse(r.url).scheme not in LOCAL_SCHEMES
+                and urlparse(r.url).hostname != "127.0.0.1"
+                and o.append(r.url)
+            ),
+        )
         page.on("console", lambda m, c=console: m.type == "error" and c.append(m.text))
         page.on("pageerror", lambda e, c=console: c.append(str(e)))
         try:
@@ -217,11 +223,14 @@ def test_site_pages(site, server, browser):
                     # that a frame poll can miss). The rate is reported (artifacts/site/
                     # play.md), not asserted: it measures the machine (goal >= 8/s).
                     pictures, seconds, at_end, changed = panel.evaluate(JS_PLAY)
-                    rates.append(f"| {name} | {k} | {pictures} | {seconds:.2f} "
-                                 f"| {pictures / seconds:.1f} |")  # fmt: skip
+                    rates.append(
+                        f"| {name} | {k} | {pictures} | {seconds:.2f} | {pictures / seconds:.1f} |"
+                    )
                     if not (at_end and changed):
-                        problems.append(f"{name}: panel {k}'s Play did not run t to its end "
-                                        f"({pictures} pictures in {seconds:.1f} s)")  # fmt: skip
+                        problems.append(
+                            f"{name}: panel {k}'s Play did not run t to its end "
+                            f"({pictures} pictures in {seconds:.1f} s)"
+                        )
                 stem = name.replace("/", "_").removesuffix(".html")
                 panel.screenshot(path=ARTIFACTS / f"{stem}_panel{k}.png")
             page.screenshot(path=ARTIFACTS / f"{name.replace('/', '_')}.png")
