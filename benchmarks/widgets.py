@@ -71,8 +71,10 @@ def machine() -> str:
         pass
     capability = torch.backends.cpu.get_cpu_capability()
     cbwr = os.environ.get("MKL_CBWR", "native")
-    return (f"{model}, {os.cpu_count()} cores; torch {torch.__version__} CPU kernels "
-            f"{capability}, MKL_CBWR {cbwr}, {torch.get_num_threads()} threads")  # fmt: skip
+    return (
+        f"{model}, {os.cpu_count()} cores; torch {torch.__version__} CPU kernels "
+        f"{capability}, MKL_CBWR {cbwr}, {torch.get_num_threads()} threads"
+    )
 
 
 def table_row(entry: Entry, points: int) -> tuple[str, bool]:
