@@ -97,13 +97,22 @@ def test_live_figure_has_no_pyplot_figure_and_renders_png():
 
 
 STATIC_DRAWS = [  # (static draw, its view, values): the page shows the widget's picture
-    (continuity.Continuity.draw, continuity.Continuity,
-     {"sigma_min": 0.1, "t": 0.4, "steps": 6, "n": 65, "field": "VP path's field"}),
-    (marginalization.Marginalization.draw, marginalization.Marginalization,
-     {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20}),
-    (continuity.draw_continuity, continuity.Continuity,  # the notebook's name for it
-     {"sigma_min": 0.0, "t": 0.5, "steps": 10, "n": 33, "field": "scaled ×1.5"}),
-]  # fmt: skip
+    (
+        continuity.Continuity.draw,
+        continuity.Continuity,
+        {"sigma_min": 0.1, "t": 0.4, "steps": 6, "n": 65, "field": "VP path's field"},
+    ),
+    (
+        marginalization.Marginalization.draw,
+        marginalization.Marginalization,
+        {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20},
+    ),
+    (
+        continuity.draw_continuity,
+        continuity.Continuity,  # the notebook's name for it
+        {"sigma_min": 0.0, "t": 0.5, "steps": 10, "n": 33, "field": "scaled ×1.5"},
+    ),
+]
 
 
 @pytest.mark.parametrize(("draw", "make_view", "kwargs"), STATIC_DRAWS)
