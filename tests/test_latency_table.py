@@ -31,9 +31,18 @@ def test_a_move_is_followed_from_the_event_to_the_decoded_picture():
     kernel = [
         {"ev": "asked", "t": 10.010, "msg": "m2", "key": key},
         {"ev": "ahead", "key": [["sigma_min", 0.2]], "t0": 10.000, "t1": 10.030},
-        {"ev": "shown", "key": key, "t0": 10.030, "t1": 10.090, "t2": 10.091, "n": 500,
-         "maths": 0.02, "raster": 0.03, "png": 0.01},
-    ]  # fmt: skip
+        {
+            "ev": "shown",
+            "key": key,
+            "t0": 10.030,
+            "t1": 10.090,
+            "t2": 10.091,
+            "n": 500,
+            "maths": 0.02,
+            "raster": 0.03,
+            "png": 0.01,
+        },
+    ]
     browser = {
         "events": [9990.0, 10000.0],
         "sends": [[9995.0, "m1", "{}"], [10004.0, "m2", "{}"]],
@@ -44,8 +53,15 @@ def test_a_move_is_followed_from_the_event_to_the_decoded_picture():
     b = stages.breakdown(browser, kernel, start_ms=9980.0)
     got = {k: round(v) for k, v in b.stages.items()}
     assert got == {
-        "event -> send": 4, "send -> handled": 6, "handled -> start": 20, "maths": 20,
-        "raster": 30, "PNG": 10, "sent -> received": 5, "received -> swap": 2,
-        "swap -> loaded": 2, "total": 99,
-    }  # fmt: skip
+        "event -> send": 4,
+        "send -> handled": 6,
+        "handled -> start": 20,
+        "maths": 20,
+        "raster": 30,
+        "PNG": 10,
+        "sent -> received": 5,
+        "received -> swap": 2,
+        "swap -> loaded": 2,
+        "total": 99,
+    }
     assert b.ahead_waited == 1
