@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 
 from fmlib.checks import check_int
 from fmlib.losses import l_cfm
-from fmlib.losses import l_cfm as cfm_loss  # noqa: F401  # moved: remove when notebooks import from fmlib.losses
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 

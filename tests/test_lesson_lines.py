@@ -9,9 +9,6 @@ holds the lesson's version of those fmlib functions. For each name, CASES runs t
 own code (read from the .ipynb: its `def`s, or the line a case names) against fmlib's
 function on fixed inputs, and a planted difference (one small edit of the cell's source,
 `Case.plant`) must make the comparison fail, so that the check has power.
-
-A case whose notebook does not carry its marker yet says where its cell is (`Case.find`,
-a string of the cell) until the notebook's owner adds the marker.
 """
 
 from __future__ import annotations
@@ -82,7 +79,6 @@ class Case:
     notebook: str
     check: Callable[[str], None]  # raises AssertionError when the cell's code differs
     plant: tuple[str, str]  # (old, new) in the cell's source: the check must then fail
-    find: str | None = None  # while the notebook has no marker: a string of its cell
 
 
 # ---- the comparisons, one per fmlib name ---------------------------------------------
@@ -304,26 +300,21 @@ CASES = {
         f"{NB05}.ipynb",
         _cfm_loss_line,
         (".sum(dim=1).mean()  # the CFM", ".mean()  # the CFM"),
-        find="# the CFM loss",
     ),
     "fmlib.training.train": Case(
         f"{NB05}.ipynb",
         _training_loop,
         ("(1 + k) / (10 + k)", "(1 + k) / (11 + k)"),
-        find="def train_cfm(",
     ),
 }
 
 
 def cell_of(name: str) -> str:
-    """The source of the cell that holds the lesson's version of fmlib's `name`."""
-    case, marked = CASES[name], markers()
-    if name in marked:
-        notebook, source = marked[name]
-        assert notebook == case.notebook, (name, notebook)
-        return source
-    assert case.find is not None, f"no cell of {case.notebook} is marked '# lesson: {name}'"
-    (source,) = [s for s in code_cells(case.notebook) if case.find in s]
+    """The source of the cell marked as the lesson's version of fmlib's `name`."""
+    marked = markers()
+    assert name in marked, f"no cell of {CASES[name].notebook} is marked '# lesson: {name}'"
+    notebook, source = marked[name]
+    assert notebook == CASES[name].notebook, (name, notebook)
     return source
 
 
@@ -341,10 +332,10 @@ def test_a_planted_difference_fails(name):
         CASES[name].check(source.replace(old, new, 1))
 
 
-def test_every_marker_has_a_comparison():
-    """A marker naming an fmlib function without a case here would check nothing; a marked
-    case needs no `find`."""
+def test_every_marker_has_a_comparison_and_every_comparison_a_marker():
+    """A marker naming an fmlib function without a case here would check nothing; a case
+    without its marked cell would compare nothing."""
     marked = markers()
-    assert set(marked) <= set(CASES), sorted(set(marked) - set(CASES))
+    assert set(marked) == set(CASES), sorted(set(marked) ^ set(CASES))
     for name, (notebook, _) in marked.items():
         assert CASES[name].notebook == notebook, name

@@ -56,10 +56,7 @@ SEEDS = models.CHECKERBOARD_SEEDS  # training seeds of the replicate checkpoints
 SEED_TRAIN_STEPS = models.CHECKERBOARD_SEED_STEPS  # their budget
 
 
-# moved: remove when notebooks 06 and tests/test_wheel.py import from fmlib.models
-checkpoint_path = models.checkerboard_checkpoint
-load_models = models.load_checkerboard_models
-load_seed_models = models.load_checkerboard_seed_models
+checkpoint_path = models.checkerboard_checkpoint  # moved: remove once test_wheel.py uses models
 
 
 def seed_curves(
@@ -485,7 +482,6 @@ __all__ = [
     "checkpoint_path",
     "curves",
     "draw_seed_curves",
-    "load_seed_models",
     "mean_se",
     "seed_curves",
     "demo_sweeps",
@@ -493,7 +489,6 @@ __all__ = [
     "draw_nfe_curves",
     "draw_samples",
     "draw_sigma_min_curves",
-    "load_models",
     "quality",
     "sigma_min_sweeps",
     "solver_error",

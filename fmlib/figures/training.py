@@ -26,8 +26,6 @@ from torch import Tensor
 
 from fmlib import data, metrics, plots, resources, widgets
 from fmlib.checks import Field, check_int
-from fmlib.data import checkerboard_mixture  # noqa: F401  # moved: remove when notebooks import from fmlib.data
-from fmlib.metrics import chord_over_length  # noqa: F401  # moved: remove when notebooks import from fmlib.metrics
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
 
