@@ -25,6 +25,7 @@ from matplotlib.text import Text
 from torch import Tensor
 
 from fmlib import figure_check
+from fmlib.checks import check_int
 
 CMAP = "viridis"  # one colormap for every density and heatmap in the course
 DIVERGING = "RdBu_r"  # for signed quantities (residuals, errors)
@@ -69,13 +70,11 @@ def use_style() -> None:
 
 def new_axes(n: int = 1, size: float = 3.2, ncols: int | None = None) -> tuple[Figure, list[Axes]]:
     """A figure with n square panels of side `size` inches, returned as a flat list of axes."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
     if size <= 0:
         raise ValueError(f"size must be > 0, got {size}")
     ncols = n if ncols is None else ncols
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be an integer >= 1, got {ncols!r}")
+    check_int("ncols", ncols)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     flat = list(axes.ravel())
@@ -151,8 +150,7 @@ def grid2d(lim: float = LIM, n: int = 100) -> tuple[Tensor, Tensor, Tensor]:
     """
     if lim <= 0:
         raise ValueError(f"lim must be > 0, got {lim}")
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    check_int("n", n, 2)
     axis = torch.linspace(-lim, lim, n)
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
     return xx, yy, torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)

@@ -21,6 +21,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmlib.checks import check_int
 from fmlib.panel import (  # noqa: F401  (re-exported: the panel's names, as before)
     AHEAD_AFTER_S,
     AHEAD_VALUES,
@@ -98,10 +99,8 @@ def steps_slider(value: int = 10, max: int = 100, options: Sequence[int] | None 
         if bad:
             raise ValueError(f"options must be integers >= 1, got {bad}")
         return _selection("steps", options, value, str)
-    if not isinstance(max, int) or max < 1:
-        raise ValueError(f"max must be an integer >= 1, got {max!r}")
-    if not isinstance(value, int) or not 1 <= value <= max:
-        raise ValueError(f"value must be an integer in [1, {max}], got {value!r}")
+    check_int("max", max)
+    check_int("value", value, 1, max)
     return widgets.IntSlider(
         value=value,
         min=1,
