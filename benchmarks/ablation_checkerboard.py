@@ -65,7 +65,7 @@ STEPS_OF_RECIPE = [
 ]
 # Leave-one-out: the full recipe with ONE ingredient taken back to the plain loop's choice.
 # (The recipe without its batch of 2048 is the row "+ EMA 0.999" above.) The last row is
-# compute-matched to that one: batch 2048 for 1/8 of the steps sees the same number of
+# example-matched to that one: batch 2048 for 1/8 of the steps sees the same number of
 # examples (6000 x 256 = 750 x 2048), so it asks "few clean steps or many noisy ones?"
 # at equal examples seen rather than at equal steps.
 LEAVE_ONE_OUT = [
