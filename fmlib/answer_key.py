@@ -13,10 +13,10 @@ KEY = {
         "export": [],
         "code": "eNptUctuwkAMvOcrRvSSoIAgEkVKxTfQA+dGq8QlK8guypqkqOq/dx9JQC0+rGR77BnPai5WGXbYH94F1/FqmSWR0oWRx0YUjVQpWuqoNVQVbGFrLGAxmxTaDS4Dju3cdpMAL+hrweCawLeLLMUZjTQsTmRwlB1Fhd1BX9SW0pBZljWVpziCjdmwCfrTj+8PuFhBcNvsjOOcpR4plOmpHRRyqP0Vk22S0GB93q1p8RqyUcvu26ee96avuNrz/Gmce3LPTKoyjr6Xlc0eDDEao9hgSOyeCZCAZzniicHFo6NTY5DoVbBsCNJMZufhaldygpS2fiEOUtZJikDtWpVgMXbuGv4puP/ic373bQNZJ1opVEnjlR/Zm68HDgsa6pbjie+Yz5GFzT9plPwCaYqumA==",  # noqa: E501
     },
-    "OT regression target": {
+    "OT regression target at x_t": {
         "notebook": "00_start_here.ipynb",
         "export": [],
-        "code": "eNpFj8FugzAMhu99il+cwgSIatoOlXiG7tA7csFA1JKg2FM7TXv3hWTScvNn57P/Hh34yWGwwtIMCw83c0B8xfmCwHNgEesdlMLMWlSpR04eHPrMMjpfPkgX0zZvZZO5oQrXCm3zWuYR9ffuyPV7rlYrSjeW7juVaeWX/8Tkw+wVujAmGtQHmCNqiJ1X6lfrSliHKXin8BOebXHCNfap+tfsf+O8gxVMd7ttPJ6SMB+GzVunskvWhJ2P4eN5DwqjJDKSUhTXZlfHTHgB/aX4qQ7lL4zJWuE=",  # noqa: E501
+        "code": "eNplk8FuozAQhu95ilH2AluShUNaKRX7Ct1D75YFQ7AKNrKHwKrqu+/YhoRuuIBnzPz/fB4bEvkJSnh7/yOpTfLjKQX4AdQikLQXJDBNWA1SWVAufFdG14qU0bKDRmFXgySYBUEiwaHPQo/UmjrdxSICWcJ4qeMoKOGtAjOYC0EZeMmd4DzOaCvl0B2rFquPZAf87N/eweLFonOst3qKcvssbJHaTWhFTMXQqrqsTFcWeHiOq145kh/oys+wDCJzAYfQADeoDQFeUcPUyhDosCGuAWTlFbszTIpacOrSS9ErDb8hXwBxGHXtvLv9vfbglCi4PdZ42vw256/MjknNOb+tYxJcRa982aMmcANi7T1s6iWxYPCbwi9I/Del+3PgGeNr5+GHv2aEYYwHNLVoMWg0xvZjJ6GVji2cGXJlrmiDHWv6sLtc/JKPPgH5HoJXFktuAv5ZpPks4Wc0cEunGyu0IPUG7ihKyJcxSubHxh6Al0HmhnyDxpHqOtDSWjO5DEbeGiuGUrcK6aqwdOe72bLzKZb4DyEDu/BoBHayImMfqrI3RqfDlZnz+4HEeb/jKaJ6fnw5fWMTmGjPp+nUMGB93t7DwShNLh6OD2vDd4XncpK2jkRrSZJVD9+n/yvbpf8AcLwmcg==",  # noqa: E501
     },
     "OT conditional field at x = 0": {
         "notebook": "00_start_here.ipynb",
@@ -26,7 +26,7 @@ KEY = {
     "VP Euler steps for error < 0.2": {
         "notebook": "00_start_here.ipynb",
         "export": [],
-        "code": "eNptkTFvgzAQhXd+xRNdQKUoaTbajN0zdYki5KRHsQCb+hySKuK/1zZpk0ZhMud37313HvqSjNGGscSpKcBWGJvTviVTDlzSUexs8r5aCVsnaYYmXT9vUGmDBlLBCPVJyTzDYp6OEXeibYltOfTOrZMqaSZpBpfh9cNvWi4tdZykkFW4e8Usf06j3khlkyp+X4HUR6/dH0IDhMXp2v8J8xFCffyrjg6fei4QRwhfFZ/+Itc37ZsiX1RjhvuK6TZOgQdUnXWLaWQflW4uOpLZSSbOdzXtmiREeeI3v7SJIIw9gYfJ4iyohOKD32tfBtVUvAqdCla3y9l07KR7j4Z4eToP5JK0ohDidBqdUN8FbE2opGELte+2DkJXZ44ttfrgCSAZvtMlcVxch+IR8+xib2u3aif2nq24Y3moNdN5OKdjK9sWYqsH8jkvofFr77ylVhDc8N9rOHe/lwutB5oIpb2BevqFGrMo/QEdqdr2",  # noqa: E501
+        "code": "eNptkU9zgjAQxe98ih1OMEVG9EbrsXdPXhyHibhIBkhoNqIdhu/e/MFqnXIKm7fv93Yz9AUqJRXBBsYmh4qfKcVLi6oYqMAbK3W0226ZrqM4gSberw5QSQUNcAGKiTNGWQLrLJ4C6ljbIuli6I1Zx0XUeGkCBmH1wx2Wco0dRTHwyt19wDJdxUGvuNBRAOarwt0WUJx6aUrguoBpGJ8hC8gmYOL0pzoBaewph3D2GX+p+5fmQ56uqymB/xX+NgzioDDj4A1VyQkpLWssGx/SZvy0u/JMN62P6gYKE6digq52nX3hVL74BPIFLdvN0h87Tpo1SJvR/TqSFOggRiehY+I7B12jeS5FGsSlO5oQsppzHLGVV5sAOIHtNCQK82covEGWPOx1bZZrxNazZf9YXmtJOA9ndKR52wI7ygEt5901fl2MN5cCGDU079+527080tpAPiHXL6EW91BTEsQ/gWfW6g==",  # noqa: E501
     },
     "error factor when K is multiplied by 4": {
         "notebook": "01_change_of_variables.ipynb",
@@ -46,7 +46,7 @@ KEY = {
     "Jacobian of g at (1, 3)": {
         "notebook": "01_change_of_variables.ipynb",
         "export": [],
-        "code": "eNpNkU1ugzAQhfecYkQ3duoiaKoskLhA1t0hhByYFCdgW7aTgKrevQMkab2aP3/vjd3iEb6Y5XkEdEYBExRgy1xAWok1yKql5zBcnIZgXNMlPsjmzMoRNjBtNu/iXsbRspHDK2znBgFaNRQZj6JoXyOBT7IxByU16+VwaCVYupgv+g9CQO2NY2WZJamAbZJWMyVMFot14NgbGXYfdCFNUl6mVVQTGEd0jfLok6ZDcrY4jvd3OTC0JMgALCMmj8XSltrf0NUPT2uRfK5BMH2R4dtuzQZFG5/RF99LutAnc3HwlFAegiOkNR7bHJy5gYLO9C3VO4QvJ1uFOixWahXns1LyKf5w81Rj+sugPUiH4G/S2hm1FuH0j9aiU1cZ1BU9KA1X6ZQ89EgzjL6QJjRMPM6f8Ptm9HjKsoyvqj8i4gAvcBzoD/xZ2V+LPZkl",  # noqa: E501
+        "code": "eNpNkUFugzAQRfecYpSVnboImioLJC6QdXcIIQcmwQnYlm0SUNW7d4AkrVf2n/H7f+wGT3BmlmcR0BoFTJCDLTIBSSnWTVouNYdhcBqCcXUb+yDrKytG2MK03X6Ih4yjZSOHN9jNBQI0qs9THkXRoUICX2Rtjkpq1sn+2EiwdDFb/J+EgNobx4oijRMBuzgpZ0qYLOZrw6kzMuw/6UISJ7xIyqgiMI7oauXRx3WLlGxJvDk87MDQkCADsJSYfCOWstT+jq56ZlpFyrlugunyFN/366lXNPEVff69HBf6ZAYHLwvlIThCWuOxycCZOyhoTdeQ3iKcnWwU6rBEqdQmm53iL/GHm7tq0w299iAdgr9La2fUKsLlH61Bp24yqBt6UBpu0il57JB6GH0hdWiYOHmwF/4xGz2fsox+5KnxNcGPiPgv4aOWxQ==",  # noqa: E501
     },
     "log-det of the coupling layer at (0.5, -1)": {
         "notebook": "01_change_of_variables.ipynb",
@@ -81,42 +81,42 @@ KEY = {
     "div u_t(x | x1) for the OT path": {
         "notebook": "03_continuity_equation.ipynb",
         "export": [],
-        "code": "eNp1Uk1v3CAQvftXPG0udoW38aobKZas3HvpJXeLwNhGa4MFuOtV2v/eMdtu0kjhgGA0vK9hbWfvXggNovNq2Htptc2PAgeBnix5yfXmdhLQ8TJTc23uRifjw7cio3UmFUm32vxkKN7J8xtF+dIqZ7XAeuURuN8fC+AOcomu91LXiF4qgusQB8J3qdyLkVbgiNkZG0M2k2cQ57WxMm5Ky7xCiWD6SbaTsQW+IlU+lr8ksqzlJ7SSVyZQ2KuB1CnPwGu3qV3amK/4hbUq0DmfRPx4xizjsBOQNpyZnhsF3psUHNfYVFQ+igQ1mRDliULzmq4J3VnCO93Ojpc6wV8Nh2UK0KztwHnJ3lk5gmz0hsKuxv+mxRvq2Tvbby5t/ddrRBi8saeAzrsJFUt7S0EkRh7UmbXYjTkG5NFMBE88pUD6qdjVN/xtlQeO7lMBF7dAezfPpD8mvtmTESYk0ludPd6jMzRqNrZhl9W/kW0DumL/Fln6F90U2djJzH8AxZfQgQ==",  # noqa: E501
+        "code": "eNp1kUFv2zAMhe/+FQ/ZxS7ktA6WAQtg9N5LL7sbqkTbQmzJkOTGQbf/Plre0q7AdBBEguL3Hrk0k3cvhBrRedXvvbTa5keBg0BHlrzkfH17Ceh4najeitvByfjta5HRMpGKpBttXrkV3+T5j6J8bpSzWmDZOAIP+2MBfIGco+u81CdELxXBtYg94Ukq92KkFThicsbGkE3kuYnz2lgZV6VlXqFEMN0om9HYAvdImc/puwTLGv5CC3llAoW96kmd8wx8dqvauYn5gp9YqgKt80nE8w9MMvY7kcqkDReWwMVb/NHsloluqCsqv2/RaEKUZwr1WwoTyVnCBw/ODtdTQm3mwzwGaNZ54NnJzlk5gGz0hsLuhH8HIN67Xryz3erYnv74jgi9N/Yc0Ho3omJp7xMRichLu7AWu5JjQB7NSPDEGwukHwvmlYcb4u7/8Kubob2bJtKfJ79akxEmJOAtz/4e0BoaNEMO3Lus/q5uXdTW+5fIit+oss1k",  # noqa: E501
     },
     "residual ratio, c = 2 vs c = 1.5": {
         "notebook": "03_continuity_equation.ipynb",
         "export": [],
-        "code": "eNpFjkEOgjAQRfee4gc3kCACiRsSLuEFSNMOoQGEdIqaiHd3rKJd9bf/vZkGNehOTlsmznRHuo93kBM5YmsWNcApb6cUWpolrhwuRXaKUqgL38g138JIihdHZst+Guo8y8s0+EbLXvXE9SPEMMJ3ysOyaI9voyAdfcZhakNgrQbi6vOxLSREXOAAncAcjcfc+Kj6Sf76ZRaAYKbbpcK6nuPv5sm6Snd7KCUKnm/oM90lwB7t6Ctwb+cXfABS9Q==",  # noqa: E501
+        "code": "eNpNT0sOgjAQ3XOKCStIKr/EDQmX8AKkacfQgEA6RUysd3csoM6q7/V9ZlpoAB9olSGkTHWo+iQCntgiGb3IAax0ZhKgWFnBncKjzM6xCDo50oq23USBuaGkxaL+59w0NEVWVLvCkJM9UvMMMNS5TjowxBX5J12A63CrhukaACk5INXbx7EcO5ISTqBS0Ll2MLcurr8hv/hlZgOCntaxBu8vyX5F6j1rD6JiyPbisL5ElL4BezpQWA==",  # noqa: E501
     },
     "slope of the forward-difference residual": {
         "notebook": "03_continuity_equation.ipynb",
         "export": [],
-        "code": "eNpNjstqwzAQRff5iou7sA1KWrw0+FcahHSFhR8yMzIplP57hbJIZjczcM65YwJ/KC4q9eZmuqW7oEyjazqIFJBnIiR5WPFXH0OgcHeEUKM/7doY2F0flHsSTzGQdO6+22j1FPrntTfIaZ2+TGVvUbNdqNNvXatuQNSqctyz2BUvVauokBExK+bvAZmyKZwtz7XokXZeSw09mhfxrXUhDy2Z6GZ8YugR2hYUSdKMGJ5Rf+bSAx8IWx6hSzz+AcGkWL0=",  # noqa: E501
+        "code": "eNpNjsFqwzAQRO/5isEX2+C0xceAf6VBSCMsLEthVyaB0n+vkQ7pnnZnlpl3xwK+KDYo9cOutNtwwTmdxvwgskdZCZ/lacRdXfCewmQJoQZ3mNhN9d8kfVLuWRylKZKP5IadRg+ha87YrJLj8tXWPWgxG3X5qWetnhG01lqmIibiXdsratANoSjW7xmFsiusOc04wSAnXk8yOnTvxH/cG/nQExfDik/MI3zfgyJZuhvmBvU7XcY/rMBWIA==",  # noqa: E501
     },
     "CFM target u_t(x_t | x1)": {
         "notebook": "04_marginalization_trick.ipynb",
         "export": [],
-        "code": "eNplkc1ugzAQhO95ilF6gQoScixSeqnUW38OvUWRZeElsQIG4aWlavvuXRxUlHRPtmd39huZhpYKJqNYdwdibPHy9qr5GHl7qLWqrYtXZykaMkW758bRPsGwmc+sKN5le+AGZm0YrbeKF0qsaKCusJ78qjhScYoWkFo+PD5h2tYrsVWMbzGMlwm08x/UTSyJzF/Ayaqm2m4ovUuCU2096xP57Ve4BvPPpofpmrYlg2iDFHOOXJbIw5DBevCRZklQswlpmYdsoU9RMhtLs0NZ2dE5D+NThraxjj3KrqnhGkkrlDCaNSK2NaHrnRf79B4SMUd6HeqSnd511WuRw4rSUmWgOUA7z6QNmjI8KEH9Gx0rmrivUuM2JImxPiv/5fH/zhQ/ySIev7GsOYc/2fYXVqelUw==",  # noqa: E501
+        "code": "eNptkUtvgzAQhO/5FaP0AhUkcCxSeqnUWx+H3qLIsvCSWAEb4aWlavvfawwK6sMn7+x69huZhpZKJiVYdkdi7PD08iz5FDl9bKRotIk3UysaMkH7R2vokGDIlzsLivfZAbiC2ipG67TglfBWNFBXakduU56oPEcr+LO+u3/AvK0X3lYwPr1hvE5CXxr3Rt3MM0n0E3IS2da7nNKbqWq0Y3kmt/sIZVj0bnuozrYtKUQ5UiyZCr/QC0MG7cAnWloeO5vx1kXIGeYEJYuxHzaoaj06F+H5nKe12rBD1dkGxvrknhJKskTEuiF0vXHePr2Fj1sg/TfYhZ1eZd1L3w4rKk21guQAbRyTVLBVEMSIGs2sv5LiOtDHF+vtNPF3bPzHieArWcXfF42iNg==",  # noqa: E501
     },
     "exact field with 50 points": {
         "notebook": "04_marginalization_trick.ipynb",
         "export": [],
-        "code": "eNp1kMFqwzAMhu99ih/v0kIo6WGXbH2CPcIYwXOUWcSxgyVIy9i7zzgb6wbTSUi/Pv1SjzPoQtmxkBydJzf1zid2tN+hhKGLdYqRKQxYWT3uWyyJo4ppYKOslPuZ5pQLoNlGUoR6gmbLkePbtxw8YmDRvhAe0R7bEygIwbySrkR1aDYb4/k/SPNH/rLp58K1E8n5/Xe7gynWCINViyGRICaFp7BU+s1xHZb+BJZar8sgpDAV/xOGVSiMGFMu11/x9IAUw7Xk4Hj7q71FLE5Sng5wpRtsHPDlzXw0uwNwh3HWDjLx8glg7X4L",  # noqa: E501
+        "code": "eNp1kMFqwzAMhu99ih+fWgglPezSrU+wRxjDuI6yiDh2sARpGXv3Gqdj3WA+ydKvT79kcQJdKHsWkr0fyI/WD4k9bTcoz9DFeUXPFDosrAOeWsyJo4ppqsJFWSjbiaaUC2RNmhShA0Gz48jx47sF3KNjUVsoL2j37QEUhGDOpAtRbZru4Lf/IM0f+fuqnwrXjSSnz/qtNn7pjjDFI6Fz6tAlEsSkGCjMdczDpkfM9gCWmq9TIaQwP2BWodCjT7kc4IrXZ6QYriUGx8eTbR1i8ZDyuIMv1eBih7urFffVbHY35wd7bg==",  # noqa: E501
     },
     "posterior weight of x1^(0)": {
         "notebook": "04_marginalization_trick.ipynb",
         "export": [],
-        "code": "eNqFk8+OmzAQxu88xSg91KYOC2maQyQuvfQQ9QmqXeTCEKyATbDZEFV9945x/nSzlcoF4RnP95tvhgprOKHaNy5lHUpdOAFWQD8oM/AtwIdLFEwNU/bCUjosja6UU0bLFvwdC+EmxJRC110FNgJ6WrMvTpDDkrGpQFj+nVdU0kkOcQwrntixYxmHJ2ArCto4XnH4FCASKsL4XG5ANw4a6tZIx5wZyiaxpnadnNisJCDlP9JnHkXRsQjYWJH8Nzlaq6T+riYqgOwiTulJKi792fxYhKajgq7ghEOpLNqkbLA8sFl/0Rvr0Ce9M2UhgHw44VCcqOQtj/XSNQLuNALICC+8IVJ6P4u5sjNtnuFyE746ZZ08oM1/zZ+z9NmMMFpqxzUIo1a1GbpgEGRPuy18lWe0AcsCyrKBVh2wVY0xFfw8w5F50APni+2tqH+usycij7X+LCA4W49ty9hOcAFZktJodgIqd+4xv8T9FDZrzsUd0qp9J2m+SlP/svL2XI5eVnQ4s1+H8ZEwp95o1G6xfY8Rx2nyxTsXhiLeOkHd740DltFOBYVOadrMK0AOPkIgdta8pVAgBT+T/7jwT2GnOqQdfMWB5rCdC/t9nkVoDWgBqgeABz6gf0sTNt1UA7zKdqSRLe4C0gXsN36s521ZPRL9FhH3f2fdOWr7oPo/pskfYw==",  # noqa: E501
+        "code": "eNqFU02PmzAQvfMrRumhNnVYyGZziMSllx6i/oJqF7kwBCuAE2w2RFX/e8d2luymleoLsufjvXlvqLCGM6p9Y1PWoewLK8AIOA5KD3wL8OkaBV3DlL2wlB5L3VfKKt3LFlyNgVAJMaVQua3ARECn1fviDDksGZsKhOX7vKKSVnKIY1jxxIwdyzg8AFtR0MTxisOXQCKhJoz7dgPaceihbrW0zOqhbBKja9vJiXkkASn/kT7zKIpORaCNFcF/k6MxSvbf1UQNkF3BKT1JxXU+k5+KMHRUUAlOOJTKoEnKBssD8/iLozYWXdJfoiyEzyAtzjgU5zRc53x2lLYRcGMlgARxBDbEmL7PocDqNs9wuQm3ThkrD2jyX/7qKVz0CKOhsWyDMPaq1kMXhILsYbeFr/KCJtAzgLJsoFUHbFWjdQU/L3BijvCB88V29n3u7g5RcrzWjwKCxPXYtoztBBeQJSl5tBNQ2csR82vc2bFZ87kLFze6Ru07SY6rnpSQlRPs+vSyokc/xZs9n4nwdNQ99vYduZlPHKfJk9Mw2CQ+akI67LUFltGWBYRO9bSrbwRycBEiYjzmnEKBFJw7/9NjRv7nnFZ1SPv5igN5s/UQbtc9HK0ILUZ1R+WOKdB/19MAVKkGeJXtSDYubgDShgE+KLP2G7S6F+W3iPgfdrMesA==",  # noqa: E501
     },
     "conditional variance of the velocity": {
         "notebook": "04_marginalization_trick.ipynb",
         "export": [],
-        "code": "eNptkctOwzAQRff5iquysSM3NGwQlfoF/QEkhCzXmTZWHg6x04cQ/47jEESAbByP5547j4vUZSUwSFXX8owdOus89cb2rFO+FHgTuMqzwCZ75C+bV4ExnA3SsxDO6NqptmB7gQceEnNZKK+m5GSQDak2QhvVn0yrggPVVht/+x+eBBxpT4U8qz7IjrVVnrHLWCNSMDaXucYM50jT4J25oWE5n07Ok27sYElZiONfNiLYhi8ZUzQwZNDSlXptHLlMl6QrliB8K23bwnhjQ0cIHka1mmCP8CVh7nAloFp3oViFwM/OBLytdzmtn0TkNcZ5VZHbvcdrtLjZARcypzJocLhFdGwK+f1+i5M5U4tn6UON1/g4JTuonqbkeY+rLb6nIZYGR9ufrA/VwA0H3yvto3QcAOKGeRD/XsLX8NL0z9Qn+odIOHCHY+O3cJXpPgHUXcF7",  # noqa: E501
+        "code": "eNptUc1OhDAQvvMUkz21pIuLF+Mm+wT7AibGNLXMQrPQYlt+NsZ3t7RiROUCM3x/MzNx2VwZDFy0LR/hBL1xHq0ylvTCNwzeGMx8ZHAoHujz4YXB0i4G7kloFzj3QlfkzOCeBmDJK+FFAmcD71DoKNoJWystggO2Rip/+188C3IoPVZ8FDbQLq0RnpBpyQg5ELLG3MMqTiHPg3fhho6UNL0pzfplgq3Khhy/ikWCHOhWI3WDBg9cnNFK5dAVskF5JRmEZyeNrpRXJkwEwUMJLRHMBXyDsE64YxErtJswJkn1zwlTx5v2VOL+MVWdcl5c0Z3eYxntbmaACVXdBB683qJNHBDKu/MRajWihifuQ945/kxgB8JiAq833R3hezNsa3AxtjY+pAE3vHorpI/UZRkQr00D+fdBvhaZ538ukNQ/WEY/AbU8vt4=",  # noqa: E501
     },
     "CFM target with sigma_min = 0.1": {
         "notebook": "05_cfm_training.ipynb",
-        "export": [],
-        "code": "eNpdUEFqwzAQvOcVS04SOMai9BLwqdBbaQ+9G+Gs4yWxZKR1olL6966lkJTqpFnNzowGUzdbHqGF988PuahIx8l2E7kWU3cHetMJBROGniLGuh+xP6kNyNm+vL4B23BEhiuJ1H1JNprabKtMsy5eMXSFWEZYvOsyUwJTU63TZCpgH/qxHpbzWamnSuc5a1022Z9bg7vngiaKbE8Y2+8Mc6gvv8Dgw9Ez8Igw2F4EQRnYPfJpkIxD8I7BD5Ca7b6YC6dkecgxTQhhcXHlT+C8tACK1x9qSQMHy7Zgo/fZ8dbI7MlxFMrVhkOEZG4mzc3E/DUZLQPFvD77SEzewRyp40oc5WkVWoMcMNDFMl2wqOUWM/Ffibmz4vBTbfQv+TeZSg==",  # noqa: E501
+        "export": ["width"],
+        "code": "eNqVk8GO0zAQhu95ilG52EtaGiEuRTkhcUNw4B6ZZNJYm9iRPdlkBbw7Yzvb3W0DEjlE9tjzzzf2b1yqUVEHJXz9/o0HwuvzoKpBmxKX6jKRGS4j1oRNRcqdkTgBU+phqkjweKkoD7GlyIGsq7tDO/W9EO9zGeMkJcAbCLsX+AVLIUERLCzEa9msm0hRwB5E+L2qDndRIeSnIJ1g9DpIHVetEpLEHXDoLVAYFFkVOdHV2qM/1B3W9yID/nafPn+BtZVZc96lGGccD8Uuj9uU8TO6tecUujqIFCTblwXuP6TZoD2pe/TlzziN9R7tBONEoVmYO3QI1CG01g1Tr6BTnrlP0Grnif+micvcSoS76ZVVdicQF/kExmf/j+MLx/y0V+bPZN72D9qcN4sEwEDR6AfdoIcfj8839EKfPkLor8eWQBPY6T/pVv+kFVpxC7mJGwox1dlSOkFVs9tuiPgeW2cNs7TM/3ea7cLwLrlpE4A69q32sfor16x+ykFE7WB5FopkJE8v9qIhdCww6xpv0MQTW0K7SMQntA2kBwQ3GR9aHsBYNjuI8ESPfDUWGkUqzQvGCNir8UerDTGHnZVr2IDFDcz+yu3X9X/nmfwDI+g3OQ==",  # noqa: E501
     },
     "P(t > 0.9) under the logit-normal law": {
         "notebook": "05_cfm_training.ipynb",
@@ -126,67 +126,67 @@ KEY = {
     "the CFM loss levels off": {
         "notebook": "05_cfm_training.ipynb",
         "export": [],
-        "code": "eNpVUEtOwzAU3OcUI7MpKOoCdkVlU4kdJ0AoMvaYWHXsyHY/UHUPx+EKHIWTkDgVVd/Kn/m96aP1eWaECynBuBAifr8+cSjHxfzWHPHzfbo2jNOTuAaukFueGDowwYcMzZ5eI/jy2QVNV3WUaROpmwm7hJCvYUt8MAYBa04aD7jDDf59QJcIUUBVM7C4Z1Q2Mc1VS7VuVBus4qzCMGJ0Wz0+oWzhuB3ICMaIGtKnHePkXeMyS43nyaC+yPRSF9HOpizXTMvDBFpMabALG6fhyXFPYvAKyuZ39Izow9Am9k2+LwU464diciszVByjiaJ8njF4JLRN8i2SY1w9Mm3EVkYrvSJsOjc9F8e6KuWbLi+Q1rb/A3oSlyo=",  # noqa: E501
+        "code": "eNplUkuO2zAM3ecUhLuoXRjpTGdRNGhmU6C7nsFQZCoWIkuGqDiZBtm3x+kVepSepNRnEhf1xhLJ9/QeyclrG2pVGUcEyjjn4c/PH3BJx836g7rC71/l2qHPoaoBeANhwILoHRJYF6DHCW0Pzqbk6Ho0K0GEPpTKZ3iCd3BjizQnNAbEzs0I39G7FQ3CI2wL4D2YTqoxFjqVWIMX2mIPSqPp3xJ8+foNkvryKokRoffiRFBP0R3X7tC4U5OpibkvlTCjo8CiLVYbyG9+hof1YwsVizkGGIRRnHpYP3HiXvAxFmSwMOaGfebUp+urWTqOdX5sPQtzRKqbBrZbeHztWwYpZiDQFvAsZDAvbAFBWDqhZ2Ne2D2uOpaLZ/RSE7PJAeWhk4PTEusV8FdFulsPDM7IlE6pqk3NHUQAHRZxEGGzkBBSQRl9IszvdynQpojFc6gPoHgchxbmKLiY0wFH9gZawdzkYqMpFO8lMnJEHJC2l3RNov9tf/JgeKqU9UgfvfDh3PFOaRJ7j9iysh7YRx7zDhmfdqCNd+2hWtDP6MWeIZN4oZKehdfCStwsFpeNJx1ltWILq3ZBs1yE6r/li3DJGA67u6Y4w1oHygORR8+LPQgCCm6aGLqQGeev7b7ZlDnF+an0v2/YQm3qTWrAkfsSrRWx13bV/AW1RDuU",  # noqa: E501
     },
     "loss floor at t = 0": {
         "notebook": "05_cfm_training.ipynb",
-        "export": ["x1", "x0", "a"],
-        "code": "eNpdkEFu3DAMRfc+BeEsKhmqajuTjYFZZd1luylag7E5sTC25EhEYnSQQ/UKPVlpJUAH0Uqf+Hyf5NbAEUZktAmXdSZVDhMNZ4oPAeNYGjjUdW3gkTxF5BB1sdXSIb9hshH96NXW2DThSleu45X/Edd+bxmCHx274HHupaY2wW6NeUf9phiSmmnHaW1gRZ4MPPWL23SRKBMyySYelbaOaVEavsAiRpueIufmbNG6WKPzrE7l1+CZ4B7jHOA0hxABGVhYdQeXN95C6JXubHt6hb9/4LKHZVXqAsXZSkhtD3dFL4I2ioNLlGw+kypAXjmHlD7g5XLo0wvFPtf7/YZXcfva8/EAFexxJmMWlxjPlI6XLDOZJwG6BMGTHDDE0Xlk+pTgGaNDP1AHPBFwxIEAxzHBQ+Cp7EC1wkYNVZUXaFrzH/odI3z78RllxJ8yq2pR/3ozicL8vTXgA7+LphVg5lXVNezVFBrgBk4Ld5DObv0HtI+uUg==",  # noqa: E501
+        "export": ["x1", "x0"],
+        "code": "eNpdkcFu1DAQhu95ilE4YEduSML2stKeqh45wgVBNLUnjdXEztoDjVj1oXgFngzHWYkVPnl+//PNr/HawgkMMtYR52UiUeqR9AuFJ4/BlAoOTdMoeCZHAdkHWaxN6kg3PdYBnXFibes44kI3rtON/xmXfmvR3hnL1juc+qSJNWHXVl1Rvyj4KCbacFIqWJBHBed+tqssImVCJtWRjZC1ZZqFhA8wJ2Mdz4Fzc7ZIWSzBOhZD+ck7JnjAMHkYJu8DIAMnVnOEy86bCZ2Qx7ob3uDPb7hsw3JVykInZ5eGNPXhHuAd8Egw4jTcvVrDI4jHlYK2keD+fQQEG7MjWkPghyTE8w8MJIs+cejqjXXesCggnXLyMf6XrFT5CV18pdDnt77ZtdvEu8J+Oh2ggi31rsw2Mr5QPF1ymafwmOApnXeU/sEHYx0ypcw/MVh0mo45OAfUBGhMhCfPY3kE0SW2llBVeQ9tp/5Bv2CAz1/vtAL9LeUWnZbfd9P22/n6UYHzfC3aLgEzr6puYW+qkH8BdCK+8w==",  # noqa: E501
     },
     "chance level on the squares": {
         "notebook": "05_cfm_training.ipynb",
         "export": ["box", "chance"],
-        "code": "eNplUO1qgzAU/e9THNyfRJxrnYUh+CySpdcZqolN4loofai9wp5st9N1sAVC7j2554Pbq6FDgxJP2BTVLnl1Z25FiQzRed0XXtm92G6ybJejzPFGlrzir+ZeSTxiK5nQ37TwgNmazvkRziL2BJZMdK+sJlYeKXqjQ2FsG+Zpcj62nVc6GmcFD8okUPs7rGJfhKOPYoUyiC27LZ3kzAMtNJlM3tgouvS/eY3LQqiL5+6Kzw9c7iYLtM6G46w8hVQmLZvTmbw2gUKhe9IHkYBPugYZ6J2Gv7wcyoYT+VU7x88b3dBUHP5um3+LjSZEdaDQXNI1KkxApXAye4JYMOX3vFiGcearaRiCzGFdRKnSGi+8hOqaJ/K2+G6MNcLBTF/vG5bw",  # noqa: E501
+        "code": "eNplUEFqwzAQvOsVg3uRjOsmrgMh4LcYVVlXIo6USEoTCHlUv9CXdVubtLQCwe5oZna0Vo8DOjR4wqJuV+IlXLiVDUrkEI2to/ZbuVyU5apCU+GVPEXNT929UnjEUrHAfnnhASfvhhD3CB7ZEthSGKu9IXbeU47OpNr5Pp0OhxBzP0RtsgteMlGJRP0PWWdbp2PMcoZKyCVPmzrFmUeaZEocovNZDsX/4RtcJ8Gmfh5u+HjH9T5kgmZuOp50pFQo0fNwulA0LlGqjSWzkwJ8ijnISG80/tVV3xTt05ni7D9Bv+scxq7lj9wjTPDepax3lLprMceGS2g1zm5LkBOm45aXzDAufA2NY1IVfMhodLHBmhfS3iqhPgFCCZRT",  # noqa: E501
     },
     "one Euler step from x0 = (2, -1)": {
         "notebook": "05_cfm_training.ipynb",
         "export": ["start", "spread"],
-        "code": "eNp1UsuO2zAMvPsriOyhUtcxlGBPBnLcrwgCQ4jpWIgtuSKzSRvsv5eSne32ZehgCeTMcIbENjLsgEM89hWjpxDVfr+tTAnrTWUOBw3wBNwjkB2nAeFmIHT54dsFiV3wxdVxvyD40JyibZWuC5BvsL7FVvAVZaJn6BwO7Xwrl54fGAOpjdZ6bw6JTSie4dIIB9vGqJvRNQSP8HoZMAIxToVcm/RTQiPolgdL1SyQGsvKJP0bOZX50H917Qn5CyWodepdJiIR506jbUbnBcvogqaINql+sFTErTK6Gu1N6coxjuoB60RQLq8zyYA2epk4jylcGGOIog+SyaaYovOsutXv00AXwwhqmyzX2TNKLeo+2yeu1NW2ey/h8bCZH/RKfyAumpdo/jtrDfdFbgKQ/mQf3jAeHSFVxx6PZ5Wj+6dGSWb3ELoqwXq6Ymx+hTHrS8EOuxf4ulhTZsDRSepnpN09XzMH9zKnI7j2GPHzluUFoTIROiYcutnerGQMbxKa41U9l4k/5d+QqfwNh3B0/F2WKa9RCT7wZ7IEN/utlqXLdVqgl9Vd/8HxXhY5+m5koT+76SeJ/wh4",  # noqa: E501
+        "code": "eNp1UsuO2zAMvPsriOyhUtcxlKAnAzn2K4LAEGw6FtaWUpHZZBvsv5eSnSB9GT6IBDkzHJLYRoYdcIjtUDF6ClHt99vKlLDeVOZw0AAvwAMC2ek0IlwNhD4nfpyR2AVfXBwPC4IPzTHaTum6APlG6zvsBF9RJnqF3uHYzVG59PzEGEhttNZ7c0hsQvEK50Y42DZGXY2uIXiE7+cRIxDjqZCwSY8SGkG3PFqqZoHUWFYm6d/IX5mH/ovrjshfKEGtU+8yEYk4d5xsMzkvWEYXdIpok+o7S0XcKaOryV6VrhzjpO6wTgTl8jqTjGijl4nzmMKFMYYo+iCZbIpTdJ5Vv/p9GuhjmEBtk+U6e0apRd1m+8SVutr2nyXcE5s5oVf6gbhoXlbz31lruC1yE4D0J/vwirF1hFS1A7ZvKq/unxplM7u70FWZ66ynC8bmsZCnvc9vDuPuG3xdbJpzk5MLeEPa3XKY+XiQmR3BZcCIzxeXj4XKRO6YcOxnq7OqKbzLAh2v6rlMvCr/hkzl7ziG1vGHHFY+qRJ84GeyBDd7r5YDzHVaoJczXv/B8VkW+hc3IgXb",  # noqa: E501
     },
     "midpoint step": {
         "notebook": "06_sampling.ipynb",
         "export": [],
-        "code": "eNqNkd1ugzAMhe/7FEfdDawp7Sr1plKfJYrAlKiQIGIG07R3X+L+jO1quXJsny/2yWS5AfuhbArn9WUwVZafVoiH5p5KpgpndLbqvXWsA1Ofdb6iVmHea5oV9sXhqNDEOBfZGKMkSU3ZvYef1Wnw7qLZdhR7pIqNiPG6lDySOxxiYfwDqce21dY5Gv4FWQIW4Hylo5xmGkobKBRlQ+U1kwfWj4WRFl4rGBcmGvQjrZ7mRKpvz2+0PSpRdjawuVI4f8pVYNwQApXeVaB3046GrXewAYaRao1p6+1kPiC2cBpxd1BwnqVjfVq4pn5jbyakIYUnKLnG74mcLIJyjFlaPr8TxT14R5H7Y+SN+6VWOfCCuuMTwtX232N9pzQ=",  # noqa: E501
+        "code": "eNqNkUFugzAQRfecYsQKtw5JkbKJxFksy0yCFbARHgpV1bvXHkJLuqpXnvnzn+3v2VIL5EfTls6r26ibQlwyiAuXAQ1hAzX0thm8daQC4VD0vsFOwnJSuEg4ldVZQhv3gm1T3CVLGioeM/SjzqN3N0W2xzjDKryyGV72lq15hCoK0x/Ideo6ZZ3D8V+QPWAHFpmKdlxwNDZgKE2L5l7wAfn2YEgPziU3tQszjmqT5FNIa0W+q9/wcF6r3gbSdwz1J5cMphYhoPGuAXzX3aTJegc2gCZIWqu762HWH8ARUbrusZLgPPFEftklKJ+xayDpwsxjFJfxqyKniCABU5GCEA8iJwneYeT+hrpyv2QmvgGeLaSX",  # noqa: E501
     },
     "best solver at NFE 4": {
         "notebook": "06_sampling.ipynb",
         "export": [],
-        "code": "eNpNkkGL2zAQhe/5FQ/10ASMoeBTSm7NUihtoe0tBKOVx/FgyQozSrvpsv+9klJ2o4MYaTTvfSPJpr7DDs9hC3VRSA/heDAkEsUcD3dby0jm2PIy0NO62xwxRkEALxi1/br/9fn7p58vqz5L0ROJYyVt3URu7t0U2dF6hTzMI2mCRv+bBDbh28MenWlgF/1D0pdsf8s2CLysbaZrMNN1V6L2RGnT3Bk2VTSwJjuT7p7rsvrI3JktzI8v3XtFlCHbdWDFOQea6Fwsh1cCcEKVgIXycvJUDyGOmHJHHz7CvEmniZDE8kIDRiY/FN3RCkaJATdHq9dwTjGxg9CJAxWrNOWp6ir/pdY0b5p08SQFeF+C/yzFKES91WiDx0vKoIr6ONnR+9za4q/wPBOmbemCb2V3uJ5slrDOXcSmykH5eq+18YnkleOlWW2AdxhDyl9h5vM/+1Gn/g==",  # noqa: E501
+        "code": "eNpNkU1rwzAMhu/9FcKXtRACg5w6elvHYGyDbbdSgusoiYk/iuRuzUr/+2yn2+qDkS35fR/JMtQVrOBkl8DKE/LGbjcCiTyJ7ebqyrUotqV2DR7n1WILrSewoB20uuPyef3x+Hr/fp7VUQyPSEozcql6VEOteq8VzmcQl9ghB2BvPpFABnh5WEMlipyTjr+Q6lRRTxXTvdVuLiNnAQOOqxSVHYbFlLy2/y3nIAfk1SkfsysNlViCeHuqbhg8NdG8As2wjwEH3BfRvPnjAR0gS4AE1q4zmIvAt9DH/m7vQPxLhx4hkNQOmwiDpkm6rSRoyVuYHCWPdh980AoIO20xWYU+blmX9TeWlyFkTTwYpAS8TsGFJRlZz9MbLmB3CBGUIX9WdDQmtubMCEYPCP0ydaGnZ1e4BmWUkEodSIbMgXHQY268R/rjOBezxQ8OPKcB",  # noqa: E501
     },
     "Euler steps for error 0.01": {
         "notebook": "06_sampling.ipynb",
         "export": ["k_needed"],
-        "code": "eNp1kM1ugzAQhO88xYheoLIISW6onKqe8ghVihAswcLYqXejRKr67nVMf9XWB2tWu/5mx7TdoAZ3zhM/pnQy5NN9EN67q/jVsAOl+0Lbni7ZdpPvk6mxRD31gTK3MhYdaRM6uAWFewVp/YGkicA8acIYXch3momLbqRuyhKEkz5cHcBCR8bgPOIDlEW5ThVay2fyTdyiiTMKH8YK4kxdqoiZNUs7EdcvsfxG1gzn+yDWFWSkd/7QGsMweiKsVzsF6+QqnjZp9QmI3J/RYsnPXrI/Qubqy9u7k+1xOi6ePAc7YoG2Qoewyw5nLSPuA2KHu3qJWy34wTjn//3JxeNVJTlwg2GWCjzp4xsvSY0F",  # noqa: E501
+        "code": "eNp1UEFugzAQvPOKlU9QIQLkFpVT1BNPqChCsAQLY6feRYlU9e81dtJGarsHa9Y7npk17kuogHpjkV4FrgqtaByw1mzg10CPKJpM6gGv8b5MmmhuNeKAg1NZOp6yHqVyE3gCdOcOuLMn5NYLJlHraHhF20tCyvoJ+zmOwJV42RyAGM8Eo7HgH0Ce5YVIPaPTdEHb+iSt54X7e4DQsVFVHuAiibsZqfrw7YOLJDB2cKA4AE948xo7pQiUnBGKXZ2CNryBt1IcHlb71trK7+ln9G45/mvjOzVJf1JYs+oB1nNwp8UZIzFIzXhyqWq4SJ7g6LRqeK7CJ9wyjMoY++//Bo/PNEq+AA9ei5I=",  # noqa: E501
     },
     "sigma_min and the squares": {
         "notebook": "06_sampling.ipynb",
         "export": [],
-        "code": "eNp1UsGOmzAQvecrnqgqQZeibKQelu721HxBjtUKOWYMVsCmttlmFeXfO5hlg7YqBxh7Zt6895jgyNQ5PFVhivDEIdVVI4bUmmqK/a9tsX3OsTruvj1nm8FpE9IN+FGJ100vql4bbPH1B6aSEsoJGbQ13IrQEvzvUTjykK0wDX+Pr7jEqeVdcf/5iuQNLD3scVkYlTFlX8jh0pFJlS8O+/3PQ3ZFcEIbbZpI2X9HAA8wQXfEuNXDA7eqa5Zssk1Pwo+OdZFSJAOrnIknPohXP5MTPSXQCuLo0zg5wyMmGHy52UOdJyQ1SceI5GPDnHlk5XNWmyXLkyueRWdyUvNFIVuSp0q2VktaGLw7JxhlZVOS843/Q66aS2bqOT5oySNMupqarwnm/2jM5o5e8/2J/NMlHiOXG0aJRKATrmHbbwxry3/N2ICeOyNib2vq+O0IQsrRiUBlTAwitGBf/Ntfjfgi4HyPuxXiecu7Z1dQHQlnZra1CALHbnQsdtqV9648WrVkVviD5ZX08IPuOlil1nYWSX4r/GAJq53iCRHax+2ddnbZV6t4dk3YFbuSNdmxaREsE35h1Uc7Bi6mNQ8GHXgJWZ/X5/8RueabDPgE1YcS/qSHv0/nIUc=",  # noqa: E501
+        "code": "eNptU8tu2zAQvPsrFgIKSI0qOAZ6iPI41V/gYxEIa2olE6FIhaQSB4b/vSvSsom2PtgklzszOxx7S7otwVHj5xU885LapscxN7qZ1+73ulq/lpBsNz9fi9Vopfb5CvjTZU72AzaD1LCGHy8wX6mhsyi8NJpbwR8I3PuElhyIA+qef/dfcAqs9V11/+0M2QUs323htCiqQ8l8kIWTIp13snfVbrv9tSvO4C1KLXUfRLtH8MAU2ktFjNw8PHBzdy6yVbEaCN1keTLqOhKe54zSM+fxy0V5OFAGsgPcuzxwF/AEMwx8vxlEyhFkLQnLiORCQ6w88eyxKvVSZeaGuehIVkg+qMSBxFsjDkYKWhRcvUNGSYzKynABtfsk28RrUX4s/DVTPMwT9jIVWv4za3GBkXz+Ru75FLZB0w2jhgxBoe35AW5KW8Pvp42HgTsD4mBaUvxtCVCIyaKnOhRG9Adgf9zlfQM+ejjew12CeFxzCk0CpQitjmpb9Ah7NVkedk7NtasMli2VBH80HE4HbpRKgem61Nbq4uv/np+nndczIkgXcjynd0mu6Zi7JdhUmxoQRrIhTFGwiSyJikVY0P9pJtWCMhwQ3JvJM24gHTmsPL+TR/7DmCFV+jhv3MUQF3tTE68w3E+KPkgvs53LVfEHlU06bg==",  # noqa: E501
     },
     "VP's alpha_0 = a(1), to 1 %": {
         "notebook": "07_paths_compared.ipynb",
         "export": [],
-        "code": "eNp9VMtu2zAQvOsrBg6KkqhsS0abAEbcQz+gyCHIpWiFtU1JhCXSEOk8UPTfuyT9SuBEJ0pczszuDLXUTeWxwFJ5qnpt8AUirekZ4+NniSlmwBXuRSm5vCwmxbccvlXoFRnYOq47bRQN8VRGVcmFdWfJi4e7O/KtkBPqti1VXvBxKbMr/HhBS2aNF7tDozxoaXeemZxujK71ioxHrZvdoBzCoeL6Ws6xsv2WBqazDYgFsRCLEp9iSSkz/l6xogU66pdrAs3x0xoFXYOgXXpRnWPxLGvC5YJk2v2O4mzHkMkqxlHPalhpp9xk1arVRmTgZ/Rw99khdVRw0bmSUY4kQpBxT2qoKOyd2KpU2i2C4DzC9dp52ii3+BtfI8N+2uLMnYM50ZEPHchhrMeFoxidGEQ45KhXeKRup8JoedT1YHvUdmBLvDZNRC6nMzAMxXFsxfh+OmMr0pJlyjDYMII/rOqMgODa4BXre6RBk1kpOZpj/H5Pb9pn2ECvjVfNQF0ACvWwj2rAryJH+fvUaZrXAS/wHJu+AH2qjPFODbvjyNjdqH3+vgGHqzCaH6HDc876NbH+yzMZLlDd+zncRm85/aGvGP80+5RvbMlx0vL0egMx42DbupZYW7aGO80Rzhh7iEwY0ZP2LcubhVBlAWAIl8mJY+T24FOE7EncLgJ+idsLVTeHqmxPYEIGP3DszZRfty+PcrpORDL+r7y6CTLcukkRDUAfQnbglf8B7FhY6w==",  # noqa: E501
+        "code": "eNp9VMtu2zAQvOsrBg6KkqhsS0aaAEbcQz+g8CHIpWiEtU1JRCTSEGknQdF/75KybCdwohMfuzuzs0OtdFV4LLBSnopWG3yD6Nf0gvHxWGKKGXCFe5FLDs+zSfY9ha8VWkUGtozrRhtFXcxKqMg5sGwsefGwXJKvhZxQs62p8ILTpUyu8PMVNZkNXu0OlfKgld15RnK6MrrUazIepa52nXIISdnNjZxjbdstdQxnKxATYiIWOb7EkFwmfF4wowUaalcbAs3xyxoFXYKgXb9RjWPyTGvC4YJkf/sD2dmNIZMUXEe9qG6tnXKTda3WTyIBf6OH5VeHvqOMg86ZjNIY0hMRZNyz6gri+3h8Qi2GI2+bRSB/CNDO05Nyi79xG9EOyouzSQ2DitP5dBopjPW4kIrRCUGEJEetwp6anQoys+xlZ1uUtuPxeG2qWDmfzsBlKEqzFeP76YzH0i+ZpgwiBzkemdUZAMHVYW7Mb0+dJrNWcjTH+OOe3rXPZQO8Nl5VHTWhUIiH3asOv7MU+Z9Tp71eQ72Ac2z6QulTZLR637A7SsaTjtznHw9geBbnSEeQKa57xH9pEowf2ojO76XurY0tOTZZ2m9vIWbsaVuWEhvLk+DGUoQcYweHBEWeta+ZzSx4KAkFuvCOnDi67FB8imA3ibtFqJ/j7kLU7RCVHABMsNwnA3on6pvttTzSaRoRwfiX8sb8Mjy4SRb1Rhs8NeDK/x7YVc4=",  # noqa: E501
     },
     "VE kinetic energy ratio": {
         "notebook": "07_paths_compared.ipynb",
         "export": [],
-        "code": "eNpNUEFugzAQvPOKEb1A64RAbpE49tSce6kaZMEWLMBG9kZNVPXv3QBtaq1kzdg7M7vetB1XXrNxKDFq7raDa5NQjfqCDHIbm+IRK/P0y2RIiju9Wek0qkSFLuRrEyhs647qPokgJ359Rm8ssalBlnx7xewaK2gbPskvIRRe3uRr/C4Oded8syAFdkOZ02avZrXRBNY9hfJrhrPB1Z3ReDdN1IA7Qp4VMFaKJZ0/FfIo4ZbEgtbMp2IZ5pjGB9xG8veNqLv4ESZAw2o+ez1AdqS94W5UsI5vMN9J/79eEf3bZr5LF6lvFaXAAz5GPiD0ZvoBKLNzBw==",  # noqa: E501
+        "code": "eNpNUMFqwzAMvecrRE7xljZNdhvkuNN63mWswTgiNknsIqusZezfp8bZMiMw7wm99yRyg+WONLsALcya7X4KQxG7WV+hAvmdV/AAK/P4y1RQNBu9W2mVdaKCVyTjIsa9sWjGIgN5+dsLjM4jOwPokYYbLK55ubS1j59IKUhiXt9lJP8QJ2MD9QmlFoeprXH3lNDsIusRY/u1wMXsFi7QUzifsQe2CHXVgPNSLEnp1EhTgqb0gtb8pyYtdlT5M9zXo+065SZ+BBdBg9d8IT2B3EuTYzuX4APfYX2Q+X+zIvp32fqgktR3makfu6hwag==",  # noqa: E501
     },
     "best path at 4 Euler steps": {
         "notebook": "07_paths_compared.ipynb",
         "export": [],
-        "code": "eNqFkk2L20AMhu/5FcJ7aALekIVAIZDDHgy9bBtI2EsIRh7L8ZD5CDPy2qH0v1czabvbXuqD7RGS3ueVprnVFIIP9Rq2EH1gaueMjaESLnTbGrRNi+DQ0gZy/Jj+T8ciVxWn4/5Q7fZL7Vqa5uvFaTGrpRFNFJSOFJeqJ3WpVe+1ovkM5CkaigxX5B6QYQ3VYChAZLrGogR0caRQp5w65ZTQ/CE8rk4ldPq8+rzcPR++1F+fX6p9mZtaHRkvFLff8zHrfDsUm/T+FEF512rW3qHJyhEwkGgG1OeeRWNg4F4iaK+JpvPG+DHmmMVw1qmw02TaEop3hbHXSly8UcAz5WwLXk4wPW2SOZZRrEAz6AjVcXo6wSNMEnucSrgOxmh3BpL8m0AF1soQsP8okPQVORbYhjovH2nGQ3Ai5kcMrRgB61taFuV71WuVjL9W/zUuTfzdvOYo2x+CosTa6Tch0VY8jboVP9yj+5erRUZxCR2NYGRGdN9hHkDsvWfZHMRkT7QHJwp/Q+4y5E6uWapCY326FoPgOS9XR0pYG+nMJJeiTcN1spdgf21FTAsoRt5kgrv2B0SFzgnDfZPJAN97pen9BvlRzhYAD9BZ6RIv+voTz5P69Q==",  # noqa: E501
+        "code": "eNqFksGK20AMhu95CuHLJuANu5BTIIc9GHrpNpCwFxOMPJbtIeOZMCOvHUrfvZrxtt32Uh/iWEj6v19Sfa/Ie+erHRwgOM/UrBlrQzlc6X4wONQNgsWB9pDiZfx/KbNUlV3K07k4nrbaNjSvd5vLZlVJI5rJKx0obFVP6lqp3mlF6xXIk9UUGG7IPSDDDorRkIfAdAtZnjLQhol8FfOqmLdE69+k5dNlCbW6C9vjy/lL9frytTgtwUEHxiuFw/f0mSS/nbN9/H0IoJxtNGtn0SSIAOhJ5D3qrucc6pGBe4ngcItgrTPGTSHFBvSdjoWtJtPkkP1RmHqtxNA7eewoZQ/g5Avm5330yTKVJ9AMOkBRzs8XeIRZYo9zDrfRGG07IMm/C5RnrQwBu88CUV+RZYGtqXXykmY8eitibkLfiBEYXEPbjymmqrciGn8r/mtcmrjFvOYghzB6RZG11e9CogfxNOlG/HCP9l+uBhnFJbQ0gZEZ0bLONIDQO8eyPAjRnmiPVhT+hjwmyKNcXKxCM7h4IaPgWSdXJCWsjXRmktto4nCt7MUPH1sR0wKKgfeJYNH+hKjQWmFYNhkN8NIrTu8XyI98tfkJlGX4ZA==",  # noqa: E501
     },
     "kinetic energy of alpha_t = t^2": {
         "notebook": "07_paths_compared.ipynb",
         "export": [],
-        "code": "eNplkcGOgjAQhu88xYQ9CKa6gCabkHDYswf34M24pAsFGqBl22HVGN99x6rRzTZp2mk73//P1H6P3Ih84NhABu9VJZX4oCDg3dDwrOP9V8kBU8DpNGFgZd0/n8Ywczeh1+bWoYhSyTp6mxdalRKlVrzLW6KiLHKhhKmPgX2IMjhENGMGKoujKAoBXqCX5aClQjBjJ0AqQG8wFAeVv7oaIxX8TEJaTnfhdL6ozhD8yQ3hxwI2AtYbgirZjz2cVtvJejPZufd+6OUEEQdhCmmFnReNKNrAAxr+zTVcXYOuwGnneFX3GXBl98LkLYO7CwaouywWswVzkF5a5K2w2cmFjnvUIxWFojYcRen82UHQLkFqg0aQaOHWzWB5qdNPoWi0Kbf+euPv2ANVvpZ48UKO7slJ+kSsjd5b2Ev6XSTIEqb/QWfmua5XPX2obeXwCyaMpvU=",  # noqa: E501
+        "code": "eNplkcFvgjAUxu/8FS/sIBh0gJ5IOOzswR28GUc6eEADtKx9TI3xf98TNG5Zk6b92tff97W1X4MwmPWCakjhrSylwncWnmj7WqSt6D4LAZQAzedxAFZW3e/VCBbjju80mR1RTCllZZe5VoUkqZVos4ahJPMMFZrq7NmnZwCnkHsUgEqjMAx9gBfoZNFrqQjM0CJIBeT0hrVXupspF5vQR+zzcHn4JstVeQXvz1kfvi1QjbDdMVTJbujgstnPtrvZYax3fSdjCJ7Q5NIip64xbzwHuLn31DClBl3C6J3R5O4GY5lQ9ogmayb1SDMp0m0a4WI1qU5aEg3a9DLK0eOsB74gYWUEYTFmtT3yLCZ+Ek0gycL9Yb317c5uAnmtTbF3tzv3EDxRxWtBt1yc7nE4Tn4RK6OPFo6SP5oYsob5f9A1cPwfvuCkZA==",  # noqa: E501
     },
     "crossings under the OT pairing": {
         "notebook": "08_couplings.ipynb",
         "export": ["crossings"],
-        "code": "eNqdU02P2kAMvfMrntLDhiploVIvUfMb9rJSDyuEhsQhIyYz6XgQbBH/vZ4kEPqxq6ocIsvz/Pz8bErvmLXdMQqcZ5Bf4pWtXJvkKN2hM/FtIZENm/KKTU/LDKfVPBsKnp7/AbxxQfCXWee1DWmdXN/RKe0ZrgbTriUbGKp1kj9v8RHpFp+wmuPxEZ8vOQZpON/IXx6G1MP6kiHp5QC1KPoF8/Qs78kc+IC6DTl4r7uZrjFB4gxrFAWWeU9Cp47KQNU0hviT/CDvkhmZv5R+xXLxRQTf5Ucf1+8x1nQk/xZlgdX/cKqtOwSEhsCqpUjO9B6+dV5QGwnpRL7UTLLDhsr9pmycLikdtjzVHGxFvm8gPsf1STYZbkFZloEm/uyNvkP+ZXA0u/qQ/SE+G+Wth4JWc1B74uI8rhrjUvJ4heMplcqCgzZmMA6Kb6eVIxwdLClvXgXtlTFkJAgNZ3CWoBpSVTzGZGoQxTj5+OxKGFDpuiYvlAi6Fb/wrZGsSKid3+qKoVmGkBQfVdfFM4+NpWOwJBLv2I07xkxsElxQBvz9oDxVMGR3oUFq6RRQkjHzxWhyX/ebUfmgc1qIzGxFB6mygXWyVHROR70Oqndg+4rWVZSBnQQc7kVNu640ywACR9r/r2PHFtr2nWu9O3i66bpks/lP2AlkuA==",  # noqa: E501
+        "code": "eNqdU8GO2jAUvOcrRrksVC4LlXqJyjdwQephhZBxXoi1jp3aRrBF/HufYyDbdndVNYfImsybN573orwLQdt9wBLnAvyUXtradWUF5Q69Sd9mfLJxq27cyWkucFpMRS5Yrf+BvHWR+Zei99rGyVDYlDcSeql9gGsQaN+RjQGyc4yfd/iEyQ6fsZji8RFfLhWyP5zvHZ4eMvSwuQiUV+nV+jfGas1fy2Ja6AYjnKxvsFxiXg1ldOpJRapH9xxL+ZO8Kwsyb5R+w3z2lS2+wq/xbT5SbOhI/j3JJRb/oyl37hARW0KQHSXxQB/xO+eZteUjncgrHYhH15J63qrWaUV5RuVYc7A1+aEBZ5sGxmiZV0DawBca9cU7fTP+lBMVtxzEX+bF1d4mF3Q6RPlMYZk3dPA1SFRp+a7Lo6RFiNqYHBxkuC9ThXh0sCS9eWG2l8aQ4UNsg4CzBNmSrNP6lWODZMbxy4ubYEStm4Y8SyLqjvPC95ZRttA4v9N1gA58CYbCUfZ9WuzUmDtGS2zxlbpxx4SkJtFFaRB+HKSnGobsPraYWDpFKDJmOruGPNT9EVSVfY4D4Ttb9kFStbCOh4re6eTXQQ4J7F7QuZoEguNDiK9NjbOudeALMB2T4XdOHTtoO3Ru9P7g6e7rIorpL9L8YTE=",  # noqa: E501
     },
     "cost of the 2-point OT plan": {
         "notebook": "08_couplings.ipynb",
@@ -195,13 +195,13 @@ KEY = {
     },
     "transport cost of the independent coupling": {
         "notebook": "08_couplings.ipynb",
-        "export": [],
+        "export": ["d2"],
         "code": "eNp1kcFu3CAQhu9+ipF7CFiU2o66qlbaUxVVPaSPsBaBWRvFBovB2q2SPFReoU/WsbdRlEN9wAww///90HcPvocD5JjsoH9gwGR4LqSeTFjM2BGiE40E+AQGCGfD+wiUE5ppD0193IEPDmfkIWSYjU9UuJYlhUDfD7nrzULkTSDR1FW1U9CvnhI+A8UlWfy4LKGqoJWalolttYvLw4hCFrbpJquAf4Qs7lo9oQnM6TNOQioQvETZCQlfGKuu33aKOfmQxam8j4HJv5s0RvUf8D3cPV8aJrvUz8c1w9Nmu9e3pxf487qVhFtZyqLjA3jBZD0haTugfRQF8FfmxHHnmDLYSBniCfKAH+xsXObRh75UWwcfP2PqbHMtr2G3aY7j4Raqa3C1PsMqxdlpSTix1A1BPAcIkSm2jslTNo9Ih6et3IB+xwVOMfUxb+008/O5N64pOiQQLVyg1u2xleUedrpW7+2/RK3gp+QEkM8RnGdj8jEQDIbWO/t3Xa1ijgwNC3zV9berwosq5F+Fjrjz",  # noqa: E501
     },
     "one-step samples: reflow or minibatch OT": {
         "notebook": "08_couplings.ipynb",
         "export": [],
-        "code": "eNplks1u2zAQhO9+igEvkQDXqIEgByd+hhyamyEINL2qFuGPwN3AKoK8eynZamxUJ3I5+nZmyRSpFaUBe3xGG2iH3LVqj54O07Y5bJtNIBuresNKoarRpYzpCBxRmUydT2ezhnl9w3H/9GjqrxWNAzmlU5u+6YsS3GEpH5Zig5eb4kJqQF4IJnDko1XX4/XNrNoCo5GyYyHZuJ7ce+v6xI6qFcpnCujH3FRsGDxJiTR3QTF+h1rPehvlTPmf1UvxvwSX8uEm7x2quZwHFrXvJPvPeTvbudPtYM6sPY4lxNMjtKcbS4PlLBBl7+FyEoGFZ1VPxeQJNhNyWaQA842fcOUmLGbG8zXrg1xp008W3Ud0yili3JbGg3C7rcaf9RqSwCqYx8NF7UMSvcXTaJ36P8VVtvy7V1QuhWGi/qo31wnOwutgdsuqPI+e8gSfQnbFiyKkE/lijXJOWZ5RBHR3JTinuFC/1qv6LwKe1sc=",  # noqa: E501
+        "code": "eNplkj9v2zAQxXd9igd1qATYQowGHRx4q+cO7iYIAk2daiIUKfCYykbR794TLSdxoom6Pz++e0fvqOVII3aogS/4+QvH3fdHrBGot36Cithg/2IpYK5bwTvCqEygDp3pewrktETmPFGXQb6CpzaqoyWuuanzhZk39aYR8H3yek3KldVAyhVlZSINRYneCxPG4bDf/zhkTaaYKURRpmzhF+ElpCpF6nWXWrq55ZZuynkqhT8UOqPjFke6eNfhsfr2IFyQiSeRPqlLRueRdKSu9W+e3OTB9B+vJcuEfDDOHFXUJ3Euz1ppoTMFbZi40ifSz60+eaOpSMbk0r5OaFbDKBZsbzaL7jvUKtUrxxOFV0HX4Ced1/CrlasPqpprfjAc1TPx7m/6TXLu6rbIJ3EDRxlCXoD48k7SvHGWF2CshQ6eWTy1JkZLIrKDCoQgBz8gf8PPONmFQmI8LbN+5YU2Nyn0L05H4x3OG7l4ZNNuivNDuQJ7mMhI9hiptoPn+B5PZ6WjvYiqoMzvU0Sh/TDO1ENZLQ6mwsWY7e0kD0SWPsPnIXvREjH4jqxIoxB84CdIAd2tBJN3N+q/VVb+B6HFCUk=",  # noqa: E501
     },
     "our w for their w' = 2": {
         "notebook": "09_guidance.ipynb",
@@ -226,21 +226,21 @@ KEY = {
     "P(still masked) after one Euler step": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNp1klFvmzAQx9/zKU7ZwyB1WaDLqkXK4x4n9T3KkAOH8OJgZB8rqOp33x2khUobEgjbd7/739/XaqpzTOEApQmFR8Lkp+mp8/jEJ9FDpmB91eGyVpAl23jVT8HkfFEnhE1wPjoeJezxdIoBPsEfbTuEh0yiagRJXrUu0DKx6qyNopSZiiNjBSl8AYGUNLR4qL59HVG6GUBS0Rvn99C4BsFVYAhMANfMfOxbLAjLPJAeuEplnabovSPsLHo+wzZvvTuHqJ26VtCP35s8BdtkJ59sFx+3/CPiTvEqZyL26AsTMCRFjcUlWgE/66cokLF2FIFlDLpirSAyf0hJkJLsnG7C8yhADwo+aFVsiD2keP9djcSr4d0LhsPLuByLUK3HhqVb7HVBQJ6JhgxbEKVwDxfdtjp/obv6NWYjF3sUi2GSWdTaNHyZM7dxjKWwkAolWtJwBzV0Oa33E2mbPO42m+ydzCbJUs2kwXXQBSzfin6GZ0O162isnP5PkteEXGRiZjvYQMav3ME/0G8JknwDyTipGU88R9KT0H9lS/AsfKl66auMhT4ba2jgG4Hf3bWFqAarr+dSJE9kPpFLY/RNb5psGS4GTdxXtRoHt7rSHsLFtH8BHbL6/A==",  # noqa: E501
+        "code": "eNp1klFvnDAMx9/vU1jsYXClDOiu1Srd4x4n9f10QzkwIr0cQYlZQVW/+2y4FiptSERJbP/8t51OUVNgBnuotC8dEia/9EC9wye2hHd5DMFF+XMQQ56k0WaYncm6skkIW29deDiI28PxGAF8gT/K9Ah3uXg1CBK86ayndWDdGxOGGTNj9oxiyOAbCKSiscN9ff99Qql2BAlFp617hNa2CLYGTaA92Hbh49BhSVgVntTIWWpjFYUfFWFv0LENu6Jz9uTDbq46hmFar/JiSJOdLPkuOqS8EXHHaFMwEQd0pfbok7LB8hxugL/gKfSkjZlEYBWBqlkriMyfkhIkZRBPvqr1L5MINc4XnzTPV2TNPsPbH/PpotlyRr9/nY5TQmrUVLxUjoMqCcgxWZPmdoQZ3MJZdZ0qXummeYu4qas7iqR5Elk2Src82IXbWsaSX8mGCg0puIEG+oKCx5mUJg+77Tb/IHPD5BgvpNH20Hus3pN+hRdNje1pypz9T5JThJxkZuY72ELOv8zjH+j3AAm+guRpxQue+E1JTUL/na/Bi/C16nVf5YmokzaaRp4IPPeXDsIGjLqcKpE8k9kig2P0VW+WpAyXBs3ct3gT/QVOdvhf",  # noqa: E501
     },
     "conditional rates u_t(., 0 | 2)": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNptktFu2zAMRd/zFYT3MHtQ3NhoWsxAPmHA3ofC0CzaEWJLgkhn7tr++2h7zdp0ehAgEjz36kpB87HGEg5gLDURGfNvduIx4nfppLcKktHZ1schUVDmu2yDU8CG0dRRM5IMhhWRN94Zy9Y73a+9lH1sjjmjIx/TH7uHTMH7UjmXdvk+k+amFhZOGBtLSHlzxOaUbkBW8oYMq+pYc5rLKDxDmYkz7egXxlVWwXuLs2h/KHD7VS24wRLrE9LhaTkuCmQ7B21vQ0BTAR9x0QHr2MNUgCUInsTCGdXSNVZ3ix2HnZ7LSQXbK9l/9Ec/gkTYeV6GC7iBtIAtnHQIuuZsVtQ8q/ytfAbdezdDr9L+Imnd76/QI6F5nRTLxKgN+BYsExiM9vzq8D+wci9minz3BqnnhMi67nLLasl7UjBJ3lORyUNtez38NCKogPxqf77aWfg+Ao0DSerwG6NPqgv6g/7VBxEbi5fL9qDA8GPAQ3t3m60WX9QmA/gE7cAV0MmGP7ik3mU=",  # noqa: E501
+        "code": "eNptktFu2zAMRd/zFYRfZg2KFxvNhgXIJwzY+1AYqsU4QhzJEOnM3dp/Ly2tQZvVDwJEiudeXXk0fGyxgT1YR11ExuqHm3mK+FM65Z2GYvLuEOK50NBUG7XCecSO0bbRMJIMjhlRdcFbxy54M+ReySF2x4rRU4jlr8290vC+1CylTbVV0ly1wsIZY+cIqeqO2J3KFchXvCFDVp1aLisZhSdoVKHTMePpN8YsnSvvreYah2Ff4/p73p0dsTkh7f+mbVIj13s4DG4c0e6Aj5g0wXkOMNfgCMZAYueCOnWtM32y5rE3S7nYwfoj6UR/DBNInH3gNFzDFyhrWMPJjKNpWS2KhheVf5VPYIbgF+hN8p8luW/bG/REaF8nxTIxGgvhAI4JLEZ3eXX4AazZipm62rxBmiUhcr6/3nKXsp81zJL9XCt5tPVgzg9WBDVQyPaXq12EHyLQdCZJHf5gDKJbXuH/v5C4uPllxExydF3uNVh+HHF/+HqnriiVLT/rlXoBvlXdww==",  # noqa: E501
     },
     "TV after one Euler step, exact posterior": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNpdkcFqwzAMhu99ip/ssoFbGnYL5Lg3GLuUEdxEXUwSK1hKszL27rO9dR0zxkhI+v9PuEENeqfQOiHZtT21w/0G8RTPL7AnpQD2hKdljJEozSa221Yxc8yC41AYWC8rhUbP5U+1CYuXQzFZGYrXwz5dA+WxLmn7aLL+5ETtQFJ/5PRqWaOEE2hP6FKHbwl8yrkdx21SpC6CWCWD46K5kggTGzomwcRnqlDcZFenPQY7z7bRaKBwisUnKQGdKVwi2kC+qFDu9uY2l6T/LZvYPCvI8/LWw/lf7yqT6MrfYgIb4grBrv4vivMdzRQfr+PFQDhPtRwCjVYd++uy+ScoHNmGLpmOkSAC7q+An2bzANzhNGkFGdz8Bfx0kXE=",  # noqa: E501
+        "code": "eNpdkcFqwzAMhu99CpHTBmlJ2K2Q495g9FJGUBN1MXGlICvNyti7z3boOmaM8Y+l//+EW2iAPkk7FyjsuoG68WkDcRVvB8CzkYIwwevs4y0YTWUsx85gkqjUiRZlrkcOC2lr13rVuarVmcOxuGAYi/djlfb6auKbmrYvq7q4YDhSaL6yvMc3UIMLYANBnyq4I5Bz1uj9NrlSH6HQqITTbPkl0SZO6IUCXORKeygetouzAUacJmwtBhg4g5mTVQC6kt4i2khc7KHeVeWjL1n/GzyxsRgQy/wxgOPf7H0msUVWswCocQTFhf+iOO5poniw+VsJQXJXJ6rk0Zzwfdj8K6QnQe1TqI8EEbC6A36Xm+cf0PyO1A==",  # noqa: E501
     },
     "one step with kappa_t = t^2": {
         "notebook": "10_discrete_flow_matching.ipynb",
         "export": [],
-        "code": "eNptkUtOwzAQhvc5xS+zaCPcKikrImDHDRCbqkRWOmmsPBx53JcQl2LJkgNwJuz0QUFEkWyPZ+b/5rfb5H0q4fwywz1KvUqTKW+J+rFoFddCIp0m8Txd+F/+ez8730e91Z0bl8J0hMd1QxbsqJegnSoceuNPVhub4enZi70G1TSb3pRvGH995M7HXCwP8dmf+Od7LOKoJcVrS0sfEY2yK7ICujziPwxrimukNLkFNUwQ3Kqm+ZV2d0ybXKa5isCqJRHlvjftyBaaiadFRUWdF5XRBY0j+G8YLoyFrXYVatX36oD4MvNuqM67Y3NuzFbihCsxP4PICzF5nmIhh+atZqdq4vvX4TjonQozCIXQN9jquZbeYGhGZxxW1Llgd0WWskuwZOTJEgRF0zX743uIn+7KIcAnEpViWOUo7NmANmT3cKamzlepPSO8Ny2F/Ck+D5Jd2EIb1ax9Hx5U7bA7qQwQEtvAebJuhKUuS7KcIcWGkRwV3mQUA1coW5eBa91/A6oI1fw=",  # noqa: E501
+        "code": "eNptUUtOwzAQ3ecUT97QCFMlZUUE7LgBYlNBZKWTxkoaRx63paq4FEuWHIAzYbtpKQjLkj3jmXkfu0055BLOHzPcodZLnvKWaJiIleJWSOTTLJ3nz37L/55np+dksLp3k1qYnvCw7siCHQ0S9Koqh8H4yGpjCzw+eah9wMyL6XX9hsnXR+l8zqXykJ/9yX++pyJNVqR4bWnhM6JTdklWQNcj+ft45rhETlc3oI4Jgleq636V3Y5lV+dlriGwWpFISj+bXslWmomnVUNVW1aN0RVNEvgVxQVZ2GrXoFXDoA4UX2ZCxhLVe4dsyZ3ZHhJH2odofiIlz4DlSdHz2KTZqZb4bh/DiH1sLCAUwvxgsee48GZDM3rjsKTeBesbslSck8wuPMsMAdH03W78G/EzXTkEIZlEoxhWOQp3NqAN2R2caan3XWrHCH9Pi1FvbD4JKc4soo3q1n4OR1Qbb0eUSEJiG3gebbzAQtc1WS6QY8PIRoQ3maTf/aLTgw==",  # noqa: E501
     },
 }
