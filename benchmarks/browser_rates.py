@@ -48,9 +48,11 @@ def main() -> int:
     missed = [r for r in rows if not meets_goal(r)]
     for r in rows:
         mark = "ok" if meets_goal(r) else "MISSED"
-        print(f"{r['notebook']:>34} panel {r['panel']} {r['how']:>4} {r['slider']:>10}: "
-              f"{float(r['fps']):5.1f} pictures/s of {float(r['asked per s']):5.1f} asked "
-              f"-> {mark}")  # fmt: skip
+        print(
+            f"{r['notebook']:>34} panel {r['panel']} {r['how']:>4} {r['slider']:>10}: "
+            f"{float(r['fps']):5.1f} pictures/s of {float(r['asked per s']):5.1f} asked "
+            f"-> {mark}"
+        )
     if missed:
         print(f"GOAL MISSED: {len(missed)} of {len(rows)} runs under {GOAL_FPS:g} pictures/s")
         return 1

@@ -60,8 +60,14 @@ def train_couplings(seed: int) -> dict:
 
     def train_on(sample_pairs):
         field = MLP(**COUPLING_MODEL)  # initial weights from the seeded global generator
-        return couplings.fit(field, sample_pairs, OTPath(0.0), steps=COUPLING_STEPS,
-                             generator=generator, progress=False)  # fmt: skip
+        return couplings.fit(
+            field,
+            sample_pairs,
+            OTPath(0.0),
+            steps=COUPLING_STEPS,
+            generator=generator,
+            progress=False,
+        )
 
     models = {"independent": train_on(couplings.coupled_sampler(source, eight_gaussians))}
     for b in (4, 8, 64):

@@ -119,9 +119,11 @@ def strip_solutions(source: str) -> str:
     """The source with each solution block replaced by its stubs and hidden tests removed."""
     source = _rewrite(source, BEGIN_HIDDEN, END_HIDDEN, lambda indent, body: [])
     return _rewrite(
-        source, BEGIN_SOLUTION, END_SOLUTION,
+        source,
+        BEGIN_SOLUTION,
+        END_SOLUTION,
         lambda indent, body: _stub_lines(indent, body) + [indent + CODE_STUB],
-    )  # fmt: skip
+    )
 
 
 def _stubs_before_solutions(source: str) -> str:
@@ -196,8 +198,9 @@ def _answer_name(answer: str, solution: str) -> str:
     loads = [n.id for n in ast.walk(expr) if isinstance(n, ast.Name) and id(n) not in calls]
     blocks = _regions(solution, BEGIN_SOLUTION, END_SOLUTION)
     lines = solution.split("\n")
-    assigned = [n for a, b in blocks for n in assigned_names("\n".join(
-        x.strip() for x in lines[a + 1 : b]))]  # fmt: skip
+    assigned = [
+        n for a, b in blocks for n in assigned_names("\n".join(x.strip() for x in lines[a + 1 : b]))
+    ]
     chosen = [n for n in loads if n in assigned] or loads
     return chosen[0] if chosen else answer
 
@@ -314,9 +317,14 @@ def _edition(nb: nbformat.NotebookNode, name: str, nbgrader: bool) -> nbformat.N
                     for line in original[first + 1 : stop]
                 ]
                 cell.source += "\n".join(
-                    ["", f"### {BEGIN_HIDDEN}", *hidden,
-                     f"exercises.require_correct({json.dumps(ex.name)})", f"### {END_HIDDEN}"]
-                )  # fmt: skip
+                    [
+                        "",
+                        f"### {BEGIN_HIDDEN}",
+                        *hidden,
+                        f"exercises.require_correct({json.dumps(ex.name)})",
+                        f"### {END_HIDDEN}",
+                    ]
+                )
         elif is_solution_cell(cell):
             role = "solution"
             cell.source = (_stubs_before_solutions if nbgrader else strip_solutions)(cell.source)
@@ -336,9 +344,13 @@ def _edition(nb: nbformat.NotebookNode, name: str, nbgrader: bool) -> nbformat.N
     banner = _banner(name)
     if nbgrader:
         banner.metadata["nbgrader"] = {
-            "grade": False, "grade_id": "banner", "locked": True, "schema_version": 3,
-            "solution": False, "task": False,
-        }  # fmt: skip
+            "grade": False,
+            "grade_id": "banner",
+            "locked": True,
+            "schema_version": 3,
+            "solution": False,
+            "task": False,
+        }
     out.cells.insert(1 if out.cells and out.cells[0].cell_type == "markdown" else 0, banner)
     return out
 
