@@ -9,7 +9,8 @@ Each row trains a fresh MLP for the same number of steps with `fmlib.training.tr
 loop that notebook 05 writes out) and adds ONE ingredient to the row above it, in the order
 notebook 05 introduces them; the row after the recipe changes the law of t of the full
 recipe. Then each leave-one-out row takes ONE ingredient out of the full recipe, and the last
-row trains the recipe for 1/8 of the steps (the examples seen by "recipe - batch 2048").
+row trains the recipe for 1/8 of the steps (as many examples as the batch-256 row
+"+ EMA 0.999", the recipe without its batch of 2048, sees in all the steps).
 The notebook compares rows by the mean KL over the training seeds and its standard error.
 KL(q || p_theta) = E_q[-log p_theta] - H(q) on 4000 held-out samples (their own seed),
 with the exact log-likelihood (RK4, 20 steps, as in the notebook), and the standard error
