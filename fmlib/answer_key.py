@@ -126,7 +126,7 @@ KEY = {
     "the CFM loss levels off": {
         "notebook": "05_cfm_training.ipynb",
         "export": [],
-        "code": "eNplUkuO2zAM3ecUhLuoXRjpTGdRNGhmU6C7nsFQZCoWIkuGqDiZBtm3x+kVepSepNRnEhf1xhLJ9/QeyclrG2pVGUcEyjjn4c/PH3BJx836g7rC71/l2qHPoaoBeANhwILoHRJYF6DHCW0Pzqbk6Ho0K0GEPpTKZ3iCd3BjizQnNAbEzs0I39G7FQ3CI2wL4D2YTqoxFjqVWIMX2mIPSqPp3xJ8+foNkvryKokRoffiRFBP0R3X7tC4U5OpibkvlTCjo8CiLVYbyG9+hof1YwsVizkGGIRRnHpYP3HiXvAxFmSwMOaGfebUp+urWTqOdX5sPQtzRKqbBrZbeHztWwYpZiDQFvAsZDAvbAFBWDqhZ2Ne2D2uOpaLZ/RSE7PJAeWhk4PTEusV8FdFulsPDM7IlE6pqk3NHUQAHRZxEGGzkBBSQRl9IszvdynQpojFc6gPoHgchxbmKLiY0wFH9gZawdzkYqMpFO8lMnJEHJC2l3RNov9tf/JgeKqU9UgfvfDh3PFOaRJ7j9iysh7YRx7zDhmfdqCNd+2hWtDP6MWeIZN4oZKehdfCStwsFpeNJx1ltWILq3ZBs1yE6r/li3DJGA67u6Y4w1oHygORR8+LPQgCCm6aGLqQGeev7b7ZlDnF+an0v2/YQm3qTWrAkfsSrRWx13bV/AW1RDuU",  # noqa: E501
+        "code": "eNplUkGO2zAMvOcVhHuoXRhptjksajR7KdBL2zcYjEzFQmQpkBQn2yD39jn9Qp/Sl5SStYkX9cUSyRnNkDw4ZUIpC229B6mtdfD310+4pGOz/CCv8Od3vrbkplBRAbyB0FNGdJY8GBugowOZDqxJycF2pBfoPbmQK59gDe/gxhZpTqQ14NaOBD/I2YXv0RFsMuA96FbIIRZamViDQ2WoA6lId289fP7yHZL6/KrHgaBzePJQHqI7rt2StqdqovbMfSlQD9YHFm2oaGB68xOslg81FCzmGKBHLTm1Wq45cS94jAUTGLW+YZ849fH6YtYfh3J6bDmiPpIvqwo2G3h46dsEkszgQRmgM4qgn9kCARp/IsfGHJodLVqWS2dyQnlmEz2JfSt6qwSVC+CviHS3HmgaiSmtlEWdmttjABVmccDQzCSEVJBHnwin99sUqFPE0DmUe5A8jn0NYxSczalAA3sDJWGspmKtfMjec2TgCO7Jby7pmkS/bn/yoHmqftIjXPTCh3PLO6U87hxRzco6YB/TmLfE+LQDdbwrB8WMfiSHO4Yc8Nnn9IhOoRHUzBaXjScdebViC4t6RjNfhOK/5YtwwRgO27umOMMy3hwJdSAe5NdvsWUJjltNETbTulquHtdgMPiqyfOKc5Tpf9+0merUo9SII/cnWsyir/Wi+gfz9jw6",  # noqa: E501
     },
     "loss floor at t = 0": {
         "notebook": "05_cfm_training.ipynb",
@@ -135,7 +135,7 @@ KEY = {
     },
     "chance level on the squares": {
         "notebook": "05_cfm_training.ipynb",
-        "export": ["box", "chance"],
+        "export": ["half", "box", "chance"],
         "code": "eNplUEFqwzAQvOsVg3uRjOsmrgMh4LcYVVlXIo6USEoTCHlUv9CXdVubtLQCwe5oZna0Vo8DOjR4wqJuV+IlXLiVDUrkEI2to/ZbuVyU5apCU+GVPEXNT929UnjEUrHAfnnhASfvhhD3CB7ZEthSGKu9IXbeU47OpNr5Pp0OhxBzP0RtsgteMlGJRP0PWWdbp2PMcoZKyCVPmzrFmUeaZEocovNZDsX/4RtcJ8Gmfh5u+HjH9T5kgmZuOp50pFQo0fNwulA0LlGqjSWzkwJ8ijnISG80/tVV3xTt05ni7D9Bv+scxq7lj9wjTPDepax3lLprMceGS2g1zm5LkBOm45aXzDAufA2NY1IVfMhodLHBmhfS3iqhPgFCCZRT",  # noqa: E501
     },
     "one Euler step from x0 = (2, -1)": {
@@ -151,7 +151,7 @@ KEY = {
     "best solver at NFE 4": {
         "notebook": "06_sampling.ipynb",
         "export": [],
-        "code": "eNpNkU1rwzAMhu/9FcKXtRACg5w6elvHYGyDbbdSgusoiYk/iuRuzUr/+2yn2+qDkS35fR/JMtQVrOBkl8DKE/LGbjcCiTyJ7ebqyrUotqV2DR7n1WILrSewoB20uuPyef3x+Hr/fp7VUQyPSEozcql6VEOteq8VzmcQl9ghB2BvPpFABnh5WEMlipyTjr+Q6lRRTxXTvdVuLiNnAQOOqxSVHYbFlLy2/y3nIAfk1SkfsysNlViCeHuqbhg8NdG8As2wjwEH3BfRvPnjAR0gS4AE1q4zmIvAt9DH/m7vQPxLhx4hkNQOmwiDpkm6rSRoyVuYHCWPdh980AoIO20xWYU+blmX9TeWlyFkTTwYpAS8TsGFJRlZz9MbLmB3CBGUIX9WdDQmtubMCEYPCP0ydaGnZ1e4BmWUkEodSIbMgXHQY268R/rjOBezxQ8OPKcB",  # noqa: E501
+        "code": "eNpNkVFrwjAUhd/9FYe+TKFUNvrk8G2OwdgG296klNjetqFpUnLj1In/fWmqzjyU29ybc76TCJenWOLYLcCFscTrLltHZK2xUba+2dIVRVkidUn7aTrLUBmLDlKjkjUnb6vvl4+nr9Mk92K0J1tIJk6Khoo2LxojC5pO4Fe0IXZgo37IQji8P6+QRnHoCc07svkwkY8T434n9VR4zhgtHZZDldTkZmPz1v4yzk60xMtj+A2utk2jBaLP1/SOYWzpzVNIRu8LdtTH3ry88kA6BAkIsNS1ojAEU6Hx+e4fEf1Lu4bgrJCaSg9Dqhx0K2FRWdNhdBR86HpnnCxgqZYdDVau8Z+gy/KXkvMlBE3aKrID8GooziyDUWd4PMMxNlvnQRnhsbyjUj6aVgco2RKaRWhWZjsm5FvmS5B5CmXY8xt/a2VvpHae1u3MNer8AQ3ZK90pnsz+AMrfrPA=",  # noqa: E501
     },
     "Euler steps for error 0.01": {
         "notebook": "06_sampling.ipynb",
@@ -200,8 +200,8 @@ KEY = {
     },
     "one-step samples: reflow or minibatch OT": {
         "notebook": "08_couplings.ipynb",
-        "export": [],
-        "code": "eNplkj9v2zAQxXd9igd1qATYQowGHRx4q+cO7iYIAk2daiIUKfCYykbR794TLSdxoom6Pz++e0fvqOVII3aogS/4+QvH3fdHrBGot36Cithg/2IpYK5bwTvCqEygDp3pewrktETmPFGXQb6CpzaqoyWuuanzhZk39aYR8H3yek3KldVAyhVlZSINRYneCxPG4bDf/zhkTaaYKURRpmzhF+ElpCpF6nWXWrq55ZZuynkqhT8UOqPjFke6eNfhsfr2IFyQiSeRPqlLRueRdKSu9W+e3OTB9B+vJcuEfDDOHFXUJ3Euz1ppoTMFbZi40ifSz60+eaOpSMbk0r5OaFbDKBZsbzaL7jvUKtUrxxOFV0HX4Ced1/CrlasPqpprfjAc1TPx7m/6TXLu6rbIJ3EDRxlCXoD48k7SvHGWF2CshQ6eWTy1JkZLIrKDCoQgBz8gf8PPONmFQmI8LbN+5YU2Nyn0L05H4x3OG7l4ZNNuivNDuQJ7mMhI9hiptoPn+B5PZ6WjvYiqoMzvU0Sh/TDO1ENZLQ6mwsWY7e0kD0SWPsPnIXvREjH4jqxIoxB84CdIAd2tBJN3N+q/VVb+B6HFCUk=",  # noqa: E501
+        "export": ["m", "se"],
+        "code": "eNplU8tu2zAQvOsrBuyhEmIrcRL0oMC35tyDC/RgGAJNrWI2EimQTO3AyEf1F/plXVJyEic6UfuYHQ5nraHaBxqwxBr4gh8/sV1+u8UcjtrO7iEDFrh/6sgh1s1gDWGQ2lGDRrctOTKKIzFP1GTgL/f7OshtR37tN2sxYYrNerFh4PPkOCblirInafKi1IH6vEBrGRPaYHV//32VbTLpPbnAzGSX24l4Aa5KkfW8SS1NbDmlN0W8lcQfco1WocKWnq1pcFveXDEuSIcdU9/L54wOA6lATW3fNDnRg24/jqXOE0Svjd7KoHasnMhqbqEDOaU9+VLtSD3Wame1ojwJI7h9nqC97AeWoDrJzLzPoGapXhq/J/dKaAx+4jmGX6WcfWC1GfO99kE+kl8e02+ic1ZXQexZDWz5EuwA1uUdpfjinh2guw7KWe9Z006H0BGTbCAdwQ5B97KDeMO3pntGBOUXkXBcaXuMgLblIXfT9b/6aUDEkWifjAraGhwWzGXwul7kh6tiBm/fo+vgkcTT3Nj11gfWRqrAM31wUj/sAnJl+yGiropyEjX1TlpVpxN7hn0QEeO9W+YS0NuGOqZGzlnn78AFdPZK2FtzQn2ZZUXWM0ViypbtVsd18O8Mwz4cnDb8cki6yDaw8+K4ZJQsJSefrH7V159X7+NyztLKeVzhkisvcV1N8lxA8K8of1tt8lYcm+qivGlfxOf9KKb6Vtwhbh+O/ViLf39x9FSlc34zTipEVvwHA0xSyg==",  # noqa: E501
     },
     "our w for their w' = 2": {
         "notebook": "09_guidance.ipynb",
