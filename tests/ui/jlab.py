@@ -14,6 +14,21 @@ from dataclasses import dataclass
 from playwright.sync_api import Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+# Console errors that are not the course's fault. Keep this list short; justify each entry.
+BENIGN_CONSOLE: list[str] = [
+    # JupyterLab's debugger extension asks a new kernel for its debug state; "Restart and
+    # run all" (the lecture test) can restart the kernel before that reply, and the
+    # extension logs this. A race inside JupyterLab 4.6, seen once in CI; the lecture is
+    # unaffected (Run All's outputs and the slider are checked separately).
+    r"Could not restore the debugger state: Canceled future for debug_request message",
+]
+
+
+def real_console_errors(console: list[str]) -> list[str]:
+    """The console errors left after dropping the benign ones above."""
+    return [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
+
+
 # The current notebook panel, its kernel connection and its non-empty code cells.
 _NOTEBOOK = """
 const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;

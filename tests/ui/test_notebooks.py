@@ -33,9 +33,6 @@ REDRAW_TIMEOUT_S = 60  # waiting for a figure that never comes
 REPEATS = 2  # each slider is moved twice (the figure must change at least once)
 LIVE_SECONDS = 2.0  # drag t (or the first slider) and press Play for this long
 
-# Console errors that are not the course's fault. Keep this list short; justify each entry.
-# None needed so far: JupyterLab 4.6.6 + ipywidgets 8.1.9 log no errors on these notebooks.
-BENIGN_CONSOLE: list[str] = []
 COLAB_BADGE = re.compile(r"^https://colab\.research\.google\.com/assets/colab-badge\.svg$")
 BADGE_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"/>'
 
@@ -154,7 +151,7 @@ def test_notebook_runs_and_widgets_redraw(
         errors = page.evaluate(jlab.JS_ERRORS)
         assert not errors, "error outputs after moving the sliders:\n" + "\n".join(errors)
         assert not live, f"live redraws: {live}"
-        real = [c for c in console if not any(re.search(p, c) for p in BENIGN_CONSOLE)]
+        real = jlab.real_console_errors(console)
         assert not real, "browser console errors:\n" + "\n".join(real)
     except Exception:
         with contextlib.suppress(Exception):  # a crashed page: keep the original error
