@@ -43,10 +43,17 @@ lecture: install  ## make lecture NB=notebooks/03_continuity_equation.ipynb: pre
 slides: install  ## set every notebook's slide metadata (lecture mode); tests/test_slides.py checks it
 	$(BIN)/python tools/slides.py
 
+# `make test`'s three stages, each timed (tools/ci_times.py): the table of stage times and
+# seconds per notebook is printed after each stage and kept in artifacts/ci/.
+STAGE := $(BIN)/python tools/ci_times.py stage
+
 test: install  ## unit tests + every notebook under nbval (native, then other CPUs' kernels) + browser tests
-	FMLIB_CHECK_FIGURES=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" tests notebooks
-	$(BIN)/python tools/portability.py
-	$(BIN)/python -m pytest -m ui tests/ui -rs
+	@$(BIN)/python tools/ci_times.py reset  # this run's times only, as on a fresh clone
+	FMLIB_CHECK_FIGURES=1 $(STAGE) "unit + native nbval + student editions + nbgrader" -- \
+	  $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) -m "not ui" --durations=15 tests notebooks
+	$(STAGE) "portability (other kernels; 1 and 2 threads)" -- $(BIN)/python tools/portability.py
+	$(STAGE) "browser (JupyterLab, lecture, site)" -- \
+	  $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -m ui tests/ui -rs
 
 portability: install  ## nbval under other CPUs' arithmetic (ATEN_CPU_CAPABILITY, MKL_CBWR) and 1 thread
 	$(BIN)/python tools/portability.py
@@ -57,7 +64,7 @@ unit: install
 nbval: install  ## make nbval NB=notebooks/01_change_of_variables.ipynb
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) $(NB)
 
-ui: install
+ui: install  ## the browser tests one at a time: the redraw rates `make bench` reads are measured alone
 	$(BIN)/python -m pytest -m ui tests/ui -rs
 
 execute: install  ## re-run notebooks in place to refresh stored outputs

@@ -1,6 +1,8 @@
 """nbgrader, end to end, on notebook 01: generate_assignment gives the student edition,
 autograde scores three synthetic submissions per student id, generate_feedback writes HTML, and
-`python -m fmlib.grade` gives the same verdicts (and refuses tampered copies). The course
+`python -m fmlib.grade` gives the same verdicts (and refuses tampered copies). The blank
+submission, notebook 01's student edition, is also its run-top-to-bottom check
+(tests/test_grade.py runs every other student edition). The course
 directory is tools/nbgrader_course.py's (`make assignments`)."""
 
 import importlib.util
@@ -96,9 +98,21 @@ def test_autograde_feedback_and_fmlib_grade_agree(course):
     html = feedback["mistakes"].read_text()
     assert "count both dimensions" in html and "Score: 4.0 / 11.0" in html.replace("  ", " ")
 
-    paths = [course / "submitted" / s / NAME / f"{NAME}.ipynb" for s in scores]
-    verdicts = [v for p in paths for v in grade.grade_notebook(p)]
+    verdicts, errors = [], {}
+    for student in scores:
+        found, errors[student] = grade.grade_with_errors(
+            course / "submitted" / student / NAME / f"{NAME}.ipynb"
+        )
+        verdicts += found
     print(grade.table(verdicts))
+    # The blank submission is the student edition as released (test_release_is_the_student_
+    # edition; student/ holds that edition: tests/test_editions.py). It ran top to bottom with
+    # nothing attempted: tests/test_grade.py's check of every other student edition, made on
+    # this run instead of a second one.
+    blank = [v for v in verdicts if v.student == "blank"]
+    assert errors["blank"] == []
+    assert len(blank) >= 3 and all(v.verdict == "not attempted" for v in blank), blank
+    assert all("not attempted yet" in v.message for v in blank), blank
     points = grade.by_student(verdicts)
     assert {s: points[s]["points"] for s in points} == {s: scores[s]["total"] for s in scores}
     check_ids = {
