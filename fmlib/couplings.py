@@ -34,7 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from fmlib import resources
-from fmlib.checks import Field, check_int
+from fmlib.checks import Field, check_int, check_range
 from fmlib.losses import l_cfm
 from fmlib.models import MLP
 from fmlib.solvers import integrate
@@ -214,8 +214,7 @@ def fit(
     """
     check_int("steps", steps)
     check_int("batch_size", batch_size)
-    if not 0 <= ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    check_range("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def batch_loss() -> Tensor:  # the coupling's pairs, then t ~ U[0, 1]

@@ -109,6 +109,12 @@ def eight_gaussians_means(dtype: torch.dtype = torch.float32) -> Tensor:
     return means.to(dtype)
 
 
+def eight_gaussians_mixture() -> GaussianMixture:
+    """q = the eight Gaussians as a float64 GaussianMixture (fmlib.marginal's closed forms):
+    the means are the sampler's float32 means, so q is exactly the law `sample` draws from."""
+    return GaussianMixture(eight_gaussians_means().double(), EIGHT_GAUSSIANS_STD)
+
+
 def sample_eight_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
     """x1 = m_k + 0.2 eps, k ~ U{0..7}, eps ~ N(0, I)."""
     _check_n(n)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from fmlib.checks import Field, check_int
+from fmlib.checks import Field, check_int, check_range
 from fmlib.divergence import jacobian
 
 
@@ -26,10 +26,7 @@ def _check_points(x: Tensor, name: str = "x") -> None:
 
 
 def _check_t(t: float) -> float:
-    t = float(t)
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
-    return t
+    return check_range("t", float(t), 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------

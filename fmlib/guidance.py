@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from fmlib import resources
-from fmlib.checks import Field, check_even_int, check_int
+from fmlib.checks import Field, check_even_int, check_int, check_range
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
 from fmlib.models import MLP
 from fmlib.paths import GaussianPath, OTPath
@@ -73,8 +73,7 @@ def drop_labels(
     y: Tensor, p_drop: float, null: int, generator: torch.Generator | None = None
 ) -> Tensor:
     """Label dropout: each y_i becomes the null label with probability p_drop."""
-    if not 0 <= p_drop <= 1:
-        raise ValueError(f"p_drop must be in [0, 1], got {p_drop}")
+    check_range("p_drop", p_drop, 0.0, 1.0)
     dropped = torch.rand(y.shape, generator=generator) < p_drop
     return torch.where(dropped, torch.full_like(y, null), y)
 

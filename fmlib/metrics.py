@@ -5,7 +5,10 @@
   for the checkerboard log q = -H(q) on the support, so KL = E_q[-log p_theta] - H(q).
 - `energy_distance` (Székely & Rizzo 2013), `sliced_wasserstein` (Rabin et al. 2011;
   Bonneel et al. 2015): sample-based, for targets without a density.
-- `in_support_fraction`: share of samples on the checkerboard's squares.
+- `in_support_fraction`: share of samples on the checkerboard's squares; `quality`: both
+  scores of one sample set (SW_2 with fixed projections, in-support fraction).
+- `solver_error`: mean distance of a solve's samples to a reference solve of the same x0.
+- `mean_se`: the mean of K values (training seeds) and its standard error.
 - How straight is a flow? `straightness` / `straightness_terms` (Liu et al. 2023): the
   energy S = E int_0^1 |u_t(x_t) - (x_1 - x_0)|^2 dt spent beyond the straight line, with the
   kinetic energy K = E int_0^1 |u_t(x_t)|^2 dt from the same field values (`path_energy`);
@@ -14,6 +17,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -122,6 +127,31 @@ def in_support_fraction(x: Tensor, name: str = "checkerboard") -> float:
             f"name must be 'checkerboard' (the only target with a support), got {name!r}"
         )
     return data.in_checkerboard(x).double().mean().item()
+
+
+def quality(x1: Tensor, y: Tensor, seed: int = 0, n_projections: int = 64) -> dict[str, float]:
+    """{"sw": SW_2(x1, y) over n_projections directions drawn from `seed` (the same
+    directions for every call: comparable scores), "in_support": in_support_fraction(x1)}
+    of samples x1 [n, 2] against data y [n, 2]."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "sw": sliced_wasserstein(x1, y, n_projections, generator),
+        "in_support": in_support_fraction(x1),
+    }
+
+
+def solver_error(x1: Tensor, reference: Tensor) -> float:
+    """(1/n) sum_i |x1_i - x1_i^ref|: the discretisation error of a solve, against a
+    reference solve from the same x0 [n, d]."""
+    return (x1 - reference).norm(dim=1).mean().item()
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """The mean of K values and its standard error s / sqrt(K) (K - 1 degrees of freedom)."""
+    if len(values) < 2:
+        raise ValueError(f"need at least 2 values for a standard error, got {len(values)}")
+    v = torch.tensor(values, dtype=torch.float64)
+    return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
 
 
 def quadrature_weights(steps: int, rule: str = "trapezoid", dtype=torch.float64) -> Tensor:

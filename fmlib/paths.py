@@ -25,6 +25,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from fmlib.checks import check_range
+
 Time = float | Tensor
 _T_TOL = 1e-6  # solver round-off tolerated (and clamped) outside [0, 1]
 
@@ -199,9 +201,7 @@ class OTPath(GaussianPath):
     """
 
     def __init__(self, sigma_min: float = 0.0) -> None:
-        if not 0.0 <= sigma_min < 1.0:
-            raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-        self.sigma_min = float(sigma_min)
+        self.sigma_min = check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
 
     def _alpha(self, t: Tensor) -> Tensor:
         return t
@@ -412,3 +412,23 @@ def cosine_path() -> AffinePath:
         d_sigma=lambda t: -h * torch.cos(h * (1 - t)),
         name="cosine",
     )
+
+
+PATH_NAMES = ("OT", "cosine", "VP", "VE")  # the paths of notebook 07, by name
+VE_S_MIN = 0.01  # VE's final noise level sigma_1 = s_min (> 0: its field has log(s_max/s_min))
+
+
+def make_path(name: str, sigma_min: float = 0.0) -> GaussianPath:
+    """The path called `name` (one of PATH_NAMES); sigma_min in [0, 1) sets sigma_1 of OT
+    only. Cosine and VP end at sigma_1 = 0 by construction, VE at its own s_min = VE_S_MIN
+    (its field needs s_min > 0), whatever sigma_min."""
+    if name not in PATH_NAMES:
+        raise ValueError(f"path must be one of {', '.join(PATH_NAMES)}, got {name!r}")
+    sigma_min = check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
+    if name == "OT":
+        return OTPath(sigma_min)
+    if name == "cosine":
+        return cosine_path()
+    if name == "VP":
+        return VPPath()
+    return VEPath(s_min=VE_S_MIN)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_positive, check_range
 from fmlib.losses import l_cfm
 from fmlib.models import MLP
 from fmlib.paths import OTPath
@@ -96,12 +96,9 @@ def _check_hyper(
     batch_size: int, lr: float, warmup: float, ema_decay: float, schedule: str = "cosine"
 ) -> None:
     check_int("batch_size", batch_size)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not 0 <= warmup < 1:
-        raise ValueError(f"warmup must be in [0, 1), got {warmup!r}")
-    if not 0 <= ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    check_positive("lr", lr)
+    check_range("warmup", warmup, 0.0, 1.0, high_open=True)
+    check_range("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 
@@ -283,8 +280,7 @@ def train_steps(
     deterministic given the callback's generator and the initial weights.
     """
     check_int("steps", steps)
-    if not 0 <= ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    check_range("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
     ema = copy.deepcopy(model).requires_grad_(False)
     losses = []
     for k in tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0):

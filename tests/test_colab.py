@@ -39,6 +39,19 @@ def test_setup_lines_are_skipped_outside_colab():
     assert "/content/course" not in sys.path
 
 
+def test_setup_installs_the_clone_as_a_normal_package():
+    """On Colab the set-up pip-installs the clone itself, not editable (the installed wheel is
+    what tests/test_wheel.py builds and smoke-tests outside the checkout) and with no sys.path
+    edit, so fmlib is imported from site-packages in the running kernel."""
+    lines = [line.strip() for line in colab.setup_lines(colab.repository()).splitlines()]
+    clone = [line for line in lines if line.startswith("!git clone")]
+    pip = [line for line in lines if line.startswith("%pip install")]
+    assert len(clone) == 1 and clone[0].split()[-1] == colab.CLONE
+    assert len(pip) == 1 and pip[0].split() == ["%pip", "install", "-q", colab.CLONE], pip
+    assert not any("sys.path" in line or "-e " in line or "--editable" in line for line in lines)
+    assert f"%cd {colab.CLONE}/notebooks" in lines
+
+
 def test_bad_repository_url(monkeypatch, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "http://x.org/a"\n')
     monkeypatch.setattr(colab, "ROOT", tmp_path)

@@ -133,3 +133,12 @@ def test_checkerboard_mixture_moments_and_density():
 def test_checkerboard_mixture_rejects_bad_cells():
     with pytest.raises(ValueError, match="cells"):
         data.checkerboard_mixture(0)
+
+
+def test_eight_gaussians_mixture_is_the_samplers_law():
+    q = data.eight_gaussians_mixture()
+    assert q.means.dtype == torch.float64
+    assert torch.equal(q.means, data.eight_gaussians_means().double())  # the sampler's means
+    assert torch.all(q.stds == data.EIGHT_GAUSSIANS_STD)
+    x = data.sample_eight_gaussians(50, torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(q.log_prob(x), data.eight_gaussians_log_prob(x), atol=1e-5, rtol=0)

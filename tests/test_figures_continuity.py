@@ -78,7 +78,7 @@ def test_particle_error_shrinks_with_steps():
 
 
 def test_draw_returns_a_figure_with_three_panels():
-    fig = F.draw_continuity(sigma_min=0.1, t=0.5, steps=4, n=17, field="scaled ×1.5")
+    fig = F.Continuity.draw(sigma_min=0.1, t=0.5, steps=4, n=17, field="scaled ×1.5")
     assert isinstance(fig, Figure)
     assert len([a for a in fig.axes if a.get_title()]) == 3
     plt.close(fig)
@@ -170,7 +170,7 @@ def test_axis_label_states_the_time_step_used():
 )
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        F.draw_continuity(**kwargs)
+        F.Continuity.draw(**kwargs)
 
 
 def test_views_are_listed():
@@ -235,7 +235,7 @@ def test_figures_are_readable_at_1280x720(draw):
     plots.use_style()
     fig = {
         "panel frame": lambda: F.Continuity().draw(),
-        "wrong field": lambda: F.draw_continuity(field="VP path's field", n=65, t=0.95),
+        "wrong field": lambda: F.Continuity.draw(field="VP path's field", n=65, t=0.95),
         "particles grid": F.draw_particles_grid,
     }[draw]()
     assert figure_check.text_problems(fig) == []

@@ -15,7 +15,43 @@ from fmlib.solvers import integrate
 
 @pytest.fixture(scope="module")
 def atlas():
-    return fig08._bench_atlas()
+    """Untrained small MLPs on the notebook's grid (sigma_min 0 and 0.3): the atlas's
+    mechanics do not depend on the weights."""
+    from fmlib import data
+    from fmlib.models import MLP
+
+    def source(n, g):
+        return torch.randn(n, 2, generator=g)
+
+    def target(n, g):
+        return data.sample("eight_gaussians", n, g)
+
+    torch.manual_seed(0)
+    samplers = {}
+    for s in (0.0, 0.3):
+        samplers[fig08.key("independent", 1, s)] = couplings.coupled_sampler(source, target)
+        for b in (4, 8, 64):
+            samplers[fig08.key("minibatch OT", b, s)] = couplings.coupled_sampler(
+                source, target, "minibatch OT", b
+            )
+    samplers[fig08.key("reflow", 0, 0.0)] = couplings.coupled_sampler(source, target)
+    models = {
+        k: MLP(hidden=32, layers=2, time_features=16, max_frequency=30.0).eval() for k in samplers
+    }
+    g = torch.Generator().manual_seed(1)
+    return fig08.precompute(
+        models, samplers, source(fig08.N_QUALITY, g), target(fig08.N_QUALITY, g), g
+    )
+
+
+def test_the_site_and_benchmark_view_shows_the_shipped_trained_models():
+    """bench_view (site, benchmark): notebook 08's shipped seed-1 models, sigma_min = 0; the
+    trained independent flow with 16 Euler steps lands near the eight Gaussians (SW_2 0.10)
+    and reflow's with one step too (0.11), as in the notebook."""
+    shipped = fig08._bench_atlas()
+    assert shipped.sigma_mins == (0.0,) and shipped.batches == (4, 8, 64)
+    assert shipped.quality[(fig08.key("independent", 1, 0.0), 16)] < 0.2
+    assert shipped.quality[(fig08.key("reflow", 0, 0.0), 1)] < 0.3  # reflow: nearly straight
 
 
 def test_key_ignores_what_has_no_effect():

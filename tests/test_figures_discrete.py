@@ -66,15 +66,15 @@ def test_controls_offer_only_drawable_values():
 
 def test_bad_values_raise():
     with pytest.raises(ValueError, match="steps"):
-        F.draw_discrete(steps=3)
+        F.DiscretePath.draw(steps=3)
     with pytest.raises(ValueError, match="power"):
-        F.draw_discrete(power=1.5)
+        F.DiscretePath.draw(power=1.5)
     with pytest.raises(ValueError, match="source"):
-        F.draw_discrete(source="gaussian")
+        F.DiscretePath.draw(source="gaussian")
 
 
 def test_static_draw_is_a_pyplot_figure():
-    fig = F.draw_discrete(steps=4, power=1.0, source="mask", t=0.5)
+    fig = F.DiscretePath.draw(steps=4, power=1.0, source="mask", t=0.5)
     assert fig.number in plt.get_fignums()
     plt.close(fig)
 

@@ -66,7 +66,7 @@ def test_controls_offer_only_drawable_values_and_titles_read_them():
 
 
 def test_static_draws_return_figures():
-    fig = fig09.draw_guidance(w=3.0, y="1", steps=8, t=0.3)
+    fig = fig09.Guidance.draw(w=3.0, y="1", steps=8, t=0.3)
     assert fig.number in plt.get_fignums()
     plt.close(fig)
     q = fig09.target()

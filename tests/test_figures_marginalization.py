@@ -38,7 +38,7 @@ def test_memorisation_follows_sigma_min():
 
 
 def test_draw_returns_a_figure():
-    fig = F.draw_marginalization(sigma_min=0.1, t=0.7, steps=5, n_points=5)
+    fig = F.Marginalization.draw(sigma_min=0.1, t=0.7, steps=5, n_points=5)
     assert isinstance(fig, Figure)
     assert len([a for a in fig.axes if a.get_title()]) == 3
     plt.close(fig)
@@ -103,7 +103,7 @@ def test_log_density_scale_covers_most_of_the_path():
 )
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        F.draw_marginalization(**kwargs)
+        F.Marginalization.draw(**kwargs)
 
 
 def _texts(fig) -> str:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from fmlib import metrics
 from fmlib.figures import all_views
 from fmlib.figures import sampling as fs
 from fmlib.solvers import integrate
@@ -76,16 +77,8 @@ def test_curves_match_closed_form_errors(sweep: fs.SolverSweep) -> None:
     assert fs.curves(sweep) is scores  # cached
 
 
-def test_quality_of_data_against_itself(sweep: fs.SolverSweep) -> None:
-    scores = fs.quality(sweep.data, sweep.data)
-    assert scores == {"sw": 0.0, "in_support": 1.0}
-    shifted = fs.quality(sweep.data + torch.tensor([0.5, 0.0]), sweep.data)
-    assert shifted["sw"] == pytest.approx(0.5 / 2**0.5, rel=0.3)  # |<(0.5, 0), theta>|_rms
-    assert shifted["in_support"] < 1.0
-
-
-def test_draw_samples_shows_the_choice(sweeps) -> None:
-    fig = fs.draw_samples(sweeps, 0.0, "midpoint", 4, 32)
+def test_static_draw_shows_the_choice(sweeps) -> None:
+    fig = fs.SamplesView.draw(sweeps, sigma_min=0.0, solver="midpoint", steps=4, batch=32)
     left, right = fig.axes[:2]
     assert "σ_min = 0.00, midpoint, steps = 4 (NFE 8)" in left.get_title()
     assert "batch = 32" in left.get_title()
@@ -109,7 +102,7 @@ def test_view_title_lines_and_circle_match_quality_and_curves(sweeps) -> None:
     full = np.asarray(view.fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
     assert (np.abs(first - full).max(axis=2) > 40).mean() < 2e-4
     x1 = sweeps[0.1].samples[("rk4", 2)][:40]
-    q = fs.quality(x1, sweeps[0.1].data[:40])
+    q = metrics.quality(x1, sweeps[0.1].data[:40])
     assert view.left.get_title() == (
         "σ_min = 0.10, rk4, steps = 2 (NFE 8)\n"
         f"t = 1.00, batch = 40: SW {q['sw']:.3f}, on squares {q['in_support']:.0%}"
@@ -191,9 +184,9 @@ def test_draw_grid_and_curves(sweep: fs.SolverSweep, sweeps) -> None:
 
 def test_bad_arguments_raise(sweep: fs.SolverSweep, sweeps) -> None:
     with pytest.raises(ValueError, match="\\(solver, steps\\) must be one of"):
-        fs.draw_samples(sweeps, 0.0, "rk4", 3, 10)
+        fs.SamplesView.draw(sweeps, sigma_min=0.0, solver="rk4", steps=3, batch=10)
     with pytest.raises(ValueError, match="batch must be an integer in \\[2, 64\\], got 65"):
-        fs.draw_samples(sweeps, 0.0, "rk4", 2, 65)
+        fs.SamplesView.draw(sweeps, sigma_min=0.0, solver="rk4", steps=2, batch=65)
     with pytest.raises(ValueError, match="sweeps must map sigma_min"):
         fs.SamplesView(sweep)
     with pytest.raises(ValueError, match="solver must be one of"):
@@ -202,13 +195,6 @@ def test_bad_arguments_raise(sweep: fs.SolverSweep, sweeps) -> None:
         fs.draw_nfe_curves(sweep, "kl")
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         fs.solver_sweep(LinearField(), n=1)
-
-
-def test_mean_se_is_the_standard_error_over_seeds() -> None:
-    mean, se = fs.mean_se([1.0, 2.0, 6.0])
-    assert mean == pytest.approx(3.0) and se == pytest.approx(np.sqrt(7.0 / 3.0))
-    with pytest.raises(ValueError, match="at least 2 values"):
-        fs.mean_se([1.0])
 
 
 def test_seed_curves_and_their_figure() -> None:

@@ -102,7 +102,7 @@ def test_atlas_rejects_bad_t(atlas):
 
 def test_draw_returns_three_panels_with_values_in_titles(atlas):
     before = set(plt.get_fignums())
-    fig = atlas.draw(sigma_min=0.24, steps=7, t=0.5)
+    fig = ft.FlowAtlasView.draw(atlas, sigma_min=0.24, steps=7, t=0.5)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any("σ_min = 0.25" in s and "Euler steps = 8" in s for s in titles)
     assert any("t = 0.50" in s for s in titles)
@@ -187,7 +187,7 @@ def test_view_titles_and_data_match_the_atlas(atlas):
     np.testing.assert_allclose(view.panels.arrows.U, expected[:, 0], rtol=1e-6)
     np.testing.assert_allclose(view.panels.arrows.V, expected[:, 1], rtol=1e-6)
     # The static figure is the same picture, as a pyplot figure.
-    fig = atlas.draw(sigma_min=0.3, steps=6, t=0.6)
+    fig = ft.FlowAtlasView.draw(atlas, sigma_min=0.3, steps=6, t=0.6)
     assert [ax.get_title() for ax in fig.axes[:3]] == [p.get_title(), s.get_title(), u.get_title()]
     plt.close(fig)
 

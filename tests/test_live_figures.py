@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
 from fmlib import plots, widgets
-from fmlib.figures import all_views, continuity, marginalization
+from fmlib.figures import all_views, continuity, discrete, marginalization
 
 VIEWS = all_views()
 
@@ -108,9 +108,9 @@ STATIC_DRAWS = [  # (static draw, its view, values): the page shows the widget's
         {"sigma_min": 0.02, "t": 0.9, "steps": 12, "n_points": 20},
     ),
     (
-        continuity.draw_continuity,
-        continuity.Continuity,  # the notebook's name for it
-        {"sigma_min": 0.0, "t": 0.5, "steps": 10, "n": 33, "field": "scaled ×1.5"},
+        discrete.DiscretePath.draw,
+        discrete.DiscretePath,
+        {"steps": 4, "power": 1.0, "source": "mask", "t": 0.5},
     ),
 ]
 

@@ -165,3 +165,27 @@ def test_chord_over_length_closed_forms():
     torch.testing.assert_close(ratio, torch.tensor([1.0, 2 / polygon]))
     with pytest.raises(ValueError, match="trajectory must have shape"):
         metrics.chord_over_length(torch.zeros(1, 4, 2))
+
+
+def test_quality_of_data_against_itself_and_shifted() -> None:
+    y = data.sample("checkerboard", 500, torch.Generator().manual_seed(0))
+    assert metrics.quality(y, y) == {"sw": 0.0, "in_support": 1.0}
+    shifted = metrics.quality(y + torch.tensor([0.5, 0.0]), y)
+    assert shifted["sw"] == pytest.approx(0.5 / 2**0.5, rel=0.3)  # |<(0.5, 0), theta>|_rms
+    assert shifted["in_support"] < 1.0
+    # the same directions for every call (seeded), the seed's own for another seed
+    assert metrics.quality(y + 0.5, y)["sw"] == metrics.quality(y + 0.5, y)["sw"]
+    assert metrics.quality(y + 0.5, y, seed=1)["sw"] != metrics.quality(y + 0.5, y)["sw"]
+
+
+def test_solver_error_is_the_mean_distance_to_the_reference() -> None:
+    reference = torch.zeros(4, 2)
+    x1 = torch.tensor([[3.0, 4.0], [0.0, 1.0], [0.0, 0.0], [-2.0, 0.0]])
+    assert metrics.solver_error(x1, reference) == pytest.approx((5 + 1 + 0 + 2) / 4)
+
+
+def test_mean_se_is_the_standard_error_over_seeds() -> None:
+    mean, se = metrics.mean_se([1.0, 2.0, 6.0])
+    assert mean == pytest.approx(3.0) and se == pytest.approx(np.sqrt(7.0 / 3.0))
+    with pytest.raises(ValueError, match="at least 2 values"):
+        metrics.mean_se([1.0])

@@ -1,14 +1,24 @@
 """fmlib's import graph, read from the source (ast): figure modules import maths modules,
-never each other, and no module imports itself back through others (no cycle)."""
+never each other; maths modules never import a drawing module (figures, plots, widgets,
+panel) or matplotlib / ipywidgets; no module imports itself back through others (no cycle);
+each notebook imports one figure module, its own (what two notebooks share is maths, and
+lives in a maths module)."""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import fmlib
 
 PACKAGE = Path(fmlib.__file__).parent
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+DRAWING = ("fmlib.figures", "fmlib.plots", "fmlib.widgets", "fmlib.panel", "fmlib.figure_check")
+DRAWING_LIBRARIES = ("matplotlib", "ipywidgets")
+# fmlib.repro.versions() reports the installed versions of the drawing libraries too
+THIRD_PARTY_EXCEPTIONS = {"fmlib.repro"}
 
 
 def module_name(path: Path) -> str:
@@ -49,6 +59,48 @@ def figure_to_figure(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
     return sorted((a, b) for a, targets in graph.items() if figure(a) for b in targets if figure(b))
 
 
+def drawing(module: str) -> bool:
+    return any(module == d or module.startswith(d + ".") for d in DRAWING)
+
+
+def maths_importing_drawing(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted(
+        (a, b) for a, targets in graph.items() if not drawing(a) for b in targets if drawing(b)
+    )
+
+
+def drawing_libraries(source: str) -> set[str]:
+    """The drawing libraries (matplotlib, ipywidgets) a module's source imports, anywhere."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found & set(DRAWING_LIBRARIES)
+
+
+FIGURE_IMPORT = re.compile(
+    r"^\s*(?:from\s+fmlib\.figures\s+import\s+(\w+)(?:\s+as\s+(\w+))?"
+    r"|from\s+fmlib\.figures\.(\w+)\s+import|import\s+fmlib\.figures\.(\w+))",
+    re.MULTILINE,
+)
+
+
+def figure_imports(code: str) -> list[tuple[str, str | None]]:
+    """(figure module, alias) for each figure-module import in a notebook's code."""
+    found = []
+    for m in FIGURE_IMPORT.finditer(code):
+        module = m.group(1) or m.group(3) or m.group(4)
+        found.append((module, m.group(2)))
+    return found
+
+
+def notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """One cycle per strongly connected component with more than one module (Tarjan)."""
     index, low, stack, on_stack, found = {}, {}, [], set(), []
@@ -86,6 +138,29 @@ def test_figure_modules_import_maths_modules_never_each_other():
     assert figure_to_figure(graph) == []
 
 
+def test_maths_modules_never_import_drawing_modules():
+    graph = import_graph()
+    assert len([m for m in graph if not drawing(m)]) >= 20
+    assert maths_importing_drawing(graph) == []
+    libraries = {
+        module_name(p): drawing_libraries(p.read_text())
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if not drawing(module_name(p)) and module_name(p) not in THIRD_PARTY_EXCEPTIONS
+    }
+    assert {m: libs for m, libs in libraries.items() if libs} == {}
+
+
+def test_each_notebook_imports_one_figure_module_as_figs():
+    """A second figure module in a notebook means it reuses another notebook's helper: that
+    helper is maths and belongs in a maths module (notebook 08 once used 07's marginal field)."""
+    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) >= 11
+    found = {p.name: figure_imports(notebook_code(p)) for p in notebooks}
+    assert {name: imports for name, imports in found.items() if len(imports) > 1} == {}
+    aliases = {name: imports[0][1] for name, imports in found.items() if imports}
+    assert {name: alias for name, alias in aliases.items() if alias != "figs"} == {}
+
+
 def test_fmlib_has_no_import_cycle():
     assert cycles(import_graph()) == []
 
@@ -112,3 +187,23 @@ def test_the_checks_can_fail():
     }
     assert cycles(graph) == [["fmlib.a", "fmlib.b", "fmlib.c"]]
     assert cycles({"fmlib.a": {"fmlib.b"}, "fmlib.b": set()}) == []
+    # maths importing drawing, in every spelling; the drawing libraries, anywhere in a module
+    for source in (
+        "from fmlib import plots",
+        "import fmlib.widgets",
+        "def f():\n    from fmlib.figures import training",
+    ):
+        imports = imported_modules(source, "fmlib.metrics")
+        assert maths_importing_drawing({"fmlib.metrics": imports - {"fmlib"}}), source
+    assert maths_importing_drawing({"fmlib.plots": {"fmlib.figures.start"}}) == []
+    assert drawing_libraries("def f():\n    import matplotlib.pyplot as plt") == {"matplotlib"}
+    assert drawing_libraries("from ipywidgets import IntSlider") == {"ipywidgets"}
+    assert drawing_libraries("import torch\nfrom torch import nn") == set()
+    # a notebook with a second figure module, or another alias
+    two = (
+        "from fmlib.figures import couplings as figs\n"
+        "from fmlib.figures import paths_compared as fig07"
+    )
+    assert figure_imports(two) == [("couplings", "figs"), ("paths_compared", "fig07")]
+    assert figure_imports("import fmlib.figures.start") == [("start", None)]
+    assert figure_imports("from fmlib.figures.sampling import mean_se") == [("sampling", None)]

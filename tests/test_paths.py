@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmlib.paths import (
+    PATH_NAMES,
+    VE_S_MIN,
     AffinePath,
     GaussianPath,
     OTPath,
@@ -16,6 +18,7 @@ from fmlib.paths import (
     VPPath,
     as_time,
     cosine_path,
+    make_path,
     ot_conditional_velocity,
 )
 
@@ -311,3 +314,18 @@ def test_ot_flow_is_the_line_of_notebook_00():
         for t in (0.0, 0.3, 1.0):
             line = (1 - (1 - sigma_min) * t) * x0 + t * x1
             torch.testing.assert_close(OTPath(sigma_min).psi_t(x0, x1, t), line, rtol=0, atol=1e-15)
+
+
+def test_make_path_names_and_validation():
+    assert isinstance(make_path("OT", 0.1), OTPath) and make_path("OT", 0.1).sigma_min == 0.1
+    assert make_path("cosine").name == "cosine" and isinstance(make_path("VP"), VPPath)
+    ve = make_path("VE", 0.0)
+    assert isinstance(ve, VEPath) and ve.s_min == VE_S_MIN  # s_min must stay > 0
+    assert make_path("VE", 0.2).s_min == VE_S_MIN  # sigma_min is OT's only: no clamp
+    assert PATH_NAMES == ("OT", "cosine", "VP", "VE")
+    with pytest.raises(ValueError, match="path must be one of OT, cosine, VP, VE, got 'EDM'"):
+        make_path("EDM")
+    with pytest.raises(ValueError, match=r"sigma_min must be in \[0, 1\), got 1.0"):
+        make_path("OT", 1.0)
+    with pytest.raises(ValueError, match=r"sigma_min must be in \[0, 1\), got -0.1"):
+        make_path("cosine", -0.1)  # checked for every path, used by OT only

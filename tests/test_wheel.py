@@ -59,8 +59,7 @@ model = models.load(ckpt)
 with torch.no_grad():
     u = model(x0[:8], torch.full((8,), 0.5))
 assert u.shape == (8, 2) and torch.isfinite(u).all()
-from fmlib.figures import sampling as fs
-assert fs.checkpoint_path(0.1).parent == ckpt.parent
+assert models.checkerboard_checkpoint(0.1).parent == ckpt.parent
 print(f"checkpoint {ckpt.name} ({ckpt.stat().st_size} bytes) -> {type(model).__name__}, "
       f"{len(resources.names())} shipped resources")
 from fmlib.figures import training as ft
@@ -70,7 +69,7 @@ print(f"ablation table: {len(runs)} runs of 6000 steps")
 
 # a figure view drawn to PNG
 from fmlib.figures.start import ConditionalPath
-fig = ConditionalPath().draw(sigma_min=0.1, steps=4)
+fig = ConditionalPath.draw(sigma_min=0.1, steps=4)
 fig.savefig("view.png")
 assert Path("view.png").read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
 print(f"figure ConditionalPath -> view.png ({Path('view.png').stat().st_size} bytes)")

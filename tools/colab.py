@@ -5,14 +5,17 @@
 
 The repository's address is read from pyproject.toml ([project.urls] Repository), the one
 place it is kept. The badge goes at the top of the first (title) cell. The set-up lines go at
-the top of the first code cell: on Colab only, they clone the course (fmlib, checkpoints) and
-install what Colab lacks; elsewhere they do nothing, so the stored outputs are unchanged.
+the top of the first code cell: on Colab only, they clone the course and pip-install it as a
+normal package (fmlib with its checkpoints and tables as package data, and what Colab lacks;
+no editable install, whose path hook a running kernel would not see, and no sys.path edit),
+then work in its notebooks/ folder; elsewhere they do nothing, so the stored outputs are
+unchanged.
 The student edition (make student) copies both.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -20,11 +23,17 @@ from pathlib import Path
 import nbformat
 import tomllib
 
+_spec = importlib.util.spec_from_file_location(
+    "notebook_rewrite", Path(__file__).with_name("notebook_rewrite.py")
+)
+notebook_rewrite = importlib.util.module_from_spec(_spec)  # the shared rewrite / --check loop
+_spec.loader.exec_module(notebook_rewrite)
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n\n?")
 SETUP_START = "# Colab set-up (tools/colab.py): does nothing outside Colab."
 SETUP_END = "# End of Colab set-up."
+CLONE = "/content/course"  # where Colab clones the course
 
 
 def repository() -> str:
@@ -49,11 +58,10 @@ def setup_lines(repo: str) -> str:
             SETUP_START,
             "import sys",
             "",
-            'if "google.colab" in sys.modules:  # fetch the course, install what Colab lacks',
-            f"    !git clone -q --depth 1 {repo} /content/course",
-            "    %pip install -q -e /content/course",
-            "    %cd /content/course/notebooks",
-            '    sys.path.insert(0, "/content/course")',
+            'if "google.colab" in sys.modules:  # fetch the course, pip-install it and its needs',
+            f"    !git clone -q --depth 1 {repo} {CLONE}",
+            f"    %pip install -q {CLONE}",
+            f"    %cd {CLONE}/notebooks",
             SETUP_END,
             "",
         ]
@@ -73,21 +81,13 @@ def with_colab(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.Note
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="only report what is out of date")
-    args = parser.parse_args(argv)
-    repo, stale = repository(), []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        text = path.read_text()
-        nb = with_colab(nbformat.reads(text, as_version=4), path.name, repo)
-        new = nbformat.writes(nb) + "\n"
-        if new != text:
-            stale.append(path.name)
-            if not args.check:
-                path.write_text(new)
-    for name in stale:
-        print(f"{name}: {'out of date' if args.check else 'updated'}")
-    return 1 if args.check and stale else 0
+    repo = repository()
+    return notebook_rewrite.main(
+        lambda nb, path: with_colab(nb, path.name, repo),
+        __doc__.split("\n")[0],
+        "out of date",
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ The student edition (fmlib.editions) copies every cell's metadata, so it present
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -29,7 +29,11 @@ import nbformat
 
 from fmlib import editions
 
-ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location(
+    "notebook_rewrite", Path(__file__).with_name("notebook_rewrite.py")
+)
+notebook_rewrite = importlib.util.module_from_spec(_spec)  # the shared rewrite / --check loop
+_spec.loader.exec_module(notebook_rewrite)
 KEY, TYPE = "slideshow", "slide_type"
 SETUP_START = "# Colab set-up (tools/colab.py)"  # tools/colab.py's first set-up line
 PANEL = re.compile(r"\bwidgets\.panel\(")
@@ -79,21 +83,12 @@ def with_slides(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="only report what is out of date")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
-    args = parser.parse_args(argv)
-    stale = []
-    for path in args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")):
-        text = path.read_text()
-        new = nbformat.writes(with_slides(nbformat.reads(text, as_version=4))) + "\n"
-        if new != text:
-            stale.append(path.name)
-            if not args.check:
-                path.write_text(new)
-    for name in stale:
-        print(f"{name}: {'slide metadata out of date' if args.check else 'updated'}")
-    return 1 if args.check and stale else 0
+    return notebook_rewrite.main(
+        lambda nb, path: with_slides(nb),
+        __doc__.split("\n")[0],
+        "slide metadata out of date",
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.flows import (
     DiscreteFlow,
     GaussianFlow,
@@ -46,8 +46,7 @@ def _noise() -> Tensor:
 
 def flow(sigma_min: float) -> GaussianFlow:
     """The continuous flow the residual layers discretise."""
-    if not 0.0 <= sigma_min <= 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1], got {sigma_min}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0)
     return GaussianFlow(torch.tensor(M, dtype=torch.float64), sigma_min, omega=OMEGA)
 
 
@@ -269,7 +268,7 @@ class ResidualFlow(plots.LiveFigure):
     """Left: K residual layers vs the continuous flow; right: histogram of x_K^(1) vs the
     change-of-variables density N(m, s_K^2) and the continuous limit N(m, sigma_min^2).
 
-    `ResidualFlow().draw(sigma_min=0.1, steps=10)` -> Figure; `widgets.panel(view)` shows
+    `ResidualFlow.draw(sigma_min=0.1, steps=10)` -> Figure; `widgets.panel(view)` shows
     its controls (sigma_min in [0, 0.5], K = steps in [1, 100]; both always matter)."""
 
     def controls(self) -> dict:

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from fmlib import plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.flows import GaussianFlow
 from fmlib.solvers import METHODS, STEPS, integrate, standard_normal_log_prob
 
@@ -37,8 +37,7 @@ CLIP = 2.0  # the slice's y axis shows the ODE density up to CLIP x the closed f
 
 def flow(sigma_min: float) -> GaussianFlow:
     """N(0, I) -> N(M, sigma_min^2 I) along the OT path (no swirl)."""
-    if not 0.0 <= sigma_min <= 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1], got {sigma_min}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0)
     return GaussianFlow(torch.tensor(M, dtype=torch.float64), sigma_min)
 
 
@@ -219,7 +218,7 @@ class ODEDensity(plots.LiveFigure):
     p_t is a point mass); right: a slice through the mean, ODE vs closed form, with the
     log-likelihood error in the title.
 
-    `ODEDensity().draw(sigma_min=0.3, method="midpoint", steps=10, t=1.0)` -> Figure;
+    `ODEDensity.draw(sigma_min=0.3, method="midpoint", steps=10, t=1.0)` -> Figure;
     `widgets.panel(view)` shows its controls. At t = 0 nothing is integrated and p_0 =
     N(0, I) for every sigma_min; at sigma_min = 0, t = 1 p_1 is a point mass: `inactive`
     names the controls that then have no effect."""

@@ -17,7 +17,7 @@ from matplotlib.ticker import NullLocator
 from torch import Tensor
 
 from fmlib import continuity, plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.data import eight_gaussians_means
 from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath, VPPath
@@ -50,8 +50,7 @@ def mixture() -> GaussianMixture:
 
 
 def _check(sigma_min: float, t: float, field: str) -> None:
-    if not 0.0 <= sigma_min < 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
     if not 0.0 < t < 1.0:
         raise ValueError(f"t must be in (0, 1) (central differences in t), got {t}")
     if field not in FIELDS:
@@ -205,7 +204,7 @@ class Continuity(plots.LiveFigure):
     (symmetric log colour scale). Right: ||R|| on the grids NS for the true field and the
     chosen wrong one (slope 2: u_t generates p_t; slope 0: it does not).
 
-    `Continuity().draw(sigma_min=0.0, t=0.5, steps=10, n=33, field="true")` -> Figure;
+    `Continuity.draw(sigma_min=0.0, t=0.5, steps=10, n=33, field="true")` -> Figure;
     `fmlib.widgets.panel(view)` shows it with the controls of `controls()`."""
 
     NOTE = (
@@ -238,15 +237,6 @@ class Continuity(plots.LiveFigure):
         field: str = "true",
     ) -> None:
         self.panels.set(sigma_min, t, steps, n, field)
-
-
-def draw_continuity(
-    sigma_min: float = 0.0, t: float = 0.5, steps: int = 10, n: int = 33, field: str = "true"
-) -> Figure:
-    """The Continuity figure for one (sigma_min, t, steps, n, field), as a new pyplot Figure
-    (for static pages: `plt.show()` shows it)."""
-    _check_panel(sigma_min, t, n, field)  # before a figure exists
-    return Continuity(pyplot=True).draw(sigma_min=sigma_min, t=t, steps=steps, n=n, field=field)
 
 
 def draw_particles_grid(

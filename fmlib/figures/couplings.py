@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import couplings, data, metrics, plots, widgets
-from fmlib.checks import Field
+from fmlib.checks import Field, check_range
 from fmlib.solvers import integrate
 
 COUPLINGS = ("independent", "minibatch OT", "reflow")
@@ -111,7 +111,7 @@ class CouplingsView(plots.LiveFigure):
     learned flow's Euler trajectories and particles at t | its samples after `steps` Euler
     steps over the data, with their SW_2 and the flow's straightness S.
 
-    `CouplingsView(atlas).draw(coupling="minibatch OT", batch_size=8, sigma_min=0.0,
+    `CouplingsView.draw(atlas, coupling="minibatch OT", batch_size=8, sigma_min=0.0,
     steps=2, t=0.5)` -> Figure."""
 
     NOTE = "σ_min blurs the end of every conditional path: x_1 is reached as x_1 + σ_min x_0."
@@ -185,8 +185,7 @@ class CouplingsView(plots.LiveFigure):
             )
         if steps not in STEP_OPTIONS:
             raise ValueError(f"steps must be one of {STEP_OPTIONS}, got {steps!r}")
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"t must be in [0, 1], got {t}")
+        check_range("t", t, 0.0, 1.0)
         return k
 
     def update(
@@ -253,9 +252,11 @@ def draw_flows(
 
 # --------------------------------------------------------------------------- benchmark
 @lru_cache(maxsize=1)
-def _bench_atlas() -> CouplingAtlas:
-    """Untrained small MLPs on the notebook's grid (the redraw cost does not depend on weights)."""
-    from fmlib.models import MLP
+def _bench_atlas(seed: int = 1) -> CouplingAtlas:
+    """Notebook 08's models of training seed `seed`, shipped with fmlib (independent, minibatch
+    OT with b = 4, 8, 64 and reflow, all at sigma_min = 0: couplings.load_seed_replicate),
+    with their couplings' samplers; reflow's pairs are (x0, the seed's independent flow of x0)
+    as in the notebook."""
 
     def source(n, g):
         return torch.randn(n, 2, generator=g)
@@ -263,22 +264,26 @@ def _bench_atlas() -> CouplingAtlas:
     def target(n, g):
         return data.sample("eight_gaussians", n, g)
 
-    torch.manual_seed(0)
-    models, samplers = {}, {}
-    for s in (0.0, 0.3):
-        samplers[key("independent", 1, s)] = couplings.coupled_sampler(source, target)
-        for b in (4, 8, 64):
-            samplers[key("minibatch OT", b, s)] = couplings.coupled_sampler(
-                source, target, "minibatch OT", b
-            )
-    samplers[key("reflow", 0, 0.0)] = couplings.coupled_sampler(source, target)
-    for k in samplers:
-        models[k] = MLP(hidden=32, layers=2, time_features=16, max_frequency=30.0).eval()
-    g = torch.Generator().manual_seed(1)
+    shipped = couplings.load_seed_replicate(seed)["models"]
+    g = torch.Generator().manual_seed(seed)
+    x0_pool = source(2048, g)
+    with torch.no_grad():
+        x1_pool = integrate(shipped["independent"], x0_pool, steps=16, method="rk4").x
+    models = {key("independent", 1, 0.0): shipped["independent"]}
+    samplers = {key("independent", 1, 0.0): couplings.coupled_sampler(source, target)}
+    for b in (4, 8, 64):
+        models[key("minibatch OT", b, 0.0)] = shipped[f"OT b={b}"]
+        samplers[key("minibatch OT", b, 0.0)] = couplings.coupled_sampler(
+            source, target, "minibatch OT", b
+        )
+    models[key("reflow", 0, 0.0)] = shipped["reflow"]
+    samplers[key("reflow", 0, 0.0)] = couplings.pair_sampler(x0_pool, x1_pool)
     return precompute(models, samplers, source(N_QUALITY, g), target(N_QUALITY, g), g)
 
 
 def bench_view() -> CouplingsView:
-    """The view over small untrained models, for the benchmark, the tests and the site
-    (a redraw costs the same whatever the weights)."""
+    """The view over notebook 08's shipped models of training seed 1 (`_bench_atlas`), for
+    the benchmark, the tests and the static site: trained flows, as in the notebook (whose
+    panel shows its own seed-0 models and also offers sigma_min = 0.3; the site has the
+    shipped sigma_min = 0 models only)."""
     return CouplingsView(_bench_atlas())

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import discrete, plots, widgets
+from fmlib.checks import check_range
 from fmlib.repro import one_thread
 
 N_VALUES = 32  # D: the grid is D x D, the full state space (D + 1)^2 with the mask
@@ -39,8 +40,7 @@ def _check(steps: int, power: float, source: str, t: float) -> None:
         raise ValueError(f"power must be one of {POWERS}, got {power!r}")
     if source not in discrete.SOURCES:
         raise ValueError(f"source must be one of {discrete.SOURCES}, got {source!r}")
-    if not 0 <= t <= 1:
-        raise ValueError(f"t must be in [0, 1], got {t}")
+    check_range("t", t, 0.0, 1.0)
 
 
 @lru_cache(maxsize=1)
@@ -159,20 +159,11 @@ class DiscretePath(plots.LiveFigure):
         )
 
 
-def draw_discrete(
-    steps: int = 8, power: float = 2.0, source: str = "mask", t: float = 0.5
-) -> Figure:
-    """The DiscretePath figure for one setting, as a new pyplot Figure (for static pages)."""
-    _check(steps, power, source, t)
-    return DiscretePath(pyplot=True).draw(steps=steps, power=power, source=source, t=t)
-
-
 __all__ = [
     "N_VALUES",
     "POWERS",
     "STEPS",
     "DiscretePath",
-    "draw_discrete",
     "sweep",
     "target",
 ]

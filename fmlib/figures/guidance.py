@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import guidance, plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate, position_at
@@ -43,11 +43,9 @@ def _check(w: float, y: str, sigma_min: float, steps: int, t: float) -> None:
         raise ValueError(f"w must be one of {W_OPTIONS}, got {w!r}")
     if y not in CLASSES:
         raise ValueError(f"y must be one of {', '.join(CLASSES)}, got {y!r}")
-    if not 0.0 <= sigma_min < 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
     check_int("steps", steps)
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
+    check_range("t", t, 0.0, 1.0)
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +102,7 @@ class Guidance(plots.LiveFigure):
     (CFG samples; grey: classified into another class) over the tilted density
     p(x | y)^w p(x)^(1 - w) / Z | accuracy and spread of the endpoints against w.
 
-    `Guidance().draw(w=2.0, y="0", sigma_min=0.0, steps=16, t=0.5)` -> Figure."""
+    `Guidance.draw(w=2.0, y="0", sigma_min=0.0, steps=16, t=0.5)` -> Figure."""
 
     NOTE = (
         "The fields are exact (closed forms of fmlib.marginal), not the trained network's; "
@@ -224,13 +222,6 @@ class Guidance(plots.LiveFigure):
         self.now.set_xdata([w, w])
         for ax, title in zip(self.axes, self._titles(w, label, sigma_min, steps, t), strict=True):
             ax.title.set_text(title)
-
-
-def draw_guidance(
-    w: float = 2.0, y: str = "0", sigma_min: float = 0.0, steps: int = 16, t: float = 0.5
-) -> Figure:
-    """The widget's picture, drawn once on a pyplot figure (the static page)."""
-    return Guidance(pyplot=True).draw(w=w, y=y, sigma_min=sigma_min, steps=steps, t=t)
 
 
 def draw_densities(log_tilted: Tensor, log_cfg: Tensor, lim: float, w: float) -> Figure:

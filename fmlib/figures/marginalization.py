@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.continuity import square_grid
 from fmlib.marginal import GaussianMixture, MixtureMarginal, posterior
 from fmlib.paths import OTPath
@@ -41,10 +41,8 @@ N_POINTS_OPTIONS = tuple(range(5, 55, 5))  # training-set sizes of the panel
 
 
 def _check(sigma_min: float, t: float, steps: int, n_points: int) -> None:
-    if not 0.0 <= sigma_min < 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
+    check_range("t", t, 0.0, 1.0)
     check_int("steps", steps)
     check_int("n_points", n_points, 1, 200)
 
@@ -172,7 +170,7 @@ class Marginalization(plots.LiveFigure):
     """log p_t and the marginal field u_t | posterior certainty max_k P(x1^(k) | x_t = x) |
     trajectories and endpoints of the exact marginal ODE; stars: the training points.
 
-    `Marginalization().draw(sigma_min=0.05, t=0.5, steps=20, n_points=10)` -> Figure;
+    `Marginalization.draw(sigma_min=0.05, t=0.5, steps=20, n_points=10)` -> Figure;
     `fmlib.widgets.panel(view)` shows it with the controls of `controls()`."""
 
     def controls(self) -> dict:
@@ -197,16 +195,6 @@ class Marginalization(plots.LiveFigure):
         self, sigma_min: float = 0.05, t: float = 0.5, steps: int = 20, n_points: int = 10
     ) -> None:
         self.panels.set(sigma_min, t, steps, n_points)
-
-
-def draw_marginalization(
-    sigma_min: float = 0.05, t: float = 0.5, steps: int = 20, n_points: int = 10
-) -> Figure:
-    """The Marginalization figure for one (sigma_min, t, steps, n_points), as a new pyplot
-    Figure (for static pages: `plt.show()` shows it)."""
-    _check(sigma_min, t, steps, n_points)  # before a figure exists
-    view = Marginalization(pyplot=True)
-    return view.draw(sigma_min=sigma_min, t=t, steps=steps, n_points=n_points)
 
 
 def draw_memorisation_grid(

@@ -23,16 +23,14 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from fmlib import data, metrics, plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.continuity import square_grid
-from fmlib.marginal import GaussianMixture, MixtureMarginal
-from fmlib.paths import GaussianPath, OTPath, VEPath, VPPath, cosine_path
+from fmlib.marginal import MixtureMarginal
+from fmlib.paths import PATH_NAMES, VE_S_MIN, GaussianPath, OTPath, VEPath, VPPath, make_path
 from fmlib.plots import LOG_P_CEIL, LOG_P_FLOOR
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate, position_at
 
-PATH_NAMES = ("OT", "cosine", "VP", "VE")
-VE_S_MIN = 0.01  # VE's final noise level sigma_1 = s_min (> 0: its field has log(s_max/s_min))
 SIGMA_MIN_PATHS = ("OT",)  # the paths that have a sigma_min
 VIEW = 5.0
 N_PARTICLES = 300
@@ -44,24 +42,9 @@ REFERENCE_STEPS = 50  # RK4, even (Simpson): the "exact" solution Euler is compa
 def _check(name: str, sigma_min: float, steps: int = 1, t: float = 0.0) -> None:
     if name not in PATH_NAMES:
         raise ValueError(f"path must be one of {', '.join(PATH_NAMES)}, got {name!r}")
-    if not 0.0 <= sigma_min < 1.0:
-        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+    check_range("sigma_min", sigma_min, 0.0, 1.0, high_open=True)
     check_int("steps", steps)
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
-
-
-def make_path(name: str, sigma_min: float = 0.0) -> GaussianPath:
-    """The path called `name`; sigma_min sets sigma_1 of OT only. Cosine and VP end at
-    sigma_1 = 0, VE at its own s_min = VE_S_MIN, whatever sigma_min (see sigma_min_reason)."""
-    _check(name, sigma_min)
-    if name == "OT":
-        return OTPath(sigma_min)
-    if name == "cosine":
-        return cosine_path()
-    if name == "VP":
-        return VPPath()
-    return VEPath(s_min=VE_S_MIN)
+    check_range("t", t, 0.0, 1.0)
 
 
 def sigma_min_reason(name: str) -> str | None:
@@ -75,29 +58,27 @@ def sigma_min_reason(name: str) -> str | None:
     }[name]
 
 
-def target() -> GaussianMixture:
-    """q: eight Gaussians of std 0.2 on the circle of radius 2 (fmlib.data), float64."""
-    return GaussianMixture(data.eight_gaussians_means().double(), data.EIGHT_GAUSSIANS_STD)
-
-
 @lru_cache(maxsize=64)
-def marginal_field(name: str, sigma_min: float) -> MixtureMarginal:
-    """The exact marginal path of `target()` under the path `name`: .log_prob, .velocity."""
-    return MixtureMarginal(make_path(name, sigma_min), target())
+def _marginal(name: str, sigma_min: float) -> MixtureMarginal:
+    """The exact marginal path of q (eight Gaussians) under the path `name`, cached."""
+    return MixtureMarginal(make_path(name, sigma_min), data.eight_gaussians_mixture())
 
 
 @lru_cache(maxsize=64)
 def source_samples(name: str, sigma_min: float, n: int = N_PARTICLES) -> Tensor:
     """x ~ p_0 = law of psi_0(eps | x1) = alpha_0 x1 + sigma_0 eps, x1 ~ q, eps ~ N(0, I)."""
     g = torch.Generator().manual_seed(7)
-    x1, eps = target().sample(n, generator=g), torch.randn(n, 2, generator=g, dtype=torch.float64)
+    x1, eps = (
+        data.eight_gaussians_mixture().sample(n, generator=g),
+        torch.randn(n, 2, generator=g, dtype=torch.float64),
+    )
     return make_path(name, sigma_min).psi_t(eps, x1, 0.0)
 
 
 @lru_cache(maxsize=256)
 def trajectories(name: str, sigma_min: float, steps: int, method: str = "euler") -> Tensor:
     """x_t of dx/dt = u_t(x) (exact marginal field) from p_0 samples: [steps + 1, N, 2]."""
-    u = marginal_field(name, sigma_min).velocity
+    u = _marginal(name, sigma_min).velocity
     x0 = source_samples(name, sigma_min)
     return integrate(u, x0, steps=steps, method=method, trajectory=True).trajectory
 
@@ -128,7 +109,7 @@ def kinetic_energy(
     straight line run at constant speed; S = K - E|x_1 - x_0|^2 up to the quadrature error.
     """
     traj = reference(name, sigma_min, steps)
-    u = marginal_field(name, sigma_min).velocity
+    u = _marginal(name, sigma_min).velocity
     h = 1.0 / steps
     times = [k * h for k in range(steps + 1)]  # fmlib.solvers' nodes t_k = k h
     k, s = metrics.path_energy(u, traj, times, "simpson")
@@ -170,7 +151,7 @@ def draw_conditional_paths(n_lines: int = 12) -> Figure:
 
 @lru_cache(maxsize=256)
 def _log_p(name: str, sigma_min: float, t: float) -> Tensor:
-    return marginal_field(name, sigma_min).log_prob(square_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
+    return _marginal(name, sigma_min).log_prob(square_grid(VIEW, HEAT), t).reshape(HEAT, HEAT)
 
 
 def _schedule(path: GaussianPath) -> tuple[Tensor, Tensor, Tensor]:
@@ -212,7 +193,7 @@ class PathsCompared(plots.LiveFigure):
     endpoints (stars: the mixture's means) | alpha_t and sigma_t of all four paths, the
     chosen one bold, a line at t.
 
-    `PathsCompared().draw(path="VP", sigma_min=0.0, steps=8, t=0.5)` -> Figure. sigma_min
+    `PathsCompared.draw(path="VP", sigma_min=0.0, steps=8, t=0.5)` -> Figure. sigma_min
     acts on OT only (`inactive` says why elsewhere); t is drawn exactly (the heatmap is
     the closed-form p_t, the particles sit on the Euler polygon at t)."""
 

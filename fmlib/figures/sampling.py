@@ -5,8 +5,8 @@ sigma_min change?
 widget, plus adaptive dopri5 at a few tolerances and a tight dopri5 reference;
 `sigma_min_sweeps()` does it for each shipped checkpoint (one per sigma_min, all from the
 same x0). The widget `SamplesView(sweeps)` (a LiveFigure, built once) then only picks,
-measures and resets its points, lines, marker and title; `draw_samples` is the same
-figure as a new pyplot Figure.
+measures and resets its points, lines, marker and title; `SamplesView.draw(sweeps,
+**values)` is the same figure as a new pyplot Figure.
 
 The particles at a time t (the widget's t control, with Play): `state_at` returns the
 sampler's own iterate x_{t_k} when t lies on its grid t_k = k / steps, and otherwise its
@@ -35,7 +35,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 from torch import Tensor, nn
 
 from fmlib import data, metrics, models, plots, widgets
-from fmlib.checks import check_int
+from fmlib.checks import check_int, check_range
 from fmlib.repro import one_thread
 from fmlib.sampling import STAGES
 from fmlib.solvers import integrate, position_at
@@ -56,9 +56,6 @@ SEEDS = models.CHECKERBOARD_SEEDS  # training seeds of the replicate checkpoints
 SEED_TRAIN_STEPS = models.CHECKERBOARD_SEED_STEPS  # their budget
 
 
-checkpoint_path = models.checkerboard_checkpoint  # moved: remove once test_wheel.py uses models
-
-
 def seed_curves(
     seed_models: Mapping[float, list[nn.Module]], method: str = "midpoint", n: int = N_SAMPLES
 ) -> dict[float, list[dict[str, list[float]]]]:
@@ -69,14 +66,6 @@ def seed_curves(
         s: [curves(solver_sweep(m, n=n, methods=(method,), tolerances=()))[method] for m in ms]
         for s, ms in seed_models.items()
     }
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """The mean of K values and its standard error s / sqrt(K) (K - 1 degrees of freedom)."""
-    if len(values) < 2:
-        raise ValueError(f"need at least 2 values for a standard error, got {len(values)}")
-    v = torch.tensor(values, dtype=torch.float64)
-    return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
 
 
 @dataclass
@@ -151,28 +140,13 @@ def state_at(sweep: SolverSweep, method: str, steps: int, t: float) -> tuple[Ten
             f"(solver, steps) must be one of the precomputed {sorted(sweep.trajectories)}, "
             f"got {(method, steps)}"
         )
-    if not 0 <= t <= 1:
-        raise ValueError(f"t must be in [0, 1], got {t!r}")
+    check_range("t", t, 0.0, 1.0)
     t_k = min(math.floor(t * steps + 1e-9), steps) / steps
     if t - t_k >= 1e-9 and sweep.model is None:
         raise ValueError("sweep.model must be the field to step between grid times, got None")
     with one_thread(), torch.no_grad():
         trajectory = sweep.trajectories[(method, steps)]
         return position_at(trajectory, t, sweep.model, method), t_k
-
-
-def quality(x1: Tensor, y: Tensor, seed: int = 0) -> dict[str, float]:
-    """SW_2 to data (fixed projections) and the in-support fraction of samples x1 [n, 2]."""
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "sw": metrics.sliced_wasserstein(x1, y, N_PROJECTIONS, generator),
-        "in_support": metrics.in_support_fraction(x1),
-    }
-
-
-def solver_error(x1: Tensor, reference: Tensor) -> float:
-    """(1/n) sum_i |x1_i - x1_i^ref|: the discretisation error of a solve."""
-    return (x1 - reference).norm(dim=1).mean().item()
 
 
 def curves(sweep: SolverSweep) -> dict[str, dict[str, list[float]]]:
@@ -184,11 +158,11 @@ def curves(sweep: SolverSweep) -> dict[str, dict[str, list[float]]]:
     runs += [("dopri5", tol, x, nfe) for tol, (x, nfe) in sweep.adaptive.items()]
     for method, _, x1, nfe in sorted(runs, key=lambda r: (r[0], r[3])):
         row = out.setdefault(method, {"nfe": [], "sw": [], "in_support": [], "error": []})
-        scores = quality(x1, sweep.data)
+        scores = metrics.quality(x1, sweep.data, n_projections=N_PROJECTIONS)
         row["nfe"].append(nfe)
         row["sw"].append(scores["sw"])
         row["in_support"].append(scores["in_support"])
-        row["error"].append(solver_error(x1, sweep.reference))
+        row["error"].append(metrics.solver_error(x1, sweep.reference))
     sweep.scores = out
     return out
 
@@ -260,7 +234,9 @@ def draw_seed_curves(
     if ax is None:
         fig, (ax,) = plots.new_axes(1, size=3.6)
     for s, rows in seed_rows.items():
-        stats = [mean_se([row[metric][i] for row in rows]) for i in range(len(rows[0]["nfe"]))]
+        stats = [
+            metrics.mean_se([row[metric][i] for row in rows]) for i in range(len(rows[0]["nfe"]))
+        ]
         ax.errorbar(
             rows[0]["nfe"],
             [m for m, _ in stats],
@@ -395,12 +371,12 @@ class SamplesView(plots.LiveFigure):
         batch: int = 1000,
         t: float = 1.0,
     ) -> dict[str, float]:
-        """Show the choice; returns quality() of the batch of particles x_t in the title."""
+        """Show the choice; returns metrics.quality() of the batch of particles x_t in the title."""
         _check_choice(self.sweeps, sigma_min, solver, steps, batch)
         sweep = self.sweeps[sigma_min]
         x_t, t_k = state_at(sweep, solver, steps, t)
         x_t = x_t[:batch]
-        scores = quality(x_t, sweep.data[:batch])
+        scores = metrics.quality(x_t, sweep.data[:batch], n_projections=N_PROJECTIONS)
         self.points.set_offsets(x_t.numpy())
         for s, line in self.lines.items():
             row = curves(self.sweeps[s])[solver]
@@ -411,20 +387,6 @@ class SamplesView(plots.LiveFigure):
         self.choice.set_data([nfe], [row["sw"][row["nfe"].index(nfe)]])
         self._titles(sigma_min, solver, steps, batch, t, t_k, scores)
         return scores
-
-
-def draw_samples(
-    sweeps: Mapping[float, SolverSweep],
-    sigma_min: float = 0.0,
-    solver: str = "midpoint",
-    steps: int = 8,
-    batch: int = 1000,
-    t: float = 1.0,
-) -> Figure:
-    """The SamplesView figure for one choice, as a new pyplot Figure (for static pages)."""
-    _check_choice(_as_sweeps(sweeps), sigma_min, solver, steps, batch)  # before a figure exists
-    view = SamplesView(sweeps, pyplot=True)
-    return view.draw(sigma_min=sigma_min, solver=solver, steps=steps, batch=batch, t=t)
 
 
 def draw_grid(
@@ -479,19 +441,14 @@ __all__ = [
     "STEPS",
     "SamplesView",
     "SolverSweep",
-    "checkpoint_path",
     "curves",
     "draw_seed_curves",
-    "mean_se",
     "seed_curves",
     "demo_sweeps",
     "draw_grid",
     "draw_nfe_curves",
-    "draw_samples",
     "draw_sigma_min_curves",
-    "quality",
     "sigma_min_sweeps",
-    "solver_error",
     "solver_sweep",
     "state_at",
 ]

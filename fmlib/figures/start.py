@@ -138,7 +138,7 @@ class ConditionalPath(plots.LiveFigure):
     """Left: the OT path (straight lines); right: the VP path (curved). Wide grey: exact
     psi_t(x0 | x1); green: Euler on u_t(x | x1) with `steps` steps; star: x1.
 
-    `ConditionalPath().draw(sigma_min=0.1, steps=4)` -> Figure; `widgets.panel(view)` shows
+    `ConditionalPath.draw(sigma_min=0.1, steps=4)` -> Figure; `widgets.panel(view)` shows
     its controls. sigma_min moves only the OT panel: the VP path's width sigma_t =
     sqrt(1 - alpha_t^2) has no sigma_min (it reaches 0 at t = 1), as the NOTE says."""
 

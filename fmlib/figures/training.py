@@ -5,8 +5,8 @@ change is precomputed once by `precompute_atlas` (Euler trajectories of every tr
 model for every number of steps in a grid, and each field on the arrow grid at the t
 slider's values), so a redraw only looks samples and arrows up (no ODE solve). The widget
 is `FlowAtlasView` (a LiveFigure: built once, a slider change only resets the points,
-arrows and titles); `FlowAtlas.draw(sigma_min, steps, t)` is the same figure as a new
-pyplot Figure.
+arrows and titles); `FlowAtlasView.draw(atlas, sigma_min=..., steps=..., t=...)` is the
+same figure as a new pyplot Figure.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from fmlib import data, metrics, plots, resources, widgets
-from fmlib.checks import Field, check_int
+from fmlib import data, metrics, models, plots, resources, widgets
+from fmlib.checks import Field, check_int, check_range
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
 
@@ -61,8 +61,7 @@ def nearest(value: float, options: Sequence[float]) -> float:
 @torch.no_grad()
 def field_on_grid(model: Field, t: float, lim: float = plots.LIM, n: int = QUIVER_N):
     """u_theta(x, t) on an n x n grid of [-lim, lim]^2: (xx, yy, u [n, n, 2])."""
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"t must be in [0, 1], got {t}")
+    check_range("t", t, 0.0, 1.0)
     xx, yy, pts = plots.grid2d(lim, n)
     u = model(pts, torch.full((pts.shape[0],), float(t)))
     return xx, yy, u.reshape(n, n, 2)
@@ -229,8 +228,7 @@ class FlowAtlas:
 
     def samples_at(self, sigma_min: float, steps: int, t: float) -> tuple[Tensor, float]:
         """The Euler iterate at the grid time k h closest to t: (x [N, 2], that time)."""
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"t must be in [0, 1], got {t}")
+        check_range("t", t, 0.0, 1.0)
         _, k, traj = self.trajectory(sigma_min, steps)
         j = round(t * k)
         return traj[j], j / k
@@ -267,13 +265,6 @@ class FlowAtlas:
         fixed top of the widget's speed colour scale."""
         top = max(u.norm(dim=-1).max().item() for u in self._fields().values())
         return top if np.isfinite(top) and top > 0 else 1.0
-
-    def draw(self, sigma_min: float = 0.0, steps: int = 8, t: float = 1.0) -> Figure:
-        """Left: the true p_t; middle: the model's Euler samples at time t; right: the
-        learned field u_theta(., t) as arrows. sigma_min and steps snap to the trained /
-        precomputed values (shown in the titles). A new pyplot Figure (for static pages);
-        the widget uses `FlowAtlasView(atlas)`, the same figure built once."""
-        return FlowAtlasView(self, pyplot=True).draw(sigma_min=sigma_min, steps=steps, t=t)
 
 
 class _AtlasArtists:
@@ -404,18 +395,19 @@ def draw_sigma_steps_grid(
 # --------------------------------------------------------------------------- benchmark
 @lru_cache(maxsize=1)
 def _bench_atlas() -> FlowAtlas:
-    """An atlas of untrained recipe MLPs (the redraw cost does not depend on the weights)."""
-    from fmlib.training import Recipe
-
-    torch.manual_seed(0)
-    models = {s: Recipe(sigma_min=s).model().eval() for s in (0.0, 0.1)}
+    """An atlas of the shipped trained checkerboard models (models.CHECKERBOARD_SIGMA_MINS:
+    notebook 06's 6000-step checkpoints of notebook 05's recipe, one per sigma_min), from
+    the same 400 noise points."""
+    trained = models.load_checkerboard_models()
     x1 = data.sample("checkerboard", 400, torch.Generator().manual_seed(0))
-    return precompute_atlas(models, x1, generator=torch.Generator().manual_seed(1))
+    return precompute_atlas(trained, x1, generator=torch.Generator().manual_seed(1))
 
 
 def bench_view() -> FlowAtlasView:
-    """The view over small untrained models, for the benchmark, the tests and the site
-    (a redraw costs the same whatever the weights)."""
+    """The view over the shipped trained models (`_bench_atlas`), for the benchmark, the
+    tests and the static site: the site shows trained fields, as the notebook does (the
+    notebook's own models, trained or fine-tuned live, differ in their weights and offer
+    sigma_min = 0, 0.1, 0.25, 0.5 instead of the checkpoints' 0, 0.05, 0.1, 0.25)."""
     return FlowAtlasView(_bench_atlas())
 
 
