@@ -427,8 +427,8 @@ def demo_sweeps() -> dict[float, SolverSweep]:
 
 
 def bench_view() -> SamplesView:
-    """The view over small untrained models, for the benchmark, the tests and the site
-    (a redraw costs the same whatever the weights)."""
+    """The view over `demo_sweeps()` (the shipped trained checkpoints, the notebook's own),
+    for the benchmark, the tests and the site."""
     return SamplesView(demo_sweeps())
 
 
