@@ -184,12 +184,12 @@ def test_time_cap_stops_the_notebook(course):
             "prediction": "import time\ntime.sleep(900)",
         },
     )
-    start = time.monotonic()
-    report = _grade([slow], tmp_path, "--time-limit", "60")
-    assert time.monotonic() - start < 60 + 30
+    start = time.monotonic()  # the cap is a wall-clock wait: short, the check is the same
+    report = _grade([slow], tmp_path, "--time-limit", "20")
+    assert time.monotonic() - start < 20 + 30
     last = report["verdicts"][-1]
     assert last["verdict"] == "not attempted"
-    assert "ran past the time limit (60 s)" in last["message"]
+    assert "ran past the time limit (20 s)" in last["message"]
 
 
 def test_bad_arguments(tmp_path):
