@@ -111,8 +111,8 @@ def _unit_cost(scope: str, items: int) -> float:
     """Estimated seconds of a unit (only their order matters): a notebook's (measured, else
     guessed: tools/ci_times.py) plus 40 s of slider checks in the browser; a browser test
     module 100 s + 30 s a test (the site's is the longest: ~75 s of build, then every
-    control of every page); another test module a second per test if any is marked slow,
-    else a tenth of a second per test."""
+    control of every page); another test module 30 s + 25 s per test marked slow if it has
+    any (test_nbgrader.py's pipeline runs notebook 01 six times), plus 0.1 s a test."""
     if m := re.match(r"^(?:.*/)?(\d\d_[^/]+)\.ipynb$", scope):  # nbval: a whole notebook
         return ci_times.cost(m.group(1), ci_times.setting())
     if (m := PARAM_ID.match(scope)) and m.group(1) in PER_NOTEBOOK:
@@ -122,8 +122,8 @@ def _unit_cost(scope: str, items: int) -> float:
     if scope.startswith("tests/ui/"):  # starts its own JupyterLab, or builds the site
         return 100.0 + 30.0 * items
     path = Path(__file__).parent / scope.split("::")[0]
-    slow = path.suffix == ".py" and path.is_file() and "mark.slow" in path.read_text()
-    return items * (1.0 if slow else 0.1) + (30.0 if slow else 0.0)
+    slow = path.read_text().count("mark.slow") if path.suffix == ".py" and path.is_file() else 0
+    return 0.1 * items + (30.0 + 25.0 * slow if slow else 0.0)
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
