@@ -143,8 +143,9 @@ class ManifoldView(plots.LiveFigure):
         self.ax_s.scatter(*lonlat(d).T, s=4, color="0.55", lw=0)
         d = self.atlas.torus_data[:N_SHOWN]
         self.ax_t.scatter(d[:, 0], d[:, 1], s=4, color="0.55", lw=0)
-        self.pts_s = self.ax_s.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0)
-        self.pts_t = self.ax_t.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0)
+        # above the graticule and the spines (zorder 2.5), as in the blitted picture
+        self.pts_s = self.ax_s.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0, zorder=3)
+        self.pts_t = self.ax_t.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0, zorder=3)
         for ax in (self.ax_s, self.ax_t):
             ax.set_title("a\nb")  # placeholder two-line titles: they size the layout
         self.dynamic(self.pts_s, self.pts_t, self.ax_s.title, self.ax_t.title)
@@ -171,11 +172,12 @@ class ManifoldView(plots.LiveFigure):
         self.pts_t.set_offsets(position(T, self.atlas.torus[steps], steps, t).numpy())
         q_s, q_t = self.atlas.quality[(target, steps)], self.atlas.quality[("torus", steps)]
         self.ax_s.title.set_text(
-            f"sphere, target = {target}, {steps} steps, t = {t:.2f}\n"
+            f"sphere, target = {target}, Euler steps = {steps}, t = {t:.2f}\n"
             f"energy distance of the samples (t = 1): {q_s:.4f}"
         )
         self.ax_t.title.set_text(
-            f"torus, geodesic, {steps} steps, t = {t:.2f}\non the dark squares at t = 1: {q_t:.2f}"
+            f"torus, geodesic, steps = {steps}, t = {t:.2f}\n"
+            f"on the dark squares at t = 1: {q_t:.2f}"
         )
 
 
