@@ -49,7 +49,7 @@ the data-vs-data floor; and to measure what the two usual mistakes cost.
 
 **Prerequisites:** [03](03_continuity_equation.ipynb) (the continuity residual on a grid),
 [05](05_cfm_training.ipynb) (CFM training) and [08](08_couplings.ipynb) (comparisons over three
-training seeds). Takes about 35 s of CPU time; it uses one thread. The last cell prints the CPU time
+training seeds). Takes about 30 s of CPU time; it uses one thread. The last cell prints the CPU time
 and the wall-clock time of the run, which is longer on a loaded machine.
 """,
     "slide",
