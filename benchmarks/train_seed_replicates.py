@@ -7,6 +7,7 @@ network, same steps, same loop; only the seed differs: initial weights and every
 
     .venv/bin/python benchmarks/train_seed_replicates.py couplings --seeds 1 2
     .venv/bin/python benchmarks/train_seed_replicates.py guidance --seeds 1 2
+    .venv/bin/python benchmarks/train_seed_replicates.py manifolds --seeds 1 2
 
 `couplings` (notebook 08, about 20 s of CPU per seed) writes
 fmlib/resources/couplings_seed<S>.pt: the sigma_min = 0 models that the notebook compares
@@ -17,7 +18,10 @@ fmlib/resources/guidance_seed<S>.pt: the label-dropout ConditionalMLP (EMA weigh
 mean loss over the first and last 200 steps. Both use one thread and a fixed number of steps,
 so the files do not depend on the wall clock. The notebooks load them with
 `couplings.load_seed_replicate` / `guidance.load_seed_replicate` and check that the stored
-recipe (config, steps) equals theirs.
+recipe (config, steps) equals theirs. `manifolds` (notebook 13, about 25 s of CPU per seed) writes
+fmlib/resources/manifolds_seed<S>.pt: the sphere's models trained with the three targets of
+`fmlib.manifolds.TARGETS` and the torus model (`manifolds.fit`, EMA weights), loaded with
+`manifolds.load_seed_replicate`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from fmlib import couplings, data, guidance, repro, resources
+from fmlib import couplings, data, guidance, manifolds, repro, resources
 from fmlib.models import MLP
 from fmlib.paths import OTPath
 from fmlib.solvers import integrate
@@ -113,15 +117,41 @@ def train_guidance(seed: int) -> dict:
     }
 
 
+def train_manifolds(seed: int) -> dict:
+    repro.seed_everything(seed, threads=1)  # manifolds.fit seeds its weights and draws itself
+    S, T = manifolds.Sphere(), manifolds.Torus()
+    models, losses = {}, {}
+    for target in manifolds.TARGETS:
+        key = f"sphere {target}"
+        models[key], losses[key] = manifolds.fit(
+            S, manifolds.sphere_target, target, seed=seed, progress=False
+        )
+    key = "torus geodesic"
+    models[key], losses[key] = manifolds.fit(
+        T, manifolds.torus_checkerboard, seed=seed, progress=False
+    )
+    return {
+        "seed": seed,
+        "config": manifolds.NET,
+        "steps": manifolds.STEPS,
+        "state_dicts": {k: m.state_dict() for k, m in models.items()},
+        "final_loss": {k: sum(v[-100:]) / 100 for k, v in losses.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", choices=("couplings", "guidance"))
+    parser.add_argument("notebook", choices=("couplings", "guidance", "manifolds"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
         "--out", default=str(resources.DIRECTORY), help="folder for <notebook>_seed<S>.pt"
     )
     args = parser.parse_args()
-    train = train_couplings if args.notebook == "couplings" else train_guidance
+    train = {
+        "couplings": train_couplings,
+        "guidance": train_guidance,
+        "manifolds": train_manifolds,
+    }[args.notebook]
     for seed in args.seeds:
         start = time.process_time()
         payload = train(seed)

@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 import torch
 from tqdm.auto import tqdm
 
-from fmlib import data
+from fmlib import data, manifolds
 from fmlib.continuity import continuity_residual
 from fmlib.divergence import divergence, draw_probes, hutchinson, jacobian, value_and_hutchinson
 from fmlib.flows import CouplingLayer, GaussianFlow, log_abs_det
@@ -41,7 +42,7 @@ from fmlib.solvers import (
     rk4_step,
     standard_normal_log_prob,
 )
-from fmlib.training import Recipe, sample_time, train
+from fmlib.training import Recipe, sample_time, train, train_steps
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MARKER = re.compile(r"#\s*lesson:\s*(.+)")
@@ -251,8 +252,51 @@ def _training_loop(source: str) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
+def _sphere_maps(source: str) -> None:
+    """13: the notebook's sphere_dist / sphere_exp / sphere_log / sphere_geodesic are
+    fmlib.manifolds.Sphere's maps and fmlib.manifolds.geodesic, on random pairs and times."""
+    nb = definitions(source, "13")
+    S = manifolds.Sphere()
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = S.uniform(300, g, dtype=D64), S.uniform(300, g, dtype=D64)
+    v = S.project(x0, torch.randn(300, 3, generator=g, dtype=D64))
+    torch.testing.assert_close(nb["sphere_dist"](x0, x1), S.dist(x0, x1), atol=1e-14, rtol=0)
+    torch.testing.assert_close(nb["sphere_exp"](x0, v), S.exp(x0, v), atol=1e-14, rtol=0)
+    torch.testing.assert_close(nb["sphere_log"](x0, x1), S.log(x0, x1), atol=1e-13, rtol=0)
+    for t in (0.0, 0.3, 1.0):
+        torch.testing.assert_close(
+            nb["sphere_geodesic"](x0, x1, t),
+            manifolds.geodesic(S, x0, x1, t),
+            atol=1e-13,
+            rtol=0,
+        )
+
+
+def _manifold_training(source: str) -> None:
+    """13: 20 steps of the notebook's `train_manifold` and of fmlib.manifolds.fit (geodesic
+    target, same seed) end at the same losses and EMA weights, on the sphere and the torus."""
+    short = types.SimpleNamespace(**vars(manifolds))
+    short.STEPS = 20
+    train_manifold = definitions(source, "13", manifolds=short, train_steps=train_steps)[
+        "train_manifold"
+    ]
+    M_data = (
+        (manifolds.Sphere(), manifolds.sphere_target),
+        (manifolds.Torus(), manifolds.torus_checkerboard),
+    )
+    for M, sample_x1 in M_data:
+        ema_here, losses_here = train_manifold(M, sample_x1, seed=3)
+        ema_lib, losses_lib = manifolds.fit(
+            M, sample_x1, "geodesic", seed=3, steps=20, progress=False
+        )
+        assert losses_here == losses_lib
+        for a, b in zip(ema_here.parameters(), ema_lib.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 NB00, NB01, NB02 = "00_start_here", "01_change_of_variables", "02_continuous_normalizing_flows"
 NB03, NB04, NB05 = "03_continuity_equation", "04_marginalization_trick", "05_cfm_training"
+NB13 = "13_riemannian_flow_matching"
 CASES = {
     "fmlib.paths.GaussianPath.u_t": Case(
         f"{NB00}.ipynb",
@@ -305,6 +349,24 @@ CASES = {
         f"{NB05}.ipynb",
         _training_loop,
         ("(1 + k) / (10 + k)", "(1 + k) / (11 + k)"),
+    ),
+    "fmlib.manifolds.Sphere.exp": Case(
+        f"{NB13}.ipynb", _sphere_maps, ("torch.cos(n) * x +", "torch.cos(1.001 * n) * x +")
+    ),
+    "fmlib.manifolds.Sphere.log": Case(
+        f"{NB13}.ipynb",
+        _sphere_maps,
+        ("d = sphere_dist(x, y)[:, None]", "d = 1.001 * sphere_dist(x, y)[:, None]"),
+    ),
+    "fmlib.manifolds.geodesic": Case(
+        f"{NB13}.ipynb",
+        _sphere_maps,
+        ("sphere_exp(x0, t * sphere_log", "sphere_exp(x0, (t + 1e-3) * sphere_log"),
+    ),
+    "fmlib.manifolds.fit": Case(
+        f"{NB13}.ipynb",
+        _manifold_training,
+        ("x_t, x1, t)  # log", "x_t, x1, 0.999 * t)  # log"),
     ),
 }
 

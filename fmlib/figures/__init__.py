@@ -129,6 +129,12 @@ REGISTRY: list[Entry] = [
         "10_discrete_flow_matching",
         {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5},
     ),
+    Entry(
+        "manifolds.bench_view",
+        "13_riemannian_flow_matching",
+        {"target": "logmap(x0, x1)", "steps": 8, "t": 0.5},
+        name="manifolds.ManifoldView",
+    ),
 ]
 
 
