@@ -129,6 +129,11 @@ REGISTRY: list[Entry] = [
         "10_discrete_flow_matching",
         {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5},
     ),
+    Entry(
+        "digits.Digits",
+        "14_digits",
+        {"w": 2.0, "y": "3", "sigma_min": 0.0, "steps": 16, "t": 0.5},
+    ),
 ]
 
 
