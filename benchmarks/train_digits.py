@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_digits.py models              # about 3 min of CPU
     .venv/bin/python benchmarks/train_digits.py ablation            # about 6 min of CPU
-    .venv/bin/python benchmarks/train_digits.py likelihood          # about 4 min of CPU
+    .venv/bin/python benchmarks/train_digits.py likelihood          # about 1 min of CPU
 
 `models` writes, for training seeds 0, 1, 2, fmlib/resources/digits_unconditional_seed<S>.pt
 (fmlib.models.MLP trained by fmlib.training.train) and digits_conditional_seed<S>.pt (the
@@ -12,18 +12,22 @@ curve (every LOSS_EVERY-th step). The notebook loads them (models.load_digits /
 guidance.load_digits) and asserts that the stored recipe equals its own; tests/test_digits.py
 asserts that it equals the constants below.
 
-`ablation` writes fmlib/resources/digits_ablation.json: what had to change from notebook 05's
-2D recipe, each row trained for ABLATION_STEPS steps with seeds 0, 1, 2, measured by the
-Frechet distance (fmlib.metrics.frechet_distance on the first 16 principal components of the
-training digits) between 1437 samples (RK4, 32 steps) and the held-out digits, and by its
+`ablation` (after `models`) writes fmlib/resources/digits_ablation.json: what had to change
+from notebook 05's 2D recipe, each row trained for ABLATION_STEPS steps with seeds 0, 1, 2,
+measured by the Frechet distance (fmlib.metrics.frechet_distance on the first 16 principal
+components of the training digits) between 1437 samples (RK4, 32 steps) and the held-out
+digits (at their pixel centres), and by its
 CPU seconds per step (one thread). Every run uses one thread and a fixed number of steps,
-so the files do not depend on the wall clock.
+so the files do not depend on the wall clock. It ends with the shipped models scored the
+same way (`shipped` redoes only that entry).
 
 `likelihood` (after `models`) writes fmlib/resources/digits_bits.json: for each seed's
-unconditional model, the bits per dimension (fmlib.metrics.bits_per_dim) of every held-out
-digit, dequantised once with torch.Generator().manual_seed(LIKELIHOOD_NOISE_SEED), from the
-exact instantaneous change of variables (fmlib.solvers.log_likelihood, RK4) at each of
-LIKELIHOOD_STEPS, so that the notebook can read its convergence in steps.
+unconditional model, the bits per dimension (fmlib.metrics.bits_per_dim) of each of the
+first LIKELIHOOD_DIGITS held-out digits, dequantised once with
+torch.Generator().manual_seed(LIKELIHOOD_NOISE_SEED), from the exact instantaneous change
+of variables (fmlib.solvers.log_likelihood, RK4) at each of LIKELIHOOD_STEPS, so that the
+notebook can read its convergence in steps. `--seeds` / `--steps` add entries to an existing
+file; the shipped one adds seed 0 at 16 steps (`likelihood --seeds 0 --steps 16`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ ABLATION_STEPS = 1000
 PCA_COMPONENTS = 16
 LIKELIHOOD_STEPS = (4, 8)
 LIKELIHOOD_NOISE_SEED = 0
+LIKELIHOOD_DIGITS = 180  # the first 180 held-out digits (a random half: the split shuffles)
 # rows: (name, MLP arguments, train arguments, sigma_min); each changes one thing from the last
 RECIPE_2D = dict(hidden=128, layers=3, time_embedding="sinusoidal", x_features=64, x_scale=2.0)
 ABLATION = [
@@ -131,6 +136,30 @@ def train_conditional(seed: int, split: dict) -> dict:
     }  # fmt: skip
 
 
+def fd_of(model, split: dict, seed: int) -> float | None:
+    """The ablation's score: FD between 1437 RK4-32 samples and the held-out pixel centres."""
+    features = principal_components(data.pixel_centres(split["train"]), PCA_COMPONENTS)
+    generator = torch.Generator().manual_seed(1000 + seed)
+    with torch.no_grad():
+        x0 = torch.randn(len(split["train"]), 64, generator=generator)
+        x1 = integrate(model, x0, steps=32, method="rk4").x
+    if not torch.isfinite(x1).all():
+        return None
+    fd = frechet_distance(features(x1), features(data.pixel_centres(split["held_out"])))
+    return fd if math.isfinite(fd) else None
+
+
+def shipped_row(split: dict) -> dict:
+    """The shipped unconditional models (STEPS steps) scored like the ablation's rows."""
+    from fmlib.models import load_digits
+
+    repro.seed_everything(0, threads=1)
+    fds = [fd_of(load_digits(seed)[0], split, seed) for seed in SEEDS]
+    print(f"shipped ({STEPS} steps): FD {fds}", flush=True)
+    return {"name": f"the 64D recipe, {STEPS} steps (shipped)", "model": MODEL, "train": TRAIN,
+            "sigma_min": SIGMA_MIN, "steps": STEPS, "frechet": fds}  # fmt: skip
+
+
 def ablation(split: dict) -> dict:
     features = principal_components(data.pixel_centres(split["train"]), PCA_COMPONENTS)
     held_out = features(data.pixel_centres(split["held_out"]))
@@ -162,26 +191,29 @@ def ablation(split: dict) -> dict:
         "steps": ABLATION_STEPS, "seeds": list(SEEDS), "pca_components": PCA_COMPONENTS,
         "samples": len(split["train"]), "solver": "rk4, 32 steps", "rows": rows,
         "command": "python benchmarks/train_digits.py ablation",
+        "shipped": shipped_row(split),
     }  # fmt: skip
 
 
-def likelihood(split: dict) -> dict:
+def likelihood(split: dict, seeds, steps_list, previous: dict | None = None) -> dict:
     from fmlib.metrics import bits_per_dim
     from fmlib.models import load_digits
     from fmlib.solvers import log_likelihood
 
     repro.seed_everything(0, threads=1)
     x = data.dequantize(split["held_out"], torch.Generator().manual_seed(LIKELIHOOD_NOISE_SEED))
-    bits = {}
-    for seed in SEEDS:
+    x = x[:LIKELIHOOD_DIGITS]
+    bits = dict(previous["bits_per_dim"]) if previous else {}
+    for seed in seeds:
         model, _ = load_digits(seed)
-        for steps in LIKELIHOOD_STEPS:
+        for steps in steps_list:
             log_p, _ = log_likelihood(model, x, steps=steps, method="rk4")
             b = bits_per_dim(log_p, data.DIGITS_DIM, data.DIGITS_BIN)
             bits[f"seed{seed}_rk4_{steps}"] = [round(v, 6) for v in b.tolist()]
             print(f"seed {seed}, RK4 {steps} steps: {b.mean():.4f} bits/dim", flush=True)
     return {
-        "noise_seed": LIKELIHOOD_NOISE_SEED, "steps": list(LIKELIHOOD_STEPS),
+        "noise_seed": LIKELIHOOD_NOISE_SEED,
+        "digits": LIKELIHOOD_DIGITS,
         "method": "rk4", "bits_per_dim": bits,
         "command": "python benchmarks/train_digits.py likelihood",
     }  # fmt: skip
@@ -189,14 +221,22 @@ def likelihood(split: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("models", "ablation", "likelihood"))
+    parser.add_argument("what", choices=("models", "ablation", "shipped", "likelihood"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--out", default=str(resources.DIRECTORY))
+    parser.add_argument("--steps", type=int, nargs="+", default=list(LIKELIHOOD_STEPS))
     args = parser.parse_args()
     split = data.digits_split()
     if args.what == "likelihood":
-        payload = likelihood(split)
-        Path(args.out, "digits_bits.json").write_text(json.dumps(payload) + "\n")
+        out = Path(args.out, "digits_bits.json")  # seeds already there are kept
+        previous = json.loads(out.read_text()) if out.exists() else None
+        payload = likelihood(split, args.seeds, args.steps, previous)
+        out.write_text(json.dumps(payload) + "\n")
+        return
+    if args.what == "shipped":  # (re)score the shipped models into an existing ablation file
+        out = Path(args.out, "digits_ablation.json")
+        payload = {**json.loads(out.read_text()), "shipped": shipped_row(split)}
+        out.write_text(json.dumps(payload, indent=1) + "\n")
         return
     if args.what == "ablation":
         payload = ablation(split)

@@ -29,6 +29,7 @@ CLASSES = tuple(str(k) for k in range(10))
 STEPS_OPTIONS = (1, 2, 4, 8, 16, 32)
 SIGMA_MIN_OPTIONS = (0.0,)  # the conditional networks were trained at sigma_min = 0 only
 N_PARTICLES = 16
+COLS = 4  # a 4 x 4 montage
 IMAGE_CMAP = "gray_r"  # ink dark on white paper, as the digits were written
 LIMITS = (-1.0, 1.0)  # the scaled pixel range of fmlib.data.scale_pixels
 
@@ -129,10 +130,9 @@ class Digits(plots.LiveFigure):
         return {"sigma_min": "no effect: the networks were trained at σ_min = 0 only"}
 
     def build(self) -> Figure:
-        fig, (ax,) = plots.new_axes(1, size=3.2)
-        fig.set_size_inches(6.4, 3.4)
-        self.image = show_digits(ax, torch.zeros(N_PARTICLES, data.DIGITS_DIM), cols=8)
-        colorbar = fig.colorbar(self.image, ax=ax, fraction=0.03, pad=0.02)
+        fig, (ax,) = plots.new_axes(1, size=4.2)
+        self.image = show_digits(ax, torch.zeros(N_PARTICLES, data.DIGITS_DIM), cols=COLS)
+        colorbar = fig.colorbar(self.image, ax=ax, fraction=0.046, pad=0.03)
         colorbar.set_label("scaled pixel value")
         self.ax = ax
         ax.set_title(self._title(2.0, 3, 16, 1.0), fontsize=10)  # sizes the layout
@@ -142,7 +142,7 @@ class Digits(plots.LiveFigure):
     def _title(self, w: float, y: int, steps: int, t: float) -> str:
         return (
             f"guided flow of class y = {y} at t = {t:.2f}\n"
-            f"w = {w:.1f}, Euler steps = {steps}, σ_min = 0 (16 noise images)"
+            f"w = {w:.1f}, Euler steps = {steps}, σ_min = 0"
         )
 
     def update(
@@ -153,5 +153,5 @@ class Digits(plots.LiveFigure):
         traj = trajectories(label, steps)[:, W_OPTIONS.index(w)]
         with one_thread():
             x_t = position_at(traj, t)
-        self.image.set_data(montage(x_t, cols=8))
+        self.image.set_data(montage(x_t, cols=COLS))
         self.ax.title.set_text(self._title(w, label, steps, t))
