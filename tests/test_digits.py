@@ -141,4 +141,9 @@ def test_panel_at_w0_ignores_the_label_and_starts_from_noise():
     assert not torch.allclose(figs.trajectories(0, 4)[-1, w2], figs.trajectories(5, 4)[-1, w2])
     assert torch.equal(a[0], figs._x0())
     with pytest.raises(ValueError, match="sigma_min"):
-        figs.Digits().update(w=2.0, y="3", sigma_min=0.1, steps=16, t=1.0)
+        figs.Digits().update(w=2.0, y="3", sigma_min=1.5, steps=16, t=1.0)
+    view = figs.Digits()  # sigma_min has no effect: the same picture at 0 and 0.3
+    assert view.draw(w=2.0, y="3", sigma_min=0.0, steps=4, t=0.5) is view.fig
+    before = view.png()
+    view.draw(w=2.0, y="3", sigma_min=0.3, steps=4, t=0.5)
+    assert view.png() == before

@@ -89,10 +89,8 @@ def _check(w: float, y: str, sigma_min: float, steps: int, t: float) -> None:
         raise ValueError(f"w must be one of {W_OPTIONS}, got {w!r}")
     if y not in CLASSES:
         raise ValueError(f"y must be one of {', '.join(CLASSES)}, got {y!r}")
-    if sigma_min not in SIGMA_MIN_OPTIONS:
-        raise ValueError(
-            f"sigma_min must be one of the trained {SIGMA_MIN_OPTIONS}, got {sigma_min}"
-        )
+    if not 0.0 <= sigma_min < 1.0:  # accepted and ignored: no network was trained at another
+        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
     if steps not in STEPS_OPTIONS:
         raise ValueError(f"steps must be one of {STEPS_OPTIONS}, got {steps!r}")
     if not 0.0 <= t <= 1.0:
@@ -136,7 +134,7 @@ class Digits(plots.LiveFigure):
         colorbar.set_label("scaled pixel value")
         self.ax = ax
         ax.set_title(self._title(2.0, 3, 16, 1.0), fontsize=10)  # sizes the layout
-        self.dynamic(self.image, ax.title)
+        self.dynamic(self.image, ax.title, *ax.spines.values())  # the spines lie on the image
         return fig
 
     def _title(self, w: float, y: int, steps: int, t: float) -> str:
