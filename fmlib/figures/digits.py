@@ -128,7 +128,7 @@ class Digits(plots.LiveFigure):
         return {"sigma_min": "no effect: the networks were trained at σ_min = 0 only"}
 
     def build(self) -> Figure:
-        fig, (ax,) = plots.new_axes(1, size=4.2)
+        fig, (ax,) = plots.new_axes(1, size=5.5)
         self.image = show_digits(ax, torch.zeros(N_PARTICLES, data.DIGITS_DIM), cols=COLS)
         colorbar = fig.colorbar(self.image, ax=ax, fraction=0.046, pad=0.03)
         colorbar.set_label("scaled pixel value")
