@@ -132,7 +132,7 @@ REGISTRY: list[Entry] = [
     Entry(
         "digits.Digits",
         "14_digits",
-        {"w": 2.0, "y": "3", "sigma_min": 0.0, "steps": 16, "t": 0.5},
+        {"w": 2.0, "y": "3", "steps": 16, "t": 0.5},
     ),
 ]
 

@@ -105,7 +105,8 @@ class Digits(plots.LiveFigure):
 
     NOTE = (
         "The shipped class-conditional network of training seed 0 (guidance.load_digits), "
-        "guided by (1 - w) u(x | ∅) + w u(x | y); trained at σ_min = 0 only."
+        "guided by (1 - w) u(x | ∅) + w u(x | y). No σ_min control: the networks were "
+        "trained at σ_min = 0 only, so it would have no effect."
     )
 
     def controls(self) -> dict[str, ipywidgets.ValueWidget]:
@@ -119,13 +120,9 @@ class Digits(plots.LiveFigure):
                 layout=ipywidgets.Layout(width="300px"),
             ),
             "y": widgets.choice("class y", CLASSES, "3"),
-            "sigma_min": widgets.sigma_min_slider(0.0, options=SIGMA_MIN_OPTIONS),
             "steps": widgets.steps_slider(16, options=STEPS_OPTIONS),
             "t": widgets.t_slider(1.0),
         }
-
-    def inactive(self, **values) -> dict[str, str]:
-        return {"sigma_min": "no effect: the networks were trained at σ_min = 0 only"}
 
     def build(self) -> Figure:
         fig, (ax,) = plots.new_axes(1, size=5.5)
