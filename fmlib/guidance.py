@@ -20,6 +20,7 @@ p(x | y)^w p(x)^(1 - w) / Z except at w = 0 and w = 1 (notebook 09 measures the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from fmlib import resources
 from fmlib.checks import Field, check_even_int, check_int, check_range
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
-from fmlib.models import MLP
+from fmlib.models import DIGITS_SEEDS, MLP, float32_state
 from fmlib.paths import GaussianPath, OTPath
 from fmlib.training import sample_time, train_steps
 
@@ -148,7 +149,7 @@ def conditional_cfm_loss(
 
 def train_conditional(
     model: ConditionalMLP,
-    q: GaussianMixture,
+    q: GaussianMixture | Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]],
     path: GaussianPath,
     steps: int,
     p_drop: float = 0.2,
@@ -162,12 +163,15 @@ def train_conditional(
     """AdamW on conditional_cfm_loss with label dropout: per step (x1, y) ~ q, y dropped
     to null with probability p_drop, x0 ~ N(0, I), t ~ U[0, 1]. Warmup + cosine learning
     rate and an EMA of the weights: the loop of fmlib.training.train_steps. Deterministic
-    given the generator and the initial weights. Returns (EMA model in eval mode, losses)."""
+    given the generator and the initial weights. Returns (EMA model in eval mode, losses).
+    q: a GaussianMixture (labels = components, `sample_labelled`) or any labelled sampler
+    `q(n, generator) -> (x1 [n, d], y [n])` (notebook 14's digits)."""
     check_int("steps", steps)
+    draw = q if callable(q) else lambda n, g: sample_labelled(q, n, g)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
 
     def batch_loss() -> Tensor:  # (x1, y) ~ q, labels dropped, x0 ~ N(0, I), t ~ U[0, 1]
-        x1, y = sample_labelled(q, batch_size, generator)
+        x1, y = draw(batch_size, generator)
         x1 = x1.to(torch.get_default_dtype())
         y = drop_labels(y, p_drop, model.null, generator)
         x0 = torch.randn(x1.shape, generator=generator)
@@ -302,4 +306,17 @@ def load_seed_replicate(seed: int) -> tuple[ConditionalMLP, dict]:
     state = saved.pop("state_dict")
     model = ConditionalMLP(n_classes=state["label.weight"].shape[0] - 1)  # + the null label
     model.load_state_dict(state)
+    return model.eval(), saved
+
+
+def load_digits(seed: int) -> tuple[ConditionalMLP, dict]:
+    """Notebook 14's class-conditional digits flow of training seed `seed` (label dropout):
+    fmlib/resources/digits_conditional_seed<seed>.pt, from benchmarks/train_digits.py.
+    Returns (the ConditionalMLP's EMA weights as float32 in eval mode, {"seed", "config",
+    "train", "steps", "sigma_min", "p_drop", "losses", "loss_every"})."""
+    if seed not in DIGITS_SEEDS:
+        raise ValueError(f"seed must be one of the shipped {DIGITS_SEEDS}, got {seed!r}")
+    saved = torch.load(resources.path(f"digits_conditional_seed{seed}.pt"), weights_only=True)
+    model = ConditionalMLP(**saved["config"])
+    model.load_state_dict(float32_state(saved.pop("state_dict")))
     return model.eval(), saved

@@ -242,3 +242,65 @@ def chord_over_length(trajectory: Tensor) -> Tensor:
     length = trajectory.diff(dim=0).norm(dim=-1).sum(dim=0)
     chord = (trajectory[-1] - trajectory[0]).norm(dim=-1)
     return chord / length.clamp_min(torch.finfo(trajectory.dtype).tiny)
+
+
+def frechet_distance(x: Tensor, y: Tensor) -> float:
+    """FD = |m_x - m_y|^2 + tr(C_x + C_y - 2 (C_x^{1/2} C_y C_x^{1/2})^{1/2}), >= 0.
+
+    The squared 2-Wasserstein distance between the Gaussians N(m_x, C_x) and N(m_y, C_y)
+    fitted to the two samples (Dowson & Landau 1982); on the features of an Inception
+    network it is the FID (Heusel et al. 2017). x: [n, k], y: [m, k] (features), float64
+    inside; the covariances are the unbiased sample ones, so FD > 0 for two finite samples
+    of the same law: compare with a floor computed on real data of the same sizes.
+    """
+    _check_samples("x", x)
+    _check_samples("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"y must have k = {x.shape[1]} columns like x, got {y.shape[1]}")
+    x, y = x.double(), y.double()
+    c_x, c_y = torch.cov(x.T).reshape(x.shape[1], -1), torch.cov(y.T).reshape(y.shape[1], -1)
+    values, vectors = torch.linalg.eigh(c_x)
+    root_x = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T  # C_x^{1/2}
+    middle = torch.linalg.eigvalsh(root_x @ c_y @ root_x).clamp(min=0)  # symmetric PSD
+    mean_term = ((x.mean(0) - y.mean(0)) ** 2).sum()
+    return float(mean_term + c_x.trace() + c_y.trace() - 2 * middle.sqrt().sum())
+
+
+def nearest_neighbour_distance(x: Tensor, reference: Tensor) -> Tensor:
+    """d_i = min_j |x_i - r_j| (Euclidean), [N] float64: how far each x_i is from the set.
+
+    For memorisation: generated samples that copy training points sit at distance ~0 from
+    the training set, while fresh real digits (held out) sit at their typical distance.
+    x: [N, d], reference: [M, d].
+    """
+    _check_samples("x", x)
+    _check_samples("reference", reference)
+    if x.shape[1] != reference.shape[1]:
+        raise ValueError(f"reference must have d = {x.shape[1]} columns, got {reference.shape[1]}")
+    return torch.cdist(x.double(), reference.double()).min(dim=1).values
+
+
+def bits_per_dim(log_p: Tensor, dim: int, bin_width: float) -> Tensor:
+    """b = -(log p(x) + d log(bin_width)) / (d log 2), [N]: code length per pixel, in bits.
+
+    p is a density on dequantised data x in R^d (pixel k + u, u ~ U[0, 1), scaled so that one
+    pixel value spans `bin_width`). Then P(k) = int_bin p >= exp(E_u log p(x)) bin_width^d
+    (Jensen), so b averaged over u bounds -log2 P(k) / d from above (Theis et al. 2016).
+    A uniform density over L levels gives b = log2 L. log_p: [N] in nats.
+    """
+    check_int("dim", dim)
+    if not 0 < bin_width < math.inf:
+        raise ValueError(f"bin_width must be in (0, inf), got {bin_width}")
+    return -(log_p.double() + dim * math.log(bin_width)) / (dim * math.log(2))
+
+
+def principal_components(reference: Tensor, k: int):
+    """The fixed feature map f(x) = (x - m) V_k^T of the reference set's first k principal
+    axes (m its mean, V_k the top-k right singular vectors of reference - m; Pearson 1901).
+    reference: [M, d] -> f: [N, d] -> [N, k] float64. A map fitted once and then frozen, so
+    that distances between feature clouds (`frechet_distance`) compare like with like."""
+    _check_samples("reference", reference)
+    check_int("k", k, 1, reference.shape[1])
+    mean = reference.double().mean(0)
+    axes = torch.linalg.svd(reference.double() - mean, full_matrices=False).Vh[:k]
+    return lambda x: (x.double() - mean) @ axes.T

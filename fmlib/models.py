@@ -204,3 +204,25 @@ def load_checkerboard_seed_models() -> dict[float, list[MLP]]:
         s: [load(checkerboard_checkpoint(s, seed)) for seed in CHECKERBOARD_SEEDS]
         for s in CHECKERBOARD_SIGMA_MINS
     }
+
+
+# notebook 14's digit flows (64 dimensions), made by benchmarks/train_digits.py models
+DIGITS_SEEDS = (0, 1, 2)
+
+
+def float32_state(state: dict) -> dict:
+    """A state dict with its floating tensors as float32 (the digits files hold float16)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_digits(seed: int) -> tuple[MLP, dict]:
+    """The unconditional digits flow of training seed `seed`: fmlib/resources/
+    digits_unconditional_seed<seed>.pt, from benchmarks/train_digits.py. Returns (the MLP's
+    EMA weights, float16 stored, as float32 in eval mode, {"seed", "config", "train",
+    "steps", "sigma_min", "losses" (every "loss_every"-th step), "loss_every"})."""
+    if seed not in DIGITS_SEEDS:
+        raise ValueError(f"seed must be one of the shipped {DIGITS_SEEDS}, got {seed!r}")
+    saved = torch.load(resources.path(f"digits_unconditional_seed{seed}.pt"), weights_only=True)
+    model = MLP(**saved["config"])
+    model.load_state_dict(float32_state(saved.pop("state_dict")))
+    return model.eval(), saved

@@ -33,6 +33,7 @@ from fmlib.divergence import divergence, draw_probes, hutchinson, jacobian, valu
 from fmlib.flows import CouplingLayer, GaussianFlow, log_abs_det
 from fmlib.losses import l_cfm
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
+from fmlib.metrics import frechet_distance
 from fmlib.paths import OTPath, VPPath
 from fmlib.solvers import (
     euler_step,
@@ -294,6 +295,16 @@ def _manifold_training(source: str) -> None:
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def _frechet(source: str) -> None:
+    """14: the notebook's `frechet` is fmlib.metrics.frechet_distance on clouds whose
+    covariances do not commute (the matrix square root matters)."""
+    frechet = definitions(source, "14")["frechet"]
+    g = torch.Generator().manual_seed(14)
+    a = torch.randn(300, 5, generator=g, dtype=D64) @ torch.randn(5, 5, generator=g, dtype=D64)
+    b = torch.randn(200, 5, generator=g, dtype=D64) @ torch.randn(5, 5, generator=g, dtype=D64)
+    assert math.isclose(frechet(a, b), frechet_distance(a, b), rel_tol=1e-9)
+
+
 NB00, NB01, NB02 = "00_start_here", "01_change_of_variables", "02_continuous_normalizing_flows"
 NB03, NB04, NB05 = "03_continuity_equation", "04_marginalization_trick", "05_cfm_training"
 NB13 = "13_riemannian_flow_matching"
@@ -367,6 +378,9 @@ CASES = {
         f"{NB13}.ipynb",
         _manifold_training,
         ("x_t, x1, t)  # log", "x_t, x1, 0.999 * t)  # log"),
+    ),
+    "fmlib.metrics.frechet_distance": Case(
+        "14_digits.ipynb", _frechet, ("- 2 * middle.sqrt()", "- 1.9 * middle.sqrt()")
     ),
 }
 

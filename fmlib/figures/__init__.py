@@ -135,6 +135,11 @@ REGISTRY: list[Entry] = [
         {"target": "logmap(x0, x1)", "steps": 8, "t": 0.5},
         name="manifolds.ManifoldView",
     ),
+    Entry(
+        "digits.Digits",
+        "14_digits",
+        {"w": 2.0, "y": "3", "steps": 16, "t": 0.5},
+    ),
 ]
 
 
