@@ -129,6 +129,23 @@ def tv_curve(gamma: float, sampler: str, steps: int, sigma_min: float) -> list[f
         ]
 
 
+@lru_cache(maxsize=8)
+def tv_floor(sigma_min: float, sets: int = 10) -> tuple[list[float], list[float]]:
+    """TV of N_PARTICLES exact samples of p_t (x_t = alpha_t x1 + sigma_t x0) at each t of
+    T_OPTIONS: (mean, s.d.) over `sets` seeded sets, the Monte-Carlo floor of the TV curve."""
+    path, q, log_p = OTPath(sigma_min), mixture(), marginal(sigma_min).log_prob
+    values = torch.zeros(sets, len(T_OPTIONS), dtype=torch.float64)
+    with one_thread():
+        for i in range(sets):
+            g = torch.Generator().manual_seed(1000 + i)
+            x0 = torch.randn(N_PARTICLES, 2, generator=g, dtype=torch.float64)
+            x1 = q.sample(N_PARTICLES, g)
+            for j, t in enumerate(T_OPTIONS):
+                x = path.sample(x0, x1, t)
+                values[i, j] = continuity.histogram_error(x, log_p, t, lim=VIEW, bins=BINS)
+    return values.mean(0).tolist(), values.std(0).tolist()
+
+
 @lru_cache(maxsize=256)
 def _density(sigma_min: float, t: float) -> np.ndarray:
     return continuity.density_on_grid(marginal(sigma_min).log_prob, t, VIEW, HEAT).numpy()
@@ -165,7 +182,7 @@ class SDESampler(plots.LiveFigure):
         return {"sampler": "no effect when γ = 0 (every sampler is the ODE)"} if gamma == 0 else {}
 
     def build(self) -> Figure:
-        fig, (ax_p, ax_x, ax_tv) = plots.new_axes(3, size=3.3)
+        fig, (ax_p, ax_x, ax_tv) = plots.new_axes(3, size=4.2)
         ext = (-VIEW, VIEW, -VIEW, VIEW)
         self.image = ax_p.imshow(
             np.zeros((HEAT, HEAT)),
@@ -187,10 +204,10 @@ class SDESampler(plots.LiveFigure):
         ]
         self.now_x = ax_x.axvline(0.5, color="k", lw=0.8)
         ax_x.set(xlabel="t", ylabel="$x^{(1)}$", xlim=(0, 1), ylim=(-VIEW, VIEW))
-        ax_x.legend(
+        leg_x = ax_x.legend(
             [self.sde_lines[0], self.ode_lines[0]],
             ["chosen sampler", "ODE (g = 0)"],
-            fontsize=8,
+            fontsize=10,
             loc="lower left",
         )
         (self.tv,) = ax_tv.plot(
@@ -200,11 +217,14 @@ class SDESampler(plots.LiveFigure):
             T_OPTIONS, T_OPTIONS, "s--", ms=3, color="0.5", label="ODE (g = 0)"
         )
         self.now_tv = ax_tv.axvline(0.5, color="k", lw=0.8)
+        self.floor = ax_tv.fill_between(
+            T_OPTIONS, T_OPTIONS, T_OPTIONS, color="0.8", label="exact samples (mean ± 2 s.d.)"
+        )
         ax_tv.set(xlabel="t", ylabel="TV(particles, $p_t$)", xlim=(0, 1), ylim=(0, 0.6))
-        ax_tv.legend(fontsize=8, loc="upper left")
+        leg_tv = ax_tv.legend(fontsize=10, loc="upper left")
         self.axes = (ax_p, ax_x, ax_tv)
         for ax, title in zip(self.axes, self._titles(1.0, "SDE", 32, 0.0, 0.5), strict=True):
-            ax.set_title(title, fontsize=9)
+            ax.set_title(title, fontsize=11)
         self.dynamic(
             self.image,
             self.points,
@@ -214,6 +234,9 @@ class SDESampler(plots.LiveFigure):
             self.tv,
             self.tv_ode,
             self.now_tv,
+            self.floor,
+            leg_x,
+            leg_tv,
             *[ax.title for ax in self.axes],
         )
         return fig
@@ -249,6 +272,9 @@ class SDESampler(plots.LiveFigure):
         self.now_tv.set_xdata([t, t])
         self.tv.set_ydata(tv_curve(gamma, sampler, steps, sigma_min))
         self.tv_ode.set_ydata(tv_curve(0.0, "SDE", steps, sigma_min))
+        mean, sd = (np.array(v) for v in tv_floor(sigma_min))
+        lo, hi = mean - 2 * sd, mean + 2 * sd
+        self.floor.set_verts([np.concatenate([np.c_[T_OPTIONS, lo], np.c_[T_OPTIONS, hi][::-1]])])
         for ax, title in zip(
             self.axes, self._titles(gamma, sampler, steps, sigma_min, t), strict=True
         ):
@@ -266,3 +292,30 @@ def draw_sde_sampler(
     return SDESampler(pyplot=True).draw(
         gamma=gamma, sampler=sampler, steps=steps, sigma_min=sigma_min, t=t
     )
+
+
+def draw_quality(nfes: tuple[int, ...], panels: dict[str, dict[str, list[tuple[float, float]]]]):
+    """Energy distance to the data against NFE, one panel per title in `panels`: each maps a
+    sampler's name to its (mean, SE) at each NFE, drawn with +-2 SE bars on a log NFE axis."""
+    fig, axes = plots.new_axes(len(panels), size=4.2)
+    for ax, (title, rows) in zip(axes, panels.items(), strict=True):
+        for i, (name, cells) in enumerate(rows.items()):
+            means, ses = zip(*cells, strict=True)
+            shift = 1 + 0.03 * (i - len(rows) / 2)  # side by side, not on top of each other
+            ax.errorbar(
+                [n * shift for n in nfes],
+                means,
+                yerr=[2 * s for s in ses],
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=name,
+            )
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.set(xlabel="NFE (field evaluations)", ylabel="energy distance to the data")
+        ax.set_title(title, fontsize=11)
+        ax.legend(fontsize=9)
+    return fig
