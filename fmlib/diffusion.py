@@ -22,13 +22,13 @@ Singular ends: from the velocity, all three divide by D_t, which vanishes with s
 when sigma_min = 0: 0/0); back to the velocity, s and eps_hat divide by alpha_t (t = 0: x_0 says
 nothing about x1), x1_hat by sigma_t^2 (t = 1).
 
-SDEs with the same marginals (Song et al. 2021, eq. 13, in course time; Fokker-Planck):
+SDEs with the same marginals (Karras et al. 2022, eq. 6, in diffusion time; Fokker-Planck):
 
     dX = [u_t(X) + (g_t^2 / 2) s_t(X)] dt + g_t dW,   for any g_t >= 0; g = 0 is the ODE,
 
 because div(p (g^2/2) grad log p) = (g^2/2) Laplacian p cancels the diffusion term. DDPM's
 ancestral step is a discretisation of the member g_t^2 = 2 D_t / alpha_t (its reverse-time
-noise), and DDIM (eta = 0) of the probability-flow ODE g = 0.
+noise), and DDIM (eta = 0) of the probability-flow ODE g = 0 (Song et al. 2021, eq. 13).
 """
 
 from __future__ import annotations

@@ -57,7 +57,15 @@ def test_controls_offer_only_drawable_values_and_titles_read_them():
         view.update(t=0.33)
 
 
+def test_tv_floor_is_the_tv_of_exact_samples():
+    mean, sd = fig12.tv_floor(0.0, sets=3)
+    assert len(mean) == len(sd) == len(fig12.T_OPTIONS)
+    assert all(0.05 < m < 0.3 for m in mean) and all(s > 0 for s in sd)  # 1000 particles
+
+
 def test_static_draw_returns_a_figure():
     fig = fig12.draw_sde_sampler(gamma=1.0, steps=8, t=0.25)
     assert fig.number in plt.get_fignums()
+    plt.close(fig)
+    fig = fig12.draw_quality((4, 16), {"a": {"x": [(0.1, 0.01), (0.0, 0.01)]}})
     plt.close(fig)
