@@ -307,6 +307,46 @@ def _frechet(source: str) -> None:
 
 NB00, NB01, NB02 = "00_start_here", "01_change_of_variables", "02_continuous_normalizing_flows"
 NB03, NB04, NB05 = "03_continuity_equation", "04_marginalization_trick", "05_cfm_training"
+
+
+def _conversion(name: str) -> Callable[[str], None]:
+    def check(source: str) -> None:
+        """12: the notebook's conversions between velocity, data, noise and score are
+        fmlib.diffusion's, on the OT (with and without sigma_min), VP and cosine paths."""
+        from fmlib import diffusion
+        from fmlib.paths import cosine_path
+
+        first = markers()["fmlib.diffusion.velocity_to_x1"][1]  # defines coefficients()
+        lesson = definitions(source, "12", coefficients=definitions(first, "12")["coefficients"])
+        lesson = lesson[name]
+        gen = torch.Generator().manual_seed(12)
+        x, v = (torch.randn(100, 2, generator=gen, dtype=D64) for _ in range(2))
+        for path in (OTPath(0.0), OTPath(0.1), VPPath(), cosine_path()):
+            for t in (0.1, 0.5, 0.9):
+                t = torch.tensor(t, dtype=D64)
+                got, want = lesson(path, x, t, v), getattr(diffusion, name)(path, x, t, v)
+                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+    return check
+
+
+def _euler_maruyama(source: str) -> None:
+    """12: the notebook's Euler-Maruyama loop is fmlib.diffusion.euler_maruyama, draw by draw."""
+    from fmlib import diffusion
+
+    lesson = definitions(source, "12")["euler_maruyama"]
+    path = OTPath(0.0)
+    q = GaussianMixture(torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=D64), 0.4)
+    u = lambda x, t: marginal_velocity(path, q, x, t)  # noqa: E731
+    g = diffusion.scaled_sigma(path, 1.5)
+    drift = diffusion.sde_drift(u, diffusion.score_field(path, u), g)
+    x0 = torch.randn(200, 2, generator=torch.Generator().manual_seed(3), dtype=D64)
+    for steps in (1, 5, 20):
+        got = lesson(drift, g, x0, steps, torch.Generator().manual_seed(steps))
+        want = diffusion.euler_maruyama(drift, g, x0, steps, torch.Generator().manual_seed(steps))
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-13)
+
+
 NB13 = "13_riemannian_flow_matching"
 CASES = {
     "fmlib.paths.GaussianPath.u_t": Case(
@@ -381,6 +421,31 @@ CASES = {
     ),
     "fmlib.metrics.frechet_distance": Case(
         "14_digits.ipynb", _frechet, ("- 2 * middle.sqrt()", "- 1.9 * middle.sqrt()")
+    ),
+    "fmlib.diffusion.velocity_to_x1": Case(
+        "12_flows_and_diffusion.ipynb",
+        _conversion("velocity_to_x1"),
+        ("(sigma**2 * u - sds * x)", "(sigma**2 * u + sds * x)"),
+    ),
+    "fmlib.diffusion.velocity_to_eps": Case(
+        "12_flows_and_diffusion.ipynb",
+        _conversion("velocity_to_eps"),
+        ("sigma * (d_alpha * x - alpha * u)", "sigma * (d_alpha * x + alpha * u)"),
+    ),
+    "fmlib.diffusion.velocity_to_score": Case(
+        "12_flows_and_diffusion.ipynb",
+        _conversion("velocity_to_score"),
+        ("return -(d_alpha * x - alpha * u) / den", "return (d_alpha * x - alpha * u) / den"),
+    ),
+    "fmlib.diffusion.score_to_velocity": Case(
+        "12_flows_and_diffusion.ipynb",
+        _conversion("score_to_velocity"),
+        ("(d_alpha * x + den * score)", "(d_alpha * x - den * score)"),
+    ),
+    "fmlib.diffusion.euler_maruyama": Case(
+        "12_flows_and_diffusion.ipynb",
+        _euler_maruyama,
+        ("g(t) * math.sqrt(h) * z", "g(t) * h * z"),
     ),
 }
 

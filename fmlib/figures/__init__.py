@@ -125,6 +125,11 @@ REGISTRY: list[Entry] = [
         {"w": 2.0, "y": "0", "sigma_min": 0.0, "steps": 16, "t": 0.5},
     ),
     Entry(
+        "diffusion.SDESampler",
+        "12_flows_and_diffusion",
+        {"gamma": 2.0, "sampler": "SDE", "steps": 32, "sigma_min": 0.0, "t": 0.5},
+    ),
+    Entry(
         "discrete.DiscretePath",
         "10_discrete_flow_matching",
         {"steps": 8, "power": 2.0, "source": "mask", "t": 0.5},

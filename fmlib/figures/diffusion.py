@@ -1,0 +1,321 @@
+"""Notebook 12: the SDEs dX = [u_t + (g_t^2/2) grad log p_t] dt + g_t dW that share the
+marginals p_t of an OT path, sampled by Euler-Maruyama, with exact fields.
+
+Target: notebook 03's mixture (eight Gaussians, std 0.3; fmlib.figures.continuity.mixture).
+The field u_t and p_t are closed forms (fmlib.marginal.MixtureMarginal); the score comes from
+the velocity by fmlib.diffusion.velocity_to_score. Noise g_t = gamma sigma_t. The samplers:
+the correct SDE, and the two published mistakes: noise drawn twice in a step (in law: noise
+sqrt(2) g_t with the drift of g_t) and noise without the score drift (drift u_t alone).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import ipywidgets
+import numpy as np
+import torch
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from fmlib import continuity, diffusion, plots, widgets
+from fmlib.checks import check_int
+from fmlib.figures.continuity import mixture
+from fmlib.marginal import MixtureMarginal
+from fmlib.paths import OTPath
+from fmlib.repro import one_thread
+from fmlib.solvers import position_at
+
+GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0)
+SAMPLERS = ("SDE", "mistake: noise twice", "mistake: no score drift")
+STEPS_OPTIONS = (4, 8, 16, 32, 64, 128)
+SIGMA_MIN_OPTIONS = (0.0, 0.05, 0.1, 0.25)
+T_OPTIONS = tuple(round(0.05 * i, 2) for i in range(21))
+VIEW = 4.0
+BINS = 20
+HEAT = 80
+N_PARTICLES = 1000
+N_TRACKS = 10
+P_MAX = 0.25  # fixed colour scale (square root) of p_t over every setting
+
+
+def _check(gamma: float, sampler: str, steps: int, sigma_min: float, t: float) -> None:
+    if gamma not in GAMMAS:
+        raise ValueError(f"gamma must be one of {GAMMAS}, got {gamma!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    check_int("steps", steps)
+    if not 0.0 <= sigma_min < 1.0:
+        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must be in [0, 1], got {t}")
+
+
+@lru_cache(maxsize=8)
+def marginal(sigma_min: float) -> MixtureMarginal:
+    """The closed-form marginal path of the mixture on OTPath(sigma_min)."""
+    return MixtureMarginal(OTPath(sigma_min), mixture())
+
+
+def levels(sampler: str, gamma: float) -> tuple[float, float]:
+    """(c, n): `sampler` steps with drift u_t + (c sigma_t)^2 / 2 s_t and noise n sigma_t.
+
+    SDE: (gamma, gamma); noise drawn twice: (gamma, sqrt(2) gamma) (z1 + z2 ~ sqrt(2) z, in
+    law); no score drift: (0, gamma)."""
+    if sampler == "SDE":
+        return gamma, gamma
+    if sampler == "mistake: noise twice":
+        return gamma, math.sqrt(2) * gamma
+    if sampler == "mistake: no score drift":
+        return 0.0, gamma
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+
+
+def sampler_parts(sampler: str, gamma: float, sigma_min: float):
+    """(drift, noise) whose Euler-Maruyama steps are `sampler`'s steps, in law."""
+    path = OTPath(sigma_min)
+    u = marginal(sigma_min).velocity
+    c, n = levels(sampler, gamma)
+    drift = diffusion.sde_drift(u, diffusion.score_field(path, u), diffusion.scaled_sigma(path, c))
+    return drift, diffusion.scaled_sigma(path, n)
+
+
+SETTINGS = tuple((s, g) for s in SAMPLERS for g in GAMMAS)  # every (sampler, gamma) drawn
+
+
+@lru_cache(maxsize=1)
+def _x0() -> Tensor:
+    return torch.randn(
+        N_PARTICLES, 2, generator=torch.Generator().manual_seed(12), dtype=torch.float64
+    )
+
+
+@lru_cache(maxsize=32)
+def _all_trajectories(steps: int, sigma_min: float) -> Tensor:
+    """One Euler-Maruyama run for every (sampler, gamma) of SETTINGS at once, each from the
+    same noise x0 (one level pair per particle; its own draws):
+    [steps + 1, len(SETTINGS), N_PARTICLES, 2]."""
+    path = OTPath(sigma_min)
+    pairs = torch.tensor([levels(s, g) for s, g in SETTINGS], dtype=torch.float64)
+    c, n = (pairs[:, i].repeat_interleave(N_PARTICLES) for i in (0, 1))
+    u = marginal(sigma_min).velocity
+    drift = diffusion.sde_drift(u, diffusion.score_field(path, u), lambda t: c * path.sigma_t(t))
+    noise = lambda t: n * path.sigma_t(t)  # noqa: E731
+    gen = torch.Generator().manual_seed(13)
+    with one_thread():
+        states = diffusion.euler_maruyama(
+            drift, noise, _x0().repeat(len(SETTINGS), 1), steps, gen, trajectory=True
+        )
+    return states.reshape(steps + 1, len(SETTINGS), N_PARTICLES, 2)
+
+
+def trajectories(gamma: float, sampler: str, steps: int, sigma_min: float) -> Tensor:
+    """Euler-Maruyama iterates of one setting from the panel's seeded noise:
+    [steps + 1, N_PARTICLES, 2] (a slice of the batched run)."""
+    _check(gamma, sampler, steps, sigma_min, 0.0)
+    return _all_trajectories(steps, sigma_min)[:, SETTINGS.index((sampler, gamma))]
+
+
+@lru_cache(maxsize=128)
+def tv_curve(gamma: float, sampler: str, steps: int, sigma_min: float) -> list[float]:
+    """TV(histogram of the particles at t, p_t) at every t of T_OPTIONS (fmlib.continuity)."""
+    traj, log_p = trajectories(gamma, sampler, steps, sigma_min), marginal(sigma_min).log_prob
+    with one_thread():
+        return [
+            continuity.histogram_error(position_at(traj, t), log_p, t, lim=VIEW, bins=BINS)
+            for t in T_OPTIONS
+        ]
+
+
+@lru_cache(maxsize=8)
+def tv_floor(sigma_min: float, sets: int = 10) -> tuple[list[float], list[float]]:
+    """TV of N_PARTICLES exact samples of p_t (x_t = alpha_t x1 + sigma_t x0) at each t of
+    T_OPTIONS: (mean, s.d.) over `sets` seeded sets, the Monte-Carlo floor of the TV curve."""
+    path, q, log_p = OTPath(sigma_min), mixture(), marginal(sigma_min).log_prob
+    values = torch.zeros(sets, len(T_OPTIONS), dtype=torch.float64)
+    with one_thread():
+        for i in range(sets):
+            g = torch.Generator().manual_seed(1000 + i)
+            x0 = torch.randn(N_PARTICLES, 2, generator=g, dtype=torch.float64)
+            x1 = q.sample(N_PARTICLES, g)
+            for j, t in enumerate(T_OPTIONS):
+                x = path.sample(x0, x1, t)
+                values[i, j] = continuity.histogram_error(x, log_p, t, lim=VIEW, bins=BINS)
+    return values.mean(0).tolist(), values.std(0).tolist()
+
+
+@lru_cache(maxsize=256)
+def _density(sigma_min: float, t: float) -> np.ndarray:
+    return continuity.density_on_grid(marginal(sigma_min).log_prob, t, VIEW, HEAT).numpy()
+
+
+class SDESampler(plots.LiveFigure):
+    """p_t with the particles at t | x^(1) of a few particles against time, the SDE's and
+    the ODE's (g = 0) from the same noise | TV(particles, p_t) against t.
+
+    `SDESampler().draw(gamma=1.0, sampler="SDE", steps=32, sigma_min=0.0, t=0.5)` -> Figure."""
+
+    NOTE = (
+        "Exact field and score (closed forms), noise g_t = γ σ_t; "
+        "Euler–Maruyama from the same 1000 noise points x₀ for every setting."
+    )
+
+    def controls(self) -> dict[str, ipywidgets.ValueWidget]:
+        return {
+            "gamma": ipywidgets.SelectionSlider(
+                options=[(f"{g:.1f}", g) for g in GAMMAS],
+                value=1.0,
+                description="γ (g_t = γ σ_t)",
+                continuous_update=True,
+                style={"description_width": "initial"},
+                layout=ipywidgets.Layout(width="300px"),
+            ),
+            "sampler": widgets.choice("sampler", SAMPLERS, "SDE"),
+            "steps": widgets.steps_slider(32, options=STEPS_OPTIONS),
+            "sigma_min": widgets.sigma_min_slider(0.0, options=SIGMA_MIN_OPTIONS),
+            "t": widgets.t_slider(0.5, options=T_OPTIONS),
+        }
+
+    def inactive(self, gamma: float = 1.0, **_values) -> dict[str, str]:
+        return {"sampler": "no effect when γ = 0 (every sampler is the ODE)"} if gamma == 0 else {}
+
+    def build(self) -> Figure:
+        fig, (ax_p, ax_x, ax_tv) = plots.new_axes(3, size=4.2)
+        ext = (-VIEW, VIEW, -VIEW, VIEW)
+        self.image = ax_p.imshow(
+            np.zeros((HEAT, HEAT)),
+            origin="lower",
+            extent=ext,
+            cmap=plots.CMAP,
+            norm=PowerNorm(0.5, vmin=0, vmax=P_MAX),
+        )
+        fig.colorbar(self.image, ax=ax_p, shrink=0.8, label="density $p_t$")
+        self.points = ax_p.scatter([], [], s=2, color="white", lw=0, alpha=0.7)
+        plots.square(ax_p, VIEW)
+        ax_p.grid(False)
+        times = np.linspace(0, 1, 2)
+        self.sde_lines = [
+            ax_x.plot(times, times, color=plots.PATH_COLOR, lw=1)[0] for _ in range(N_TRACKS)
+        ]
+        self.ode_lines = [
+            ax_x.plot(times, times, color="0.6", lw=1, ls="--")[0] for _ in range(N_TRACKS)
+        ]
+        self.now_x = ax_x.axvline(0.5, color="k", lw=0.8)
+        ax_x.set(xlabel="t", ylabel="$x^{(1)}$", xlim=(0, 1), ylim=(-VIEW, VIEW))
+        leg_x = ax_x.legend(
+            [self.sde_lines[0], self.ode_lines[0]],
+            ["chosen sampler", "ODE (g = 0)"],
+            fontsize=10,
+            loc="lower left",
+        )
+        (self.tv,) = ax_tv.plot(
+            T_OPTIONS, T_OPTIONS, "o-", ms=3, color=plots.TARGET_COLOR, label="chosen sampler"
+        )
+        (self.tv_ode,) = ax_tv.plot(
+            T_OPTIONS, T_OPTIONS, "s--", ms=3, color="0.5", label="ODE (g = 0)"
+        )
+        self.now_tv = ax_tv.axvline(0.5, color="k", lw=0.8)
+        self.floor = ax_tv.fill_between(
+            T_OPTIONS, T_OPTIONS, T_OPTIONS, color="0.8", label="exact samples (mean ± 2 s.d.)"
+        )
+        ax_tv.set(xlabel="t", ylabel="TV(particles, $p_t$)", xlim=(0, 1), ylim=(0, 0.6))
+        leg_tv = ax_tv.legend(fontsize=10, loc="upper left")
+        self.axes = (ax_p, ax_x, ax_tv)
+        for ax, title in zip(self.axes, self._titles(1.0, "SDE", 32, 0.0, 0.5), strict=True):
+            ax.set_title(title, fontsize=11)
+        self.dynamic(
+            self.image,
+            self.points,
+            *self.sde_lines,
+            *self.ode_lines,
+            self.now_x,
+            self.tv,
+            self.tv_ode,
+            self.now_tv,
+            self.floor,
+            leg_x,
+            leg_tv,
+            *[ax.title for ax in self.axes],
+        )
+        return fig
+
+    def _titles(self, gamma: float, sampler: str, steps: int, sigma_min: float, t: float):
+        tv = tv_curve(gamma, sampler, steps, sigma_min)[T_OPTIONS.index(t)]
+        return (
+            f"$p_t$ and particles, t = {t:.2f}\nσ_min = {sigma_min:.2f}, TV = {tv:.3f}",
+            f"sampler = {sampler}, γ = {gamma:.1f}\nEuler–Maruyama steps = {steps}",
+            f"TV to $p_t$ against t\n(ODE: {steps} Euler steps)",
+        )
+
+    def update(
+        self,
+        gamma: float = 1.0,
+        sampler: str = "SDE",
+        steps: int = 32,
+        sigma_min: float = 0.0,
+        t: float = 0.5,
+    ) -> None:
+        _check(gamma, sampler, steps, sigma_min, t)
+        if t not in T_OPTIONS:
+            raise ValueError(f"t must be one of {T_OPTIONS}, got {t}")
+        traj = trajectories(gamma, sampler, steps, sigma_min)
+        ode = trajectories(0.0, "SDE", steps, sigma_min)
+        times = np.linspace(0, 1, steps + 1)
+        self.image.set_data(_density(sigma_min, t))
+        self.points.set_offsets(position_at(traj, t).numpy())
+        for i, (a, b) in enumerate(zip(self.sde_lines, self.ode_lines, strict=True)):
+            a.set_data(times, traj[:, i, 0].numpy())
+            b.set_data(times, ode[:, i, 0].numpy())
+        self.now_x.set_xdata([t, t])
+        self.now_tv.set_xdata([t, t])
+        self.tv.set_ydata(tv_curve(gamma, sampler, steps, sigma_min))
+        self.tv_ode.set_ydata(tv_curve(0.0, "SDE", steps, sigma_min))
+        mean, sd = (np.array(v) for v in tv_floor(sigma_min))
+        lo, hi = mean - 2 * sd, mean + 2 * sd
+        self.floor.set_verts([np.concatenate([np.c_[T_OPTIONS, lo], np.c_[T_OPTIONS, hi][::-1]])])
+        for ax, title in zip(
+            self.axes, self._titles(gamma, sampler, steps, sigma_min, t), strict=True
+        ):
+            ax.title.set_text(title)
+
+
+def draw_sde_sampler(
+    gamma: float = 1.0,
+    sampler: str = "SDE",
+    steps: int = 32,
+    sigma_min: float = 0.0,
+    t: float = 0.5,
+) -> Figure:
+    """The widget's picture, drawn once on a pyplot figure (the static page)."""
+    return SDESampler(pyplot=True).draw(
+        gamma=gamma, sampler=sampler, steps=steps, sigma_min=sigma_min, t=t
+    )
+
+
+def draw_quality(nfes: tuple[int, ...], panels: dict[str, dict[str, list[tuple[float, float]]]]):
+    """Energy distance to the data against NFE, one panel per title in `panels`: each maps a
+    sampler's name to its (mean, SE) at each NFE, drawn with +-2 SE bars on a log NFE axis."""
+    fig, axes = plots.new_axes(len(panels), size=4.2)
+    for ax, (title, rows) in zip(axes, panels.items(), strict=True):
+        for i, (name, cells) in enumerate(rows.items()):
+            means, ses = zip(*cells, strict=True)
+            shift = 1 + 0.03 * (i - len(rows) / 2)  # side by side, not on top of each other
+            ax.errorbar(
+                [n * shift for n in nfes],
+                means,
+                yerr=[2 * s for s in ses],
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=name,
+            )
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.set(xlabel="NFE (field evaluations)", ylabel="energy distance to the data")
+        ax.set_title(title, fontsize=11)
+        ax.legend(fontsize=9)
+    return fig
