@@ -243,4 +243,64 @@ KEY = {
         "export": [],
         "code": "eNptUUtOwzAQ3ecUT97QCFMlZUUE7LgBYlNBZKWTxkoaRx63paq4FEuWHIAzYbtpKQjLkj3jmXkfu0055BLOHzPcodZLnvKWaJiIleJWSOTTLJ3nz37L/55np+dksLp3k1qYnvCw7siCHQ0S9Koqh8H4yGpjCzw+eah9wMyL6XX9hsnXR+l8zqXykJ/9yX++pyJNVqR4bWnhM6JTdklWQNcj+ft45rhETlc3oI4Jgleq636V3Y5lV+dlriGwWpFISj+bXslWmomnVUNVW1aN0RVNEvgVxQVZ2GrXoFXDoA4UX2ZCxhLVe4dsyZ3ZHhJH2odofiIlz4DlSdHz2KTZqZb4bh/DiH1sLCAUwvxgsee48GZDM3rjsKTeBesbslSck8wuPMsMAdH03W78G/EzXTkEIZlEoxhWOQp3NqAN2R2caan3XWrHCH9Pi1FvbD4JKc4soo3q1n4OR1Qbb0eUSEJiG3gebbzAQtc1WS6QY8PIRoQ3maTf/aLTgw==",  # noqa: E501
     },
+    "data prediction from the velocity": {
+        "notebook": "12_flows_and_diffusion.ipynb",
+        "export": [],
+        "code": "eNplUMtugzAQvOcrRjlBaxBcekDKL7Q99BZFyMJLsAI2speEquq/1zVpSBWfZh+ex9I8UsOk6rnEDkq37eS1NfmZetto/qzZhlHy9vEuuUuKvEgF5prm/as1dBDggAWmWyfdF4dNHahoJtdoTz5vOmpOyQbhbZVkidGR0g0HGbTODuCO8Ke3FXFRGn8hF5SXklaXS4Ntvyspe1mqQXuWJ/K7r1hGJdYDwdGZnCdVRY0xRIBn3ffopEeJDByYcLQCxga4rWI2PMdYeIq5xMrp9dFU/+xitNqwDywX6ZSPs9+MAlIp6BtjhiTKBZw+8nInGXr5bWw42v2J5mhzulq88t8trBIPpr/FJv0B/GqWaA==",  # noqa: E501
+    },
+    "width without the score drift": {
+        "notebook": "12_flows_and_diffusion.ipynb",
+        "export": ["x_data", "gap"],
+        "code": "eNqFU8Fu1DAQvecrRuES0zSk3cJhxcKp4oK4cEFCYE3tycZqYqe2t7tV1Y/iF/gyxk7absWhOUSZ8fObNzMvmjqITiqy0VN1EGuAN6BNiGgVgeuAUPUwOWMj48DEAJbQU4gwmkPceYL5bgH8eOKMZaBXfaMSTXWo4aYZCW0QzWhspc24ORPNLQ47CkVRbM8kE8GGi3bdLhhnm6BwIC2D2Y5YTRj7Gs6aVhTf5OUPBp61sm3b4tBKSvfmYh6ttlVC1HBew5YseeSjzXz85TGuWAXaHQ4yEOlq9V7UoOPdRAuwGxzGDxeiOMgr1ExPo7ROBuU8Se1NF6sd10UVuUiWXkNWwmXbtoZXyq1EYtYYkalvmoDjNNAi+5WrF0Kk3RiraSJ+2biG75fQeTfClYt9oZNi7uaR/mit6UTULzIJJIotTmn06TwvqRJwujAscYKwAkaNvIkm3PhYzfhbZI3wDvJaTh5vHWdFMXk2TtWVievZVmyk2NOTkWZNNVgHec6Q58z+srsAiXQN96xifdKsugf4+ydHrGmd4lIUTB7YiFrujY49Ky35g3wJpoPU4CdYwVtY+qCBX6VF793+CPMRTv8DfS4LmRxwIK9MoNContS1VL0ziqps+HIuuTexd7uYuzpqoawzaGJtRkW29qxwzr5UPed+LsrrI4W/Fnga3jWFzX0Oc/EnzBrKPFDHMgG1DhC4KPs39hg5HXtjt5DvwxWq63VWOlAX3S15iORHKJ95q+3vc17huYCvOA2oDC9vknH5RZljxBAA93g32y+RjU5TWBp+qAvxD8GabPs=",  # noqa: E501
+    },
+    "DDPM's g_t at t = 0.2": {
+        "notebook": "12_flows_and_diffusion.ipynb",
+        "export": [],
+        "code": "eNpdkMFOwzAQRO/9ilUvtas0bS2EIFJuvSJ64ExkJZvYahKn9haKEP/OximF4oOlHa9m3hjPA5aEVdEUVTV0kENl6/oUrOvTUSh6ZwOK55e9JiM26UZKQc6XJiXsg/MsqQQq+hgwn/S6dZru76RMLWEn5KxgUzyjL9kopKXB8iBmwGe+2+2fFgGagkATEO+x2zyJj7oP7+gvWJOEt6yTSK7Nt7h6nKbOBtIHDPlnHGMK2Q7B4xv6gBWIaz8Y9MDaAgIHb2EFJDPQ7WB0MaIwU19BsE03zXEDDHqcZyCu9jGV/yYNR09CwXLsAGu+H+R1SSZ/cAx3tbH1q8pgxAUyCOF40p5BnSMO+Nd1uVQ3Fgi1Lvm/QY1W3DrYvskmT2ZVsGPm9U8b9vtFZLCIpy5QX8lMfgOSbpas",  # noqa: E501
+    },
+    "one Euler-Maruyama step": {
+        "notebook": "12_flows_and_diffusion.ipynb",
+        "export": [],
+        "code": "eNqlU01v2zAMvftXEDnJnuM2ORRYgRx3HHbZuYZm07IQW/Ykuk077L+PkhLPSRNgxXwwwK/H90hKlVW7hx3UumkmpwdTuEp2WJdOq16KUVKbw7a4T5Pa6obeZ9dYhoiYSjzIinJw1WDxZChfkSZ4GLEiD0s4MsChxB4+wX2xgQxmZOHdORD/U46GWhGsQhP2IuXknhkV7qclwcXe8cbxZOykNpe4R0ZL1KTkJDygrbRDV1QtVnuRAH+rwSB8mTq066/STq+yl+DJrvIQlsa9oA30o+NMUXTR0O02uP4crV47knt0u1/BDD2oRTADtwbtIA4afrxCkNOmOccI2tXjOfhcvr4+EXExkjUsJpOfNw+7iQMHoZ62cAfbFJSVNXSDgrEkz4ypO20UEwlznSE+spJFY1VS7BQFshkN3lhjB0MwNDCTu6n+tFVxhQPD3ZhOBkeN2fIulyexnJDuESw+o3VYP0J4Akx2BxtGZ5om0Pz2HeKz8GKI+YoZwX8e+swxE79yjyH4kGWB5G2O6TvAh5tP4ZS1FHZx1/gsu0kSOlAgpKmDrHAUKUiKuyBp/y7GnzjQUTH3b/9b9abYflg11/yr6t95kv4BqS1g2w==",  # noqa: E501
+    },
+    "x_t on the sphere": {
+        "notebook": "13_riemannian_flow_matching.ipynb",
+        "export": ["e1_x0", "e1_x1"],
+        "code": "eNp1UktuwjAQ3XOKEStHDSGBlgUSp+gyQpHrDInVxKb2UIJKpd6wV+o4QRQKzSLJzPh9/GzMii6FFZB1qk4IjbdO5HmWpDGkp9d6HUNJhy2uNovHaIQMyW4h/ersH0i3RUVYFh0xsJVGb2xT+qRCW6LXSjzHEGjT4ZMxEUxhHuXpelQwAjt0Snv0iapRvYoR8DPuCgJrgGoEv63R4TjuB9L4PTrWGsoL8aFBtlllOFkMVas9yVf0q4++7JmplgTa99TGulY2LF6Cqq0rQYgMJkARcHAPQNBlEZs9JklyXF77ieFlR8BUoTX+pd87ayrYNlIhCGMJlDVswhDjEMtovIR8xpytpDrxb47EUzREct0JQcf3XXtyUlc1QaMNi/x1vATNI5Tv6C/zO+nOT/nfKBzsDvZohg1JUzXIbBtnWwhHF3ZCUIrwH0LhKwLfX9NZoD1z9JGHXSjrxXDK8e3Qa3N3GC7ZuXFy9hmPoh+5B8N3",  # noqa: E501
+    },
+    "conditional velocity on the sphere": {
+        "notebook": "13_riemannian_flow_matching.ipynb",
+        "export": [],
+        "code": "eNqVk8Fu2zAMhu95CiKXyoPjxCnag4E8xXYrCkOTmViLLRkSs3goCuyx9hTbK42SujhpmsN8SEJZJD/+/IPreiTYQC+N3tqu8cUObYNeK/E5ByzrcZW+yhxKWMJ9NsNxQEXY1IeLPGVNo0lbI7v6O3ZWafoRa4QO72o8rZ5nNWfjiE5pj5zdotqLGfAzP6sE/yqBNUAtgh9adDjP401p/BFdfUjRxJVist2mxMVjinrtSe7Rb15iGBtRKwm0h87u6pdx9SrGMstBclNF1oHdxpYkzQ4NwdBJg8AZQRJjKf6sqYqXDh6dvwNycphX8HTqEZ5VscovDnpJbTFolmKd3775nN8irSmiwlFTaw8UAYKwooQFUJaIHPZSG2120ITRjcJEnVREbK44FxPXPXximIdb2OF1jJT1Yjp+zP5znDEABzkD1LbjQz9IhXf+tPcqMb+tICkewBcl14b4wV0+qh1Xx+uAwdlv0RjBQ1+SfBUEcoLfvzIg3WO6fjKb8JzABoR1xs3EtQrv52Y92DGqLaSvCY23Tkx2zE75WcGm5G2I7AKYF6J3prpkGKw2xFz2KF0TpErr+yrVng9ZtUC2OOvyce0khoSD0fRm7GryQHjXiLCB4KcN/Pm5XKc+5dXgZ//75VlQGOt6cXvG13yW/QWzD0H6",  # noqa: E501
+    },
+    "distance on the torus": {
+        "notebook": "13_riemannian_flow_matching.ipynb",
+        "export": [],
+        "code": "eNplkMtuwjAQRff5ihGbJpUT0YeyoMpfdIcQcu0JsQge1x4EUem/13YERa0Xlud1z/Xg2aFi1FttAkMH/UiSywLieW9SrmTyamgYbSBfrtcvzVJAHe/NRoDmyWHXt6+VgD99dW7811etl5uiKrYRhWf0ygQMjRpQ7WfoIjGlVQhkgQdMssewELkobTihz1bnBN67n1NMY/eEdTtHh6S2x9B95TATeJAMJsBlghrOFzAzyI3S4io/R7I7OMkJPB2tFtCT3yGzidlUPnnpFito4REOkocmfHounyvxi5jomLsc6vgPjMZ3Y/rROMW5PDNMjuLQVcKZ6KUV0N6rXI0mBUXktbGS8SHcpLXpe/QYt/WWjd12F4dSbMkfgHr4IB4i+I52gyRqDr5FUf0ADZ+fYw==",  # noqa: E501
+    },
+    "the time the trap turns back": {
+        "notebook": "13_riemannian_flow_matching.ipynb",
+        "export": [],
+        "code": "eNqNU11um0AQfvcpRukLRJgsrZMHt/QSfrQstIEBb73sot1x4qiq1GP1FO2VOgzEcRNFKkJI8/P9zOxCeyS9ghJu4Rp6Tft8MHADdwtcVSfFefKh3ueELvqQbLdFrjJQ82e3y6ChpwHL9m6VCqR4CxHW2seERCvNJp1o3EvmLRlVXTDNmc0aFwddY8LKBb9KVUoVl4jtelnsxAMxqtfOtN42Me/QNxhNnWwykKFyPA3aNYlFNiAqbOBTOlWLd6tzMCoc/xGovWsMGe+0rR7Q+trQ07MY/S+rtt51TJts8iH4b1hTMuM3ufWdBGomS99hS/kIR3dpHo99UrDV08BE2FRURdKB6VvrNc2Y7aT5BdRuq3YpwAfg84DWhEhApkcJGdchweCNowj3uj4sKibCE4baROTx91gfkgXwcyWAMzLoAegY3AS7yqRHu/iIYXY0pV7ZnJLkbVngcjVFveHKAWP5XcJZTBOYCAUsga7XQPD71xiP2tp1VhzwgVhsoA2+h5P6LMWADxiitmMzUwiuhD8/bz5erfkmzpLngS7bH/cY8BKRgfMkLNzZm0b2BL6VeOB7LpS3ryhlNY3HKPuR9cA9tl64S56IddwoOwp9fbY2/nvC8yNbpH8Bvc0sfQ==",  # noqa: E501
+    },
+    "log-density and bits/dim in pixels scaled to [0, 1)": {
+        "notebook": "14_digits.ipynb",
+        "export": [],
+        "code": "eNqtU01vm0AQvftXjDhBCzhYUSIh+VJVipxDLskNuWiBAUZ8LNrd1rai/PfOgk3iOrIUqXuAndmZt+8Nj1ZW6XATwRpau0tLUtrAd7i7hW/QCVOHnHdX3iIjo8e6Do2iXIc2kQ6o0oI610iV16HBXkvlJu0EuvV8xvEhgiVE915IBjt3QkqH7itYE60TXiGMCH9uHjYvz+mPzdMMPCjqjVs6pkbQokMoqCID1EMSREzDi+H1dHkc3pZvYKMl3+l4i5Tp4B5VThp1mNeYN+4CeDnMICiYDZkDiL6YmyzwQHtsNehctFiAkZDc2Iscf2x9kj0CldyldyzuOBYgPZ1wJ0Jyfuifiqd5byegZD49SxvZriMM7qaoI21Eg3r9OoYjdzuKR5HLjEQPlUQNNiP5oWAnDjHomofWUF/BHrIDrPibN8eqk+bVLzaDoY7TrVAVKieGZL7Cro/WCS6s45/VBu716gvvHd3j8cv9t/gD9vZ96xzkb2hwMGcyZAn7GMQc57XoK9a0I1OPhX+EIpG1CO48MSvduyb3mrb/IMTSythm1sKjsax3omV0z6wL9KGXBlYcfk6R/fIZPXbgxf/9JWpv/sL7C0+pNI4=",  # noqa: E501
+    },
+    "guided field at w = 3": {
+        "notebook": "14_digits.ipynb",
+        "export": [],
+        "code": "eNqFkMFuwyAMhu99CiuHFTYaJUtPkXLffcdpihBxE9QUqkBEqm3vPkPWdtIO44IN9vfbf9B+AG8nNeTGtv0kO8brDdDB5YzKY9fObaiggX7WnTQKc3Xo24PGsWMGvXsr3gVcWhRQ5QVnS4x8izwx5tbM4yjovhCB/YsIvwBwsBME0AZYkRcCSsLzTUscXHBS2qHL1YDqyJJUFuHYQcKC9NTaQJWJ9CmNCzilTcTf5dYnb8emxN1+zU7aeXlE13ykNCn4gbDawYuFB3iVoz4RdwtOyREhRCPDNooKYCU8UcJhZgt8woXDLv5Rxmuw8+QiJruTU1+gopLu56yGPTwm03ZQpSjZeK93QZ7P2NXgB1JG3Q9x396iA2vSo7Km015bI8cfS66jkJNxmmthJFOMJMpuAvHchan8eZ3nVsDXYb7Ehn8DNSui2g==",  # noqa: E501
+    },
+    "real-vs-real accuracy of a 1-nearest-neighbour classifier": {
+        "notebook": "14_digits.ipynb",
+        "export": [],
+        "code": "eNqFU8uO2zAMvOcriFw2BmxjfWyAHIo9FsgvGFyZsYVoqVSUmwRF/72UX3GRRVcXW6Q4M3ydmeEAP45k2+7dB3lzKGJPlsKOa56thyorTzbubnUMJfcfl/suy8HhOzlZmbIN3S5kIjX1yXkf6mpAPzOXYnwgje/8U/zDlG1qfU43CsYKSWk6MufdBvRsA6ErfkmRvoDG9AHNHfwJEKqCCQNJLCbBfQCz5LHNBwBkuVJ46Bqtz3pHe/TuUFHxbbx9WIl4Jjn8Hq6DnthhBCtgo6zkMMSOIAa0bLmFxrbq3wOh6ebH/sow6YVFbw7i1QvbB4E+R3fFu0BVwncYBCaMD0LpAzWJbMQfOB8JQ4cC7CMIEW/3Gv6aP+tOMc63mpk1EKhVPWI9v8jEpJUVLY2aoMoHuBRRFcfjiupFFF+zr1NXPiExHbIh2HmeBILVChFnGvZaVquIu+9hmJFm4LEcqdVULvamI7IfXYNHDDpqcmjoZ48cdU6auQxpulIRr5q/Tqu2dV1PZ8+ktI9hHLG/mMh1UnNXkRvoyDWF7+PMLVe8XKjZJ+LUmbQp+SQ76VLmT5dsgU/nn41bPNnyN+3gFzu0vJ537v87O2b4J99kfwFdv01+",  # noqa: E501
+    },
+    "distance between two dequantisations of one digit": {
+        "notebook": "14_digits.ipynb",
+        "export": [],
+        "code": "eNptUs1u2zAMvvspCO9iZ64Te20GBMtlGDDksst2GwZDtumYaCK5Ir2kKPruk+TMa9f4IFgi+f2QxPOAjWBbNWZ4rFpiUbpB2MJRSZ/zg5VkfQsLSApYQlHCe5h+0tQ9tkpU/mX3dffje/V59y2aUHwxiqWGc43KIkulkfZ9bUY7MyQuk9D+3HxYr35lcK7EptFgSUvSxUdUPFpsNw5IaZhVmQ5cOoRSBjEgPZKFCwuIVaRJ713BngSeJjm5x0jSTV52z3EaKWa0Aqrm5FU8J8FjksIN4NWWpPAJVvnqDuCdp51EWGAShlOPFmFwiskXRpVrAZ7RNsTIedNjc59E4L54tlKjnBA1yMlAiw+j0kKshIxmb9NonFzEWShUmk9oXyuaItfVTjExh22BN7fT7ehj98jbp3ANejzPqKkz9gi9YvitLAV9xbIoM6hHCWZb6jpn8TIDr5l0iwO6Q4sXy6G6WK7jDSQzfGB9uUdhc64szt/kNPsnTXolQBz42TXIdXfehA14JyFkjRFHGsDXb6EXi/IF5qMZwXndm8lWTRpO1EoP5bL4CIl/G+iMBzdSP1Fu1AHb1MH/52J9EfqcRekfuU4G7A==",  # noqa: E501
+    },
 }
