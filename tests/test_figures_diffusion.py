@@ -69,3 +69,11 @@ def test_static_draw_returns_a_figure():
     plt.close(fig)
     fig = fig12.draw_quality((4, 16), {"a": {"x": [(0.1, 0.01), (0.0, 0.01)]}})
     plt.close(fig)
+
+
+def test_target_is_notebook_03s_mixture():
+    """12's view draws notebook 03's eight Gaussians (std 0.3), which 12's text says it uses."""
+    from fmlib.figures import continuity as fig03
+
+    a, b = fig12.mixture(), fig03.mixture()
+    assert torch.equal(a.means, b.means) and torch.equal(a.stds, b.stds)

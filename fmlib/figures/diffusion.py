@@ -1,7 +1,7 @@
 """Notebook 12: the SDEs dX = [u_t + (g_t^2/2) grad log p_t] dt + g_t dW that share the
 marginals p_t of an OT path, sampled by Euler-Maruyama, with exact fields.
 
-Target: notebook 03's mixture (eight Gaussians, std 0.3; fmlib.figures.continuity.mixture).
+Target: notebook 03's mixture (eight Gaussians, std 0.3; `mixture()` below).
 The field u_t and p_t are closed forms (fmlib.marginal.MixtureMarginal); the score comes from
 the velocity by fmlib.diffusion.velocity_to_score. Noise g_t = gamma sigma_t. The samplers:
 the correct SDE, and the two published mistakes: noise drawn twice in a step (in law: noise
@@ -22,8 +22,8 @@ from torch import Tensor
 
 from fmlib import continuity, diffusion, plots, widgets
 from fmlib.checks import check_int
-from fmlib.figures.continuity import mixture
-from fmlib.marginal import MixtureMarginal
+from fmlib.data import eight_gaussians_means
+from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
 from fmlib.solvers import position_at
@@ -33,12 +33,18 @@ SAMPLERS = ("SDE", "mistake: noise twice", "mistake: no score drift")
 STEPS_OPTIONS = (4, 8, 16, 32, 64, 128)
 SIGMA_MIN_OPTIONS = (0.0, 0.05, 0.1, 0.25)
 T_OPTIONS = tuple(round(0.05 * i, 2) for i in range(21))
+STD = 0.3  # std of each of notebook 03's eight Gaussians
 VIEW = 4.0
 BINS = 20
 HEAT = 80
 N_PARTICLES = 1000
 N_TRACKS = 10
 P_MAX = 0.25  # fixed colour scale (square root) of p_t over every setting
+
+
+def mixture() -> GaussianMixture:
+    """Notebook 03's q = (1/8) sum_k N(m_k, 0.3^2 I), m_k on the circle of radius 2 (float64)."""
+    return GaussianMixture(eight_gaussians_means().double(), STD)
 
 
 def _check(gamma: float, sampler: str, steps: int, sigma_min: float, t: float) -> None:
