@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from fmlib import resources
 from fmlib.checks import Field, check_even_int, check_int, check_range
 from fmlib.marginal import GaussianMixture, marginal_velocity, posterior
-from fmlib.models import DIGITS_SEEDS, MLP, float32_state
+from fmlib.models import MLP, load_digits_checkpoint
 from fmlib.paths import GaussianPath, OTPath
 from fmlib.training import sample_time, train_steps
 
@@ -314,9 +314,4 @@ def load_digits(seed: int) -> tuple[ConditionalMLP, dict]:
     fmlib/resources/digits_conditional_seed<seed>.pt, from benchmarks/train_digits.py.
     Returns (the ConditionalMLP's EMA weights as float32 in eval mode, {"seed", "config",
     "train", "steps", "sigma_min", "p_drop", "losses", "loss_every"})."""
-    if seed not in DIGITS_SEEDS:
-        raise ValueError(f"seed must be one of the shipped {DIGITS_SEEDS}, got {seed!r}")
-    saved = torch.load(resources.path(f"digits_conditional_seed{seed}.pt"), weights_only=True)
-    model = ConditionalMLP(**saved["config"])
-    model.load_state_dict(float32_state(saved.pop("state_dict")))
-    return model.eval(), saved
+    return load_digits_checkpoint("conditional", seed, ConditionalMLP)

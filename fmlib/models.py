@@ -215,14 +215,20 @@ def float32_state(state: dict) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def load_digits_checkpoint(kind: str, seed: int, model_class: type[nn.Module]):
+    """(model_class(**config) with the EMA weights of fmlib/resources/digits_<kind>_seed<seed>.pt
+    as float32, in eval mode; the file's other entries)."""
+    if seed not in DIGITS_SEEDS:
+        raise ValueError(f"seed must be one of the shipped {DIGITS_SEEDS}, got {seed!r}")
+    saved = torch.load(resources.path(f"digits_{kind}_seed{seed}.pt"), weights_only=True)
+    model = model_class(**saved["config"])
+    model.load_state_dict(float32_state(saved.pop("state_dict")))
+    return model.eval(), saved
+
+
 def load_digits(seed: int) -> tuple[MLP, dict]:
     """The unconditional digits flow of training seed `seed`: fmlib/resources/
     digits_unconditional_seed<seed>.pt, from benchmarks/train_digits.py. Returns (the MLP's
     EMA weights, float16 stored, as float32 in eval mode, {"seed", "config", "train",
     "steps", "sigma_min", "losses" (every "loss_every"-th step), "loss_every"})."""
-    if seed not in DIGITS_SEEDS:
-        raise ValueError(f"seed must be one of the shipped {DIGITS_SEEDS}, got {seed!r}")
-    saved = torch.load(resources.path(f"digits_unconditional_seed{seed}.pt"), weights_only=True)
-    model = MLP(**saved["config"])
-    model.load_state_dict(float32_state(saved.pop("state_dict")))
-    return model.eval(), saved
+    return load_digits_checkpoint("unconditional", seed, MLP)
