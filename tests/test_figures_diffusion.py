@@ -6,8 +6,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from fmlib import diffusion, widgets
+from fmlib import continuity, diffusion, widgets
 from fmlib.figures import diffusion as fig12
+from fmlib.solvers import position_at
 
 
 def _texts(view) -> str:
@@ -37,6 +38,29 @@ def test_batched_run_has_the_settings_laws():
     sde = fig12.trajectories(2.0, "SDE", 4, 0.1)[-1]
     bad = fig12.trajectories(2.0, "mistake: no score drift", 4, 0.1)[-1]
     assert bad.var(0).sum() > sde.var(0).sum()
+
+
+def test_each_setting_alone_draws_the_batched_runs_particles():
+    """The view's per-setting runs (with the ODE, or alone) are the batched run's rows, bit for
+    bit, and its TV is continuity.histogram_error's."""
+    for steps, sigma_min in ((4, 0.1), (9, 0.0)):
+        batched = fig12._all_trajectories(steps, sigma_min)
+        fig12._RUNS.clear()
+        for i, (sampler, gamma) in enumerate(fig12.SETTINGS):
+            assert torch.equal(fig12.trajectories(gamma, sampler, steps, sigma_min), batched[:, i])
+        for i, setting in ((4, fig12.SETTINGS[4]), (13, fig12.SETTINGS[13])):
+            assert torch.equal(fig12._run((setting,), steps, sigma_min)[:, 0], batched[:, i])
+    gen, whole = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    n = fig12.N_PARTICLES
+    for i in (1, 3, len(fig12.SETTINGS) - 1):  # torch's normal draws skipped as uniforms
+        draw = torch.randn(len(fig12.SETTINGS) * n, 2, generator=whole, dtype=torch.float64)
+        assert torch.equal(fig12._noise_rows(gen, i), draw[i * n : (i + 1) * n])
+    traj, log_p = fig12.trajectories(2.0, "SDE", 4, 0.1), fig12.marginal(0.1).log_prob
+    for t in (0.0, 0.35, 1.0):
+        x = position_at(traj, t)
+        assert fig12._tv(x, 0.1, t) == continuity.histogram_error(
+            x, log_p, t, lim=fig12.VIEW, bins=fig12.BINS
+        )
 
 
 def test_controls_offer_only_drawable_values_and_titles_read_them():

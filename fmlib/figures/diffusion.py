@@ -11,6 +11,7 @@ sqrt(2) g_t with the drift of g_t) and noise without the score drift (drift u_t 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from functools import lru_cache
 
 import ipywidgets
@@ -23,6 +24,7 @@ from torch import Tensor
 from fmlib import continuity, diffusion, plots, widgets
 from fmlib.checks import check_int
 from fmlib.data import eight_gaussians_means
+from fmlib.divergence import batch_time
 from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
@@ -98,11 +100,11 @@ def _x0() -> Tensor:
     )
 
 
-@lru_cache(maxsize=32)
 def _all_trajectories(steps: int, sigma_min: float) -> Tensor:
     """One Euler-Maruyama run for every (sampler, gamma) of SETTINGS at once, each from the
     same noise x0 (one level pair per particle; its own draws):
-    [steps + 1, len(SETTINGS), N_PARTICLES, 2]."""
+    [steps + 1, len(SETTINGS), N_PARTICLES, 2]. The reference that `trajectories` reproduces
+    setting by setting (tests/test_figures_diffusion.py); the view does not call it."""
     path = OTPath(sigma_min)
     pairs = torch.tensor([levels(s, g) for s, g in SETTINGS], dtype=torch.float64)
     c, n = (pairs[:, i].repeat_interleave(N_PARTICLES) for i in (0, 1))
@@ -117,29 +119,114 @@ def _all_trajectories(steps: int, sigma_min: float) -> Tensor:
     return states.reshape(steps + 1, len(SETTINGS), N_PARTICLES, 2)
 
 
+ODE = ("SDE", 0.0)  # gamma = 0: every sampler is this one run (the ODE, Euler)
+_RUNS: OrderedDict[tuple, Tensor] = OrderedDict()  # (sampler, gamma, steps, sigma_min) -> run
+_RUNS_KEPT = 64
+
+
+def _noise_rows(gen: torch.Generator, i: int) -> Tensor:
+    """Setting i's rows of the batched run's next draw randn([len(SETTINGS) N_PARTICLES, 2]):
+    torch draws a normal sample's uniforms in order, one per value (checked by the test), so
+    the uniforms of the rows before and after are drawn as uniforms to skip them."""
+    torch.rand(2 * N_PARTICLES * i, generator=gen, dtype=torch.float64)
+    z = torch.randn(N_PARTICLES, 2, generator=gen, dtype=torch.float64)
+    torch.rand(2 * N_PARTICLES * (len(SETTINGS) - 1 - i), generator=gen, dtype=torch.float64)
+    return z
+
+
+def _run(settings: tuple[tuple[str, float], ...], steps: int, sigma_min: float) -> Tensor:
+    """`_all_trajectories`' rows of a few settings, bit for bit, without the others:
+    [steps + 1, len(settings), N_PARTICLES, 2]. The same x0, levels and Euler-Maruyama step
+    (fmlib.diffusion.euler_maruyama with sde_drift), u_t evaluated once per step, the score
+    term only where a level c is > 0, and per setting with noise its rows of the batched
+    run's seeded draws (its own generator, seed 13; none at noise 0, where the term is 0)."""
+    path, u = OTPath(sigma_min), marginal(sigma_min).velocity
+    pairs = torch.tensor([levels(s, g) for s, g in settings], dtype=torch.float64)
+    c, n = (pairs[:, j].repeat_interleave(N_PARTICLES) for j in (0, 1))
+    gens = [torch.Generator().manual_seed(13) if levels(*st)[1] > 0 else None for st in settings]
+    rows = [SETTINGS.index(st) for st in settings]
+    scored, noisy = bool((c > 0).any()), any(g is not None for g in gens)
+    zeros = torch.zeros(N_PARTICLES, 2, dtype=torch.float64)
+    h = 1.0 / steps
+    x = _x0().repeat(len(settings), 1)
+    states = [x]
+    with one_thread():
+        for k in range(steps):
+            t = torch.tensor(k * h, dtype=x.dtype)
+            b = u(x, t)
+            sigma = path.sigma_t(batch_time(t, x)) if noisy else None
+            if scored:
+                b = b + (c * sigma).reshape(-1, 1) ** 2 / 2 * diffusion.velocity_to_score(
+                    path, x, t, b
+                )
+            if noisy:
+                z = torch.cat(
+                    [
+                        zeros if g is None else _noise_rows(g, i)
+                        for g, i in zip(gens, rows, strict=True)
+                    ]
+                )
+                x = x + h * b + (n * sigma).reshape(-1, 1) * math.sqrt(h) * z
+            else:
+                x = x + h * b
+            states.append(x)
+    return torch.stack(states).reshape(steps + 1, len(settings), N_PARTICLES, 2)
+
+
 def trajectories(gamma: float, sampler: str, steps: int, sigma_min: float) -> Tensor:
     """Euler-Maruyama iterates of one setting from the panel's seeded noise:
-    [steps + 1, N_PARTICLES, 2] (a slice of the batched run)."""
+    [steps + 1, N_PARTICLES, 2], its slice of the batched run `_all_trajectories` (run with
+    the ODE, which the panel draws beside it, unless kept; the last _RUNS_KEPT are kept)."""
     _check(gamma, sampler, steps, sigma_min, 0.0)
-    return _all_trajectories(steps, sigma_min)[:, SETTINGS.index((sampler, gamma))]
+    setting = ODE if gamma == 0 else (sampler, gamma)
+    missing = tuple(
+        st for st in dict.fromkeys((setting, ODE)) if (*st, steps, sigma_min) not in _RUNS
+    )
+    if missing:
+        for st, traj in zip(missing, _run(missing, steps, sigma_min).unbind(1), strict=True):
+            _RUNS[(*st, steps, sigma_min)] = traj
+        while len(_RUNS) > _RUNS_KEPT:
+            _RUNS.popitem(last=False)
+    key = (*setting, steps, sigma_min)
+    _RUNS.move_to_end(key)
+    return _RUNS[key]
+
+
+@lru_cache(maxsize=256)
+def _bin_probs(sigma_min: float, t: float) -> Tensor:
+    """P_t(bin) of continuity.histogram_error's bins (lim VIEW, BINS), computed as it does."""
+    fine = 4 * BINS
+    hb = 2 * VIEW / fine
+    centers = torch.linspace(-VIEW + hb / 2, VIEW - hb / 2, fine, dtype=continuity.DTYPE)
+    pts = continuity.grid_points(centers)
+    times = torch.full((len(pts),), float(t), dtype=continuity.DTYPE)
+    with one_thread():
+        p = marginal(sigma_min).log_prob(pts, times).exp().reshape(fine, fine) * hb**2
+    return p.reshape(BINS, 4, BINS, 4).sum(dim=(1, 3)).T
+
+
+def _tv(x: Tensor, sigma_min: float, t: float) -> float:
+    """continuity.histogram_error(x, p_t, t, lim=VIEW, bins=BINS), the same arithmetic, with
+    P_t(bin) computed once per (sigma_min, t)."""
+    x = x.detach().to(continuity.DTYPE)
+    edges = torch.linspace(-VIEW, VIEW, BINS + 1, dtype=continuity.DTYPE)
+    hist = torch.histogramdd(x, bins=[edges, edges]).hist / len(x)
+    return float(0.5 * (hist - _bin_probs(sigma_min, t)).abs().sum())
 
 
 @lru_cache(maxsize=128)
 def tv_curve(gamma: float, sampler: str, steps: int, sigma_min: float) -> list[float]:
     """TV(histogram of the particles at t, p_t) at every t of T_OPTIONS (fmlib.continuity)."""
-    traj, log_p = trajectories(gamma, sampler, steps, sigma_min), marginal(sigma_min).log_prob
+    traj = trajectories(gamma, sampler, steps, sigma_min)
     with one_thread():
-        return [
-            continuity.histogram_error(position_at(traj, t), log_p, t, lim=VIEW, bins=BINS)
-            for t in T_OPTIONS
-        ]
+        return [_tv(position_at(traj, t), sigma_min, t) for t in T_OPTIONS]
 
 
 @lru_cache(maxsize=8)
 def tv_floor(sigma_min: float, sets: int = 10) -> tuple[list[float], list[float]]:
     """TV of N_PARTICLES exact samples of p_t (x_t = alpha_t x1 + sigma_t x0) at each t of
     T_OPTIONS: (mean, s.d.) over `sets` seeded sets, the Monte-Carlo floor of the TV curve."""
-    path, q, log_p = OTPath(sigma_min), mixture(), marginal(sigma_min).log_prob
+    path, q = OTPath(sigma_min), mixture()
     values = torch.zeros(sets, len(T_OPTIONS), dtype=torch.float64)
     with one_thread():
         for i in range(sets):
@@ -147,14 +234,14 @@ def tv_floor(sigma_min: float, sets: int = 10) -> tuple[list[float], list[float]
             x0 = torch.randn(N_PARTICLES, 2, generator=g, dtype=torch.float64)
             x1 = q.sample(N_PARTICLES, g)
             for j, t in enumerate(T_OPTIONS):
-                x = path.sample(x0, x1, t)
-                values[i, j] = continuity.histogram_error(x, log_p, t, lim=VIEW, bins=BINS)
+                values[i, j] = _tv(path.sample(x0, x1, t), sigma_min, t)
     return values.mean(0).tolist(), values.std(0).tolist()
 
 
 @lru_cache(maxsize=256)
 def _density(sigma_min: float, t: float) -> np.ndarray:
-    return continuity.density_on_grid(marginal(sigma_min).log_prob, t, VIEW, HEAT).numpy()
+    with one_thread():
+        return continuity.density_on_grid(marginal(sigma_min).log_prob, t, VIEW, HEAT).numpy()
 
 
 class SDESampler(plots.LiveFigure):
