@@ -331,6 +331,10 @@ class SDESampler(plots.LiveFigure):
             leg_x,
             leg_tv,
             *[ax.title for ax in self.axes],
+            # the image and the TV band touch the frame: redraw the frame over them, as a
+            # full render does (spines' zorder 2.5)
+            *ax_p.spines.values(),
+            *ax_tv.spines.values(),
         )
         return fig
 
