@@ -133,6 +133,20 @@ def test_montage_places_digits_with_gaps():
     assert np.isnan(image[8]).all() and np.isnan(image[9:, 9:]).all()  # gap, missing digit
 
 
+def test_pixel_colorbar_is_as_tall_as_the_wide_image():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    image = figs.show_digits(ax, torch.zeros(40, 64), cols=10)
+    bar = figs.pixel_colorbar(fig, ax, image)
+    fig.canvas.draw()
+    drawn, beside = ax.get_position(), bar.ax.get_position()
+    plt.close(fig)
+    assert drawn.height < 0.9  # the image is wide: it does not fill the figure's height
+    assert math.isclose(beside.height, drawn.height, rel_tol=1e-6)
+    assert math.isclose(beside.y0, drawn.y0, rel_tol=1e-6)
+
+
 def test_panel_at_w0_ignores_the_label_and_starts_from_noise():
     w0 = figs.W_OPTIONS.index(0.0)
     a, b = figs.trajectories(0, 4)[:, w0], figs.trajectories(5, 4)[:, w0]

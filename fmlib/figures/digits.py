@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 from torch import Tensor
 
 from fmlib import data, guidance, plots, widgets
@@ -59,6 +60,12 @@ def show_digits(ax: Axes, x: Tensor, cols: int, title: str | None = None):
     if title:
         ax.set_title(title, fontsize=10)
     return image
+
+
+def pixel_colorbar(fig: Figure, ax: Axes, image, label: str = "scaled pixel value"):
+    """A colour bar beside ax exactly as tall as the image ax draws (not the figure's height)."""
+    cax = make_axes_locatable(ax).append_axes("right", size="2.5%", pad=0.08)
+    return fig.colorbar(image, cax=cax, label=label)
 
 
 @lru_cache(maxsize=1)
