@@ -26,6 +26,8 @@ from fmlib import manifolds, metrics, plots, widgets
 STEP_OPTIONS = (1, 2, 4, 8, 16, 32)
 N_SHOWN = 600  # particles drawn
 N_QUALITY = 2000  # particles for the energy-distance readout
+SQUARE_SHADE = "0.8"  # the checkerboard's dark squares: dark enough to read on a projector
+DATA_GREY = "0.35"  # the data under the widget's particles, darker than the shaded squares
 
 
 def lonlat(x: Tensor) -> np.ndarray:
@@ -55,7 +57,9 @@ def torus_axes(ax: Axes, squares: bool = False) -> None:
                 if (i + j) % 2 == 0:
                     corner = (-math.pi + i * math.pi / 2, -math.pi + j * math.pi / 2)
                     ax.add_patch(
-                        Rectangle(corner, math.pi / 2, math.pi / 2, color="0.92", lw=0, zorder=0)
+                        Rectangle(
+                            corner, math.pi / 2, math.pi / 2, color=SQUARE_SHADE, lw=0, zorder=0
+                        )
                     )
     ax.set_xlim(-math.pi, math.pi)
     ax.set_ylim(-math.pi, math.pi)
@@ -134,20 +138,23 @@ class ManifoldView(plots.LiveFigure):
         super().__init__(pyplot=pyplot)
 
     def build(self) -> Figure:
-        fig = plt.figure(figsize=(9.6, 3.9), layout="constrained")
+        fig = plt.figure(figsize=(12, 4.8), layout="constrained")  # 960 px wide at 80 dpi
         grid = fig.add_gridspec(1, 2, width_ratios=(1.6, 1))
         self.ax_s = sphere_axes(fig, grid[0])
         self.ax_t = fig.add_subplot(grid[1])
         torus_axes(self.ax_t, squares=True)
+        self.ax_t.tick_params(labelsize=10)
+        self.ax_t.xaxis.label.set_fontsize(11)
+        self.ax_t.yaxis.label.set_fontsize(11)
         d = self.atlas.sphere_data[:N_SHOWN]
-        self.ax_s.scatter(*lonlat(d).T, s=4, color="0.55", lw=0)
+        self.ax_s.scatter(*lonlat(d).T, s=7, color=DATA_GREY, lw=0)
         d = self.atlas.torus_data[:N_SHOWN]
-        self.ax_t.scatter(d[:, 0], d[:, 1], s=4, color="0.55", lw=0)
+        self.ax_t.scatter(d[:, 0], d[:, 1], s=7, color=DATA_GREY, lw=0)
         # above the graticule and the spines (zorder 2.5), as in the blitted picture
-        self.pts_s = self.ax_s.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0, zorder=3)
-        self.pts_t = self.ax_t.scatter([], [], s=4, color=plots.TARGET_COLOR, lw=0, zorder=3)
+        self.pts_s = self.ax_s.scatter([], [], s=9, color=plots.TARGET_COLOR, lw=0, zorder=3)
+        self.pts_t = self.ax_t.scatter([], [], s=9, color=plots.TARGET_COLOR, lw=0, zorder=3)
         for ax in (self.ax_s, self.ax_t):
-            ax.set_title("a\nb")  # placeholder two-line titles: they size the layout
+            ax.set_title("a\nb", fontsize=12)  # placeholder two-line titles: they size the layout
         self.dynamic(self.pts_s, self.pts_t, self.ax_s.title, self.ax_t.title)
         return fig
 
