@@ -18,9 +18,10 @@ sigma_t; products sigma sigma' only, finite on the VP path too):
       = alpha_t' x1_hat + sigma_t sigma_t' (x - alpha_t x1_hat) / sigma_t^2
       = alpha_t' (x - sigma_t eps_hat) / alpha_t + sigma_t' eps_hat.
 
-Singular ends: from the velocity, all three divide by D_t, which vanishes with sigma_t (t = 1
-when sigma_min = 0: 0/0); back to the velocity, s and eps_hat divide by alpha_t (t = 0: x_0 says
-nothing about x1), x1_hat by sigma_t^2 (t = 1).
+Singular ends: from the velocity, all three divide by D_t, which vanishes with sigma_t when
+sigma_t' stays finite (OT: t = 1 when sigma_min = 0: 0/0; on VP, sigma_t sigma_t' = -alpha_t
+alpha_t' gives D_t = alpha_t' > 0); back to the velocity, s and eps_hat divide by alpha_t (t = 0:
+x_0 says nothing about x1), x1_hat by sigma_t^2 (t = 1 when sigma_min = 0).
 
 SDEs with the same marginals (Karras et al. 2022, eq. 6, in diffusion time; Fokker-Planck):
 

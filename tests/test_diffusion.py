@@ -103,6 +103,37 @@ def test_ddpm_first_step_draws_from_the_prior_of_x1():
     assert abs(torch.corrcoef(torch.stack([x0[:, 0], x[:, 0]]))[0, 1]) < 4 / math.sqrt(20000)
 
 
+def _ddim_noise(path, t, t_next, eta):
+    """The noise level c of ddim_step itself: at x = 0 with the field u = 0, x1_hat = eps_hat =
+    0 and its step is c Z; divided by the same seeded Z."""
+    zero = torch.zeros(1, 3, dtype=D64)
+    gen = torch.Generator().manual_seed(7)
+    x = diffusion.ddim_step(path, lambda x, t: 0 * x, zero, t, t_next, eta, generator=gen)
+    ratio = x / torch.randn(1, 3, generator=torch.Generator().manual_seed(7), dtype=D64)
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))  # one c, every coordinate
+    return ratio[0, 0].item()
+
+
+@pytest.mark.parametrize("path", [OTPath(0.0), VPPath(), cosine_path()], ids=repr)
+def test_ddpm_step_noise_is_the_posterior_level_and_tends_to_g(path):
+    """ddim_step(eta = 1) draws c Z with c^2 = sigma_t'^2 (1 - r^2), r = alpha_t sigma_t' /
+    (alpha_t' sigma_t) (eta scales c), and c^2 / h -> g_t^2 = 2 D_t / alpha_t with a gap O(h)."""
+    for t in (0.2, 0.5, 0.8):
+        tt = torch.tensor(t, dtype=D64)
+        g2 = diffusion.ddpm_noise(path)(tt).item() ** 2
+        gaps = []
+        for h in (1e-2, 1e-3):
+            tn = torch.tensor(t + h, dtype=D64)
+            a, s, a2, s2 = path.alpha_t(tt), path.sigma_t(tt), path.alpha_t(tn), path.sigma_t(tn)
+            want = (s2 * torch.sqrt(1 - (a * s2 / (a2 * s)) ** 2)).item()
+            c = _ddim_noise(path, t, t + h, 1.0)
+            assert c == pytest.approx(want, rel=1e-12, abs=0)
+            assert _ddim_noise(path, t, t + h, 0.5) == pytest.approx(want / 2, rel=1e-12, abs=0)
+            gaps.append(abs(c**2 / h / g2 - 1))
+        assert 8 < gaps[0] / gaps[1] < 12, (t, gaps)  # O(h): tenfold smaller h, tenfold gap
+    assert _ddim_noise(path, 0.3, 0.4, 0.0) == 0.0  # eta = 0: DDIM, no noise
+
+
 def test_euler_maruyama_brownian_motion_and_g_zero_is_euler():
     x0 = torch.zeros(40000, 2, dtype=D64)
     g = diffusion.scaled_sigma(OTPath(0.0), 0.0)

@@ -93,6 +93,11 @@ def test_static_draw_returns_a_figure():
     plt.close(fig)
     fig = fig12.draw_quality((4, 16), {"a": {"x": [(0.1, 0.01), (0.0, 0.01)]}})
     plt.close(fig)
+    fig = fig12.draw_quality((4, 16), {"b": {"x": [(0.1, 0.01), (0.0, 0.01)]}}, bars={"b": 4.3})
+    (segments,) = [c for c in fig.axes[0].collections if len(c.get_segments()) == 2]
+    half = [abs(seg[1][1] - seg[0][1]) / 2 for seg in segments.get_segments()]
+    assert half == pytest.approx([0.043, 0.043])  # +-4.3 SE bars, as asked
+    plt.close(fig)
 
 
 def test_target_is_notebook_03s_mixture():

@@ -391,18 +391,25 @@ def draw_sde_sampler(
     )
 
 
-def draw_quality(nfes: tuple[int, ...], panels: dict[str, dict[str, list[tuple[float, float]]]]):
+def draw_quality(
+    nfes: tuple[int, ...],
+    panels: dict[str, dict[str, list[tuple[float, float]]]],
+    bars: dict[str, float] | None = None,
+):
     """Energy distance to the data against NFE, one panel per title in `panels`: each maps a
-    sampler's name to its (mean, SE) at each NFE, drawn with +-2 SE bars on a log NFE axis."""
-    fig, axes = plots.new_axes(len(panels), size=4.2)
+    sampler's name to its (mean, SE) at each NFE, drawn with +-k SE bars on a log NFE axis,
+    k = bars[title] (default 2: say in the title which k a panel uses)."""
+    bars = bars or {}
+    fig, axes = plots.new_axes(len(panels), size=5.6)
     for ax, (title, rows) in zip(axes, panels.items(), strict=True):
+        k = bars.get(title, 2.0)
         for i, (name, cells) in enumerate(rows.items()):
             means, ses = zip(*cells, strict=True)
             shift = 1 + 0.03 * (i - len(rows) / 2)  # side by side, not on top of each other
             ax.errorbar(
                 [n * shift for n in nfes],
                 means,
-                yerr=[2 * s for s in ses],
+                yerr=[k * s for s in ses],
                 marker="o",
                 ms=4,
                 capsize=2,
@@ -412,7 +419,8 @@ def draw_quality(nfes: tuple[int, ...], panels: dict[str, dict[str, list[tuple[f
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.tick_params(labelsize=10)
         ax.set(xlabel="NFE (field evaluations)", ylabel="energy distance to the data")
         ax.set_title(title, fontsize=11)
-        ax.legend(fontsize=9)
+        ax.legend(fontsize=10)
     return fig
