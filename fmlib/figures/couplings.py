@@ -168,12 +168,15 @@ class CouplingsView(plots.LiveFigure):
         }
 
     def inactive(self, **values) -> dict[str, str]:
-        """The OT batch size only matters for minibatch OT; reflow is trained at sigma_min = 0."""
+        """The OT batch size only matters for minibatch OT; reflow is trained at sigma_min = 0;
+        an atlas with one sigma_min (the site's shipped models) offers no other."""
         off = {}
         if values.get("coupling") != "minibatch OT":
             off["batch_size"] = "only minibatch OT pairs points within batches"
         if values.get("coupling") == "reflow":
             off["sigma_min"] = "reflow's pairs (x0, flow(x0)) are deterministic: σ_min = 0"
+        elif len(self.atlas.sigma_mins) == 1:  # the site's shipped models: one sigma_min
+            off["sigma_min"] = f"only σ_min = {self.atlas.sigma_mins[0]:g} models are drawn here"
         return off
 
     def _check(self, coupling: str, batch_size: int, sigma_min: float, steps: int, t: float):

@@ -215,6 +215,10 @@ def test_site_pages(site, server, browser):
                 problems += [f"{name}: panel {k}: {w}" for w in wrong]
                 for i, control in enumerate(controls):
                     label = control.evaluate("(el) => el.dataset.name")
+                    if _count(control) == 1:  # one value: it must say it has no effect
+                        if not control.evaluate("(el) => el.disabled"):
+                            problems.append(f"{name}: panel {k}'s {label} offers one value")
+                        continue
                     if not _changes_picture(page, panel, controls, i):
                         problems.append(f"{name}: panel {k}'s {label} never changes the picture")
                 if panel.locator(".fm-play").count():
