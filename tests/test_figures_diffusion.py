@@ -88,7 +88,7 @@ def test_tv_floor_is_the_tv_of_exact_samples():
 
 
 def test_static_draw_returns_a_figure():
-    fig = fig12.draw_sde_sampler(gamma=1.0, steps=8, t=0.25)
+    fig = fig12.SDESampler.draw(gamma=1.0, steps=8, t=0.25)
     assert fig.number in plt.get_fignums()
     plt.close(fig)
     fig = fig12.draw_quality((4, 16), {"a": {"x": [(0.1, 0.01), (0.0, 0.01)]}})

@@ -378,19 +378,6 @@ class SDESampler(plots.LiveFigure):
             ax.title.set_text(title)
 
 
-def draw_sde_sampler(
-    gamma: float = 1.0,
-    sampler: str = "SDE",
-    steps: int = 32,
-    sigma_min: float = 0.0,
-    t: float = 0.5,
-) -> Figure:
-    """The widget's picture, drawn once on a pyplot figure (the static page)."""
-    return SDESampler(pyplot=True).draw(
-        gamma=gamma, sampler=sampler, steps=steps, sigma_min=sigma_min, t=t
-    )
-
-
 def draw_quality(
     nfes: tuple[int, ...],
     panels: dict[str, dict[str, list[tuple[float, float]]]],
