@@ -57,6 +57,10 @@ def course(tmp_path_factory):
     key.write_text(json.dumps(editions.answer_key(nb, SOURCE.name)))
     patch = pytest.MonkeyPatch()
     patch.setenv(exercises.ANSWER_KEY, str(key))
+    # One torch thread in the graded kernels (as tests/test_grade.py's one_thread_kernels):
+    # two-thread kernels beside the other pytest worker oversubscribe `make test`'s 2 cores.
+    patch.setenv("OMP_NUM_THREADS", "1")
+    patch.setenv("MKL_NUM_THREADS", "1")
     points = nbgrader_course.build(course, [NAME])
     release = nbformat.read(course / "release" / NAME / f"{NAME}.ipynb", as_version=4)
     source = nbformat.read(course / "source" / NAME / f"{NAME}.ipynb", as_version=4)
