@@ -113,10 +113,10 @@ KEY = {
         "export": [],
         "code": "eNptUc1OhDAQvvMUkz21pIuLF+Mm+wT7AibGNLXMQrPQYlt+NsZ3t7RiROUCM3x/MzNx2VwZDFy0LR/hBL1xHq0ylvTCNwzeGMx8ZHAoHujz4YXB0i4G7kloFzj3QlfkzOCeBmDJK+FFAmcD71DoKNoJWystggO2Rip/+188C3IoPVZ8FDbQLq0RnpBpyQg5ELLG3MMqTiHPg3fhho6UNL0pzfplgq3Khhy/ikWCHOhWI3WDBg9cnNFK5dAVskF5JRmEZyeNrpRXJkwEwUMJLRHMBXyDsE64YxErtJswJkn1zwlTx5v2VOL+MVWdcl5c0Z3eYxntbmaACVXdBB683qJNHBDKu/MRajWihifuQ945/kxgB8JiAq833R3hezNsa3AxtjY+pAE3vHorpI/UZRkQr00D+fdBvhaZ538ukNQ/WEY/AbU8vt4=",  # noqa: E501
     },
-    "CFM target with sigma_min = 0.1": {
+    "best constant field: its CFM loss": {
         "notebook": "05_cfm_training.ipynb",
-        "export": ["width"],
-        "code": "eNqVk8GO0zAQhu95ilG52EtaGiEuRTkhcUNw4B6ZZNJYm9iRPdlkBbw7Yzvb3W0DEjlE9tjzzzf2b1yqUVEHJXz9/o0HwuvzoKpBmxKX6jKRGS4j1oRNRcqdkTgBU+phqkjweKkoD7GlyIGsq7tDO/W9EO9zGeMkJcAbCLsX+AVLIUERLCzEa9msm0hRwB5E+L2qDndRIeSnIJ1g9DpIHVetEpLEHXDoLVAYFFkVOdHV2qM/1B3W9yID/nafPn+BtZVZc96lGGccD8Uuj9uU8TO6tecUujqIFCTblwXuP6TZoD2pe/TlzziN9R7tBONEoVmYO3QI1CG01g1Tr6BTnrlP0Grnif+micvcSoS76ZVVdicQF/kExmf/j+MLx/y0V+bPZN72D9qcN4sEwEDR6AfdoIcfj8839EKfPkLor8eWQBPY6T/pVv+kFVpxC7mJGwox1dlSOkFVs9tuiPgeW2cNs7TM/3ea7cLwLrlpE4A69q32sfor16x+ykFE7WB5FopkJE8v9qIhdCww6xpv0MQTW0K7SMQntA2kBwQ3GR9aHsBYNjuI8ESPfDUWGkUqzQvGCNir8UerDTGHnZVr2IDFDcz+yu3X9X/nmfwDI+g3OQ==",  # noqa: E501
+        "export": [],
+        "code": "eNqdVU1z0zAQvedX7LQHpGBcO6UcyvgEhRMnuHVaj2JvYk1tKZGUJhngv7OS7HyQks6QmWQqad/u27cfvYQfDULVYPUEVnSLFi2sG+HA0bVQdo0GajTyGe0tCOhk20qtoDZibUHPgG2yBDY5T4BuBcxRoRFOG3obXYJ0ZLRWwLw3pR1OtX56Y3v4FFu9BuvEFoT1AbdA4ZB/DMGnaB1UWtG7ciCDAXQoVHTtT06YOVII1qIgY7tcCYOWE+86hG61DTBpIjAa1JTQsxSO8kjAaVhL10gFN/D9Lh3hpqQcoKAHUzXp1yEfxtNOqJVoS4tYsxvuLReSVBtMDUWVyrHrBFheZlnmvwkJs9OkiM4DdJMdAdUBBCanmARqt11gERGzVgv34X1wNGhQgPeap7VeTVtk/L7n9wDviA/90NnKeSfKTioO42CeeQ92SWDGDnwF4/6QeuVYLbsi4wQbw4SndtWFm9wzWGDlsC6JE1U9sLDLCOKpdNixQNMuDIq69FmzQHQ8PnLUIwAu4e7XJv/1OLkNJY44EFO9ckDaUBP1h6EdDrx3QyKbPmHS4yz9PuqoDMTRVNKiTcM0sBHQ5+K4C2cS2/o29NanL99Cf10kwTCOSlQh3hwrE++cboubqD2JZF290wiuoBOuSe3SOGpnxYIJ5xHXSYr/hLb4GY6BWRwpIgwLYZyfxf1IhKGigQ2F31f9ceLFzUhcL9TJW31BiF2AmMNO2qGWw1PPLFD5yxVQc6NyaOLMxqlLwOog3ExUfj/QQPfjeBKVHVb07cvdO+HnCO2zrOk7ARrvyWdgWpFYtNAqKgjNqnDIY0fl/8PhNRIVhc58nj7CyUaL7R02lJeiE23rn8W+sYda3t1v8odzBLN/E3xVKR8sdmpYiCCeae/M6Z+Apj9iRzUGSTZNu4027cLoqZjKVrot5FfXgKJqaGFv9QporLqXqnndN/yrap4j+zsZ8T/04wb8",  # noqa: E501
     },
     "P(t > 0.9) under the logit-normal law": {
         "notebook": "05_cfm_training.ipynb",
