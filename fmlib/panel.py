@@ -44,6 +44,7 @@ PLAY_INTERVAL_MS = 80  # 12.5 frames per second when Play runs t
 FRAME_CACHE = 96  # pictures a panel keeps (PNGs of 40-130 kB: at most about 12 MB)
 AHEAD_AFTER_S = 0.3  # the hand has rested this long: draw the frames it may ask for next
 AHEAD_VALUES = 24  # values drawn ahead per slider (t: its whole grid when it has <= 24)
+WORKER_NAME = "fmlib-panel-redraw"  # the redraw threads' name (tests wait for them to end)
 TRACE_ENV = "FMLIB_PANEL_TRACE"  # a file: timing events as JSON lines (tests/ui/stages.py)
 
 
@@ -180,7 +181,7 @@ class Redrawer:
             if self._running:
                 return
             self._running = True
-        threading.Thread(target=self._loop, daemon=True).start()
+        threading.Thread(target=self._loop, daemon=True, name=WORKER_NAME).start()
 
     def pending(self) -> bool:
         """A request is waiting (a frame drawn ahead should give way)."""

@@ -183,6 +183,7 @@ def test_the_panel_api_checks_its_arguments_and_detects_a_hang():
     with pytest.raises(TimeoutError, match="did not finish in 0.05 s"):
         box.wait(timeout=0.05)
     box.wait()
+    del view.update  # the frames drawn ahead after this test: the view's own update again
 
 
 def test_panel_disables_inactive_controls_with_the_reason():
@@ -258,8 +259,13 @@ def test_frames_are_drawn_on_one_torch_thread_and_the_count_comes_back():
     cell set meanwhile kept."""
     import torch
 
+    from fmlib import panel
     from fmlib.panel import one_draw_thread
 
+    deadline = time.monotonic() + 60  # earlier tests' panels may still draw frames ahead
+    while panel._drawing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert panel._drawing == 0
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
