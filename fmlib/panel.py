@@ -65,10 +65,10 @@ _threads_before = 1  # torch's thread count when the first of them started
 def one_draw_thread() -> Iterator[None]:
     """torch's element-wise and matrix maths on one thread while any panel draws a frame.
 
-    A frame's tensors are small (at most a few 10^4 entries) and torch splits some element-wise
-    ops (exp, measured) over its threads from a few hundred entries: with 2 threads every such
-    op opens a parallel region whose second thread spins, and on a 2-core machine that is
-    busy (the browser, the server, another kernel) waits milliseconds to be scheduled.
+    A frame's tensors are small (at most a few 10^4 entries), yet with 2 threads some
+    element-wise ops on a few hundred entries (exp, measured) cost milliseconds: a second
+    thread spins and, on a 2-core machine that is busy (the browser, the server, another
+    kernel), waits to be scheduled.
     Measured (benchmarks/widgets.py, CPU seconds, AMD EPYC 2 cores, loaded): a
     ConditionalPath redraw at steps = 100 took 1.1 s on 2 threads, 0.07 s on one; the other
     views' medians fell too. Unlike fmlib.repro.one_thread this is safe across panels (each
