@@ -28,11 +28,13 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.figure import Figure
 
 from fmlib import figure_check
@@ -42,6 +44,7 @@ PLAY_INTERVAL_MS = 80  # 12.5 frames per second when Play runs t
 FRAME_CACHE = 96  # pictures a panel keeps (PNGs of 40-130 kB: at most about 12 MB)
 AHEAD_AFTER_S = 0.3  # the hand has rested this long: draw the frames it may ask for next
 AHEAD_VALUES = 24  # values drawn ahead per slider (t: its whole grid when it has <= 24)
+WORKER_NAME = "fmlib-panel-redraw"  # the redraw threads' name (tests wait for them to end)
 TRACE_ENV = "FMLIB_PANEL_TRACE"  # a file: timing events as JSON lines (tests/ui/stages.py)
 
 
@@ -51,6 +54,40 @@ def _trace(event: dict) -> None:
     if path:
         with open(path, "a") as f:
             f.write(json.dumps(event, default=str) + "\n")
+
+
+_THREADS = threading.Lock()
+_drawing = 0  # frames being drawn now, over all panels
+_threads_before = 1  # torch's thread count when the first of them started
+
+
+@contextmanager
+def one_draw_thread() -> Iterator[None]:
+    """torch's element-wise and matrix maths on one thread while any panel draws a frame.
+
+    A frame's tensors are small (at most a few 10^4 entries), yet with 2 threads some
+    element-wise ops on a few hundred entries (exp, measured) cost milliseconds: a second
+    thread spins and, on a 2-core machine that is busy (the browser, the server, another
+    kernel), waits to be scheduled.
+    Measured (benchmarks/widgets.py, CPU seconds, AMD EPYC 2 cores, loaded): a
+    ConditionalPath redraw at steps = 100 took 1.1 s on 2 threads, 0.07 s on one; the other
+    views' medians fell too. Unlike fmlib.repro.one_thread this is safe across panels (each
+    panel draws on its own thread): the count is restored when the last frame ends, unless a
+    cell changed it meanwhile. A cell that runs while a frame is drawn shares the one thread."""
+    global _drawing, _threads_before
+    with _THREADS:
+        if _drawing == 0:
+            _threads_before = torch.get_num_threads()
+            if _threads_before > 1:
+                torch.set_num_threads(1)
+        _drawing += 1
+    try:
+        yield
+    finally:
+        with _THREADS:
+            _drawing -= 1
+            if _drawing == 0 and _threads_before > 1 and torch.get_num_threads() == 1:
+                torch.set_num_threads(_threads_before)
 
 
 def _parent_msg_id() -> str | None:
@@ -80,7 +117,8 @@ def render_png(draw: Callable[..., Figure] | LiveFigure, values: dict) -> bytes:
         png = render_stages(draw, values)[0]
         assert png is not None  # nothing asked it to stop
         return png
-    fig = draw(**values)
+    with one_draw_thread():
+        fig = draw(**values)
     if figure_check.enabled():
         figure_check.check(fig, where=f"{getattr(draw, '__name__', 'panel')}'s frame")
     buffer = io.BytesIO()
@@ -96,7 +134,7 @@ def render_stages(
     PNG. With `stop`, asked between stages and between the artists of the raster: True
     abandons the frame (PNG None)."""
     seconds: dict[str, float] = {}
-    with view.lock:
+    with view.lock, one_draw_thread():
         start = time.perf_counter()
         view.update(**values)
         _check_readable(view)
@@ -143,7 +181,7 @@ class Redrawer:
             if self._running:
                 return
             self._running = True
-        threading.Thread(target=self._loop, daemon=True).start()
+        threading.Thread(target=self._loop, daemon=True, name=WORKER_NAME).start()
 
     def pending(self) -> bool:
         """A request is waiting (a frame drawn ahead should give way)."""

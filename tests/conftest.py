@@ -1,5 +1,9 @@
 """Shared test settings: a non-interactive matplotlib backend and a fixed thread count."""
 
+import sys
+import threading
+import time
+
 import matplotlib
 import pytest
 import torch
@@ -30,3 +34,19 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(autouse=True)
+def _panels_done_after_each_test():
+    """A panel's redraw thread draws frames ahead after its test, with torch on one thread
+    (fmlib.panel.one_draw_thread): the next test starts once every such thread has ended, so
+    it sees the thread count it set (and no frame competes with it for the cores)."""
+    yield
+    panel = sys.modules.get("fmlib.panel")
+    if panel is None:  # no panel in this process
+        return
+    deadline = time.monotonic() + 120  # a hang detector: drawing ahead takes seconds
+    while any(t.name == panel.WORKER_NAME for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("a panel's redraw thread still runs 120 s after its test")
+        time.sleep(0.01)

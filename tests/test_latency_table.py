@@ -65,3 +65,18 @@ def test_a_move_is_followed_from_the_event_to_the_decoded_picture():
         "total": 99,
     }
     assert b.ahead_waited == 1
+
+
+def test_browser_rates_holds_every_moves_end_to_end_time_to_the_goal():
+    """make bench's browser latency: each move's final value, event -> decoded picture, within
+    0.1 s; one slow move misses the goal even when the median is well within it."""
+    fast = stages.Breakdown(dict.fromkeys(stages.STAGES, 10.0) | {"total": 60.0}, 0)
+    slow = stages.Breakdown(dict.fromkeys(stages.STAGES, 10.0) | {"total": 150.0}, 1)
+    moves = [fast, fast, slow]
+    text = latency_text([], [], [(stages.row("07_x", "σ_min", "drag", b), b) for b in moves])
+    lines, ok = browser_rates.latency_report(text)
+    assert not ok
+    assert any("07_x" in line and "150 ms" in line and "MISSED" in line for line in lines)
+    assert lines[-1].endswith("2 of 3 moves")
+    text = latency_text([], [], [(stages.row("07_x", "σ_min", "drag", b), b) for b in moves[:2]])
+    assert browser_rates.latency_report(text)[1]

@@ -183,6 +183,7 @@ def test_the_panel_api_checks_its_arguments_and_detects_a_hang():
     with pytest.raises(TimeoutError, match="did not finish in 0.05 s"):
         box.wait(timeout=0.05)
     box.wait()
+    del view.update  # the frames drawn ahead after this test: the view's own update again
 
 
 def test_panel_disables_inactive_controls_with_the_reason():
@@ -250,3 +251,53 @@ def test_the_figure_reports_what_each_control_shows(name, make_view, kwargs):
                 found = any(pattern.search(s) for s in texts)
             assert found, f"{name}: {key} shows {label!r} but no text of the figure says so"
         control.value = defaults[key]
+
+
+def test_frames_are_drawn_on_one_torch_thread_and_the_count_comes_back():
+    """fmlib.panel.one_draw_thread: one thread while any panel draws (two panels' frames may
+    overlap, each on its own thread), the notebook's count back after the last, and a count a
+    cell set meanwhile kept."""
+    import torch
+
+    from fmlib import panel
+    from fmlib.panel import one_draw_thread
+
+    deadline = time.monotonic() + 60  # earlier tests' panels may still draw frames ahead
+    while panel._drawing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert panel._drawing == 0
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with one_draw_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        # Two panels: A starts, B starts, A ends while B still draws, then B ends.
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        inside: list[int] = []
+
+        def panel_a():
+            with one_draw_thread():
+                a_in.set()
+                b_in.wait(5)
+            a_out.set()
+
+        def panel_b():
+            a_in.wait(5)
+            with one_draw_thread():
+                b_in.set()
+                a_out.wait(5)
+                inside.append(torch.get_num_threads())  # A is done, B still draws
+
+        threads = [threading.Thread(target=f) for f in (panel_a, panel_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert inside == [1]
+        assert torch.get_num_threads() == 2
+        with one_draw_thread():  # a cell sets its own count while a frame is drawn: kept
+            torch.set_num_threads(3)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
