@@ -93,11 +93,14 @@ def tilt_weights(r: Tensor, lam: float) -> Tensor:
 
 
 def weighted_cfm_loss(model: nn.Module, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
-    """sum_i w_i |u_theta(x_t^i, t^i) - (x1^i - x0^i)|^2 / sum_i w_i, x_t = (1 - t) x0 + t x1.
+    """(1/B) sum_i w_i |u_theta(x_t^i, t^i) - (x1^i - x0^i)|^2, x_t = (1 - t) x0 + t x1.
 
-    The CFM loss of the OT path (sigma_min = 0) with per-sample weights w: [N] >= 0."""
+    The CFM loss of the OT path (sigma_min = 0) with per-sample weights w: [B] >= 0, the
+    importance weights e^{r / lambda} / Z (mean 1 under the base). An average, not divided by
+    sum_i w_i: its expectation over minibatches is the pool's weighted loss, without the
+    ratio's O(1/B) bias. All w_i = 1 gives fmlib.losses.l_cfm."""
     x_t = (1 - t[:, None]) * x0 + t[:, None] * x1
-    return (w * ((model(x_t, t) - (x1 - x0)) ** 2).sum(dim=1)).sum() / w.sum()
+    return (w * ((model(x_t, t) - (x1 - x0)) ** 2).sum(dim=1)).mean()
 
 
 def make_model() -> MLP:
@@ -124,13 +127,14 @@ def finetune(
     """Reward-weighted CFM from `model`'s weights (a copy is trained) on a fixed pool x1 ~ p.
 
     Per step: B indices of the pool uniformly, x0 ~ N(0, I), t ~ U[0, 1], the weighted CFM loss
-    with the pool's self-normalised weights w_i = softmax(r(pool) / lam)_i. Its minimiser is the
-    flow of p e^{r / lam} / Z. AdamW, warmup + cosine lr, EMA (fmlib.training.train_steps).
+    with the pool's weights w_i = e^{r_i / lam} / Z_hat, Z_hat = (1/N) sum_j e^{r_j / lam}
+    (= N softmax(r / lam)_i, mean 1). Its minimiser is the flow of p e^{r / lam} / Z.
+    AdamW, warmup + cosine lr, EMA (fmlib.training.train_steps).
     Returns (EMA model in eval mode, losses)."""
     check_int("steps", steps)
     check_int("batch_size", batch_size)
     student = _copy(model)
-    w_pool = tilt_weights(reward(pool.double()), lam).float() * len(pool)  # mean 1 over the pool
+    w_pool = (tilt_weights(reward(pool.double()), lam) * len(pool)).float()  # mean 1
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
 
     def batch_loss() -> Tensor:

@@ -127,7 +127,7 @@ def test_weighted_cfm_loss_is_cfm_with_repeats():
     ones = torch.ones(6)
     loss = rt.weighted_cfm_loss(model, x0, x1, t, ones)
     torch.testing.assert_close(loss, l_cfm(model, x0, x1, t, OTPath(0.0)))
-    w = torch.tensor([1.0, 2.0, 0.0, 3.0, 1.0, 1.0])  # integer weights = repeated samples
+    w = torch.tensor([1.0, 2.0, 0.0, 2.0, 1.0, 0.0])  # integer weights, sum 6 = repeats
     i = torch.repeat_interleave(torch.arange(6), w.long())
     torch.testing.assert_close(
         rt.weighted_cfm_loss(model, x0, x1, t, w), l_cfm(model, x0[i], x1[i], t[i], OTPath(0.0))
