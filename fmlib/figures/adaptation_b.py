@@ -35,7 +35,7 @@ def reward_densities_figure(
     """Base density | tilted density (one colour scale) | each sample set of `samples`
     (name -> [N, 2], the first 2000 points) over the tilted density's contours (2%, 20% and
     60% of the densities' maximum)."""
-    fig, axes = plots.new_axes(2 + len(samples), size=3.3)
+    fig, axes = plots.new_axes(2 + len(samples), size=4.0, ncols=2)
     ext = (-REWARD_VIEW, REWARD_VIEW, -REWARD_VIEW, REWARD_VIEW)
     p_base, p_tilt = _log_density_image(base).exp(), _log_density_image(tilted).exp()
     top = float(max(p_base.max(), p_tilt.max()))
@@ -57,7 +57,6 @@ def reward_densities_figure(
         ax.contour(xx, yy, p_tilt, levels=levels, colors="k", linewidths=0.6, alpha=0.7)
     for ax in axes:
         ax.plot(*centre, "*", color="white", mec="k", ms=12, label="reward centre c")
-        ax.title.set_fontsize(10)
     axes[-1].legend(loc="lower left", fontsize=9)
     return fig
 
@@ -67,18 +66,21 @@ def reward_tv_figure(
 ) -> Figure:
     """TV to p* (+- 2 SE) against fine-tuning steps (0 = the base model), and the floor band:
     exact samples of p* at the same chunk size n."""
-    fig, (ax,) = plots.new_axes(1, size=4.2)
+    fig, (ax,) = plots.new_axes(1, size=5.5)
     x = [max(s, 5) for s in steps]  # step 0 drawn at 5 on the log axis
-    ax.errorbar(x, tv, yerr=[2 * s for s in tv_se], marker="o", capsize=3, label="fine-tuned model")
+    ax.errorbar(
+        x, tv, yerr=[2 * s for s in tv_se], marker="o", capsize=3, label="fine-tuned model (± 2 SE)"
+    )
     ax.axhspan(floor - 2 * floor_se, floor + 2 * floor_se, color="0.8", label="floor ± 2 SE")
     ax.axhline(floor, color="0.4", lw=1)
     ax.set_xscale("log")
     ax.set_xticks(x, ["0 (base)" if s == 0 else str(s) for s in steps])
+    ax.minorticks_off()  # the axis is not continuous below 25
     ax.set(
         xlabel="reward-weighted CFM steps",
         ylabel=f"TV to $p^*$ (n = {n} per chunk)",
         ylim=(0, max(tv) * 1.1),
-        title="distance to the tilted density",
+        title="distance to the tilted density (separate runs)",
     )
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=10)
     return fig
