@@ -1,0 +1,261 @@
+"""Notebook 11, inverse problems: sampling p(x | y), y = A x + noise, with a flow prior.
+
+Prior: notebook 03's eight Gaussians (std 0.3, float64); its flow is the exact marginal
+velocity on the OT path (fmlib.marginal), a perfectly trained prior. We observe the first
+coordinate: A = [1, 0], y = 1.7. The exact posterior is a Gaussian mixture
+(fmlib.inverse_problems.mixture_posterior); along the OT path its marginal at time t is the
+law of t x1 + (1 - t) x0 with x1 ~ p(x | y): N(t mu_k, t^2 C_k + (1 - t)^2 I) per component.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import ipywidgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from fmlib import inverse_problems as ip
+from fmlib import plots, widgets
+from fmlib.data import eight_gaussians_means
+from fmlib.marginal import GaussianMixture, MixtureMarginal, marginal_velocity
+from fmlib.metrics import energy_distance
+from fmlib.paths import OTPath
+from fmlib.repro import one_thread
+from fmlib.solvers import integrate, position_at
+
+INVERSE_STD = 0.3
+INVERSE_A = ((1.0, 0.0),)  # observe x^(1)
+INVERSE_Y = 1.7
+SIGMA_Y_OPTIONS = (0.05, 0.1, 0.2, 0.5, 1.0)
+POSTERIOR_METHODS = ("DPS", "ΠGDM", "importance resampling")
+POSTERIOR_STEPS = (4, 8, 16, 32, 64)
+POSTERIOR_T = tuple(round(0.05 * i, 2) for i in range(21))
+POSTERIOR_VIEW = 3.2
+POSTERIOR_HEAT = 80
+PANEL_PARTICLES = 1000
+PANEL_PROPOSALS = 8000
+
+
+def inverse_prior() -> GaussianMixture:
+    """q = (1/8) sum_k N(m_k, 0.3^2 I), m_k on the circle of radius 2 (float64)."""
+    return GaussianMixture(eight_gaussians_means().double(), INVERSE_STD)
+
+
+def inverse_observation() -> tuple[Tensor, Tensor]:
+    """(A [1, 2], y [1]) of the chapter: y observes x^(1)."""
+    return (
+        torch.tensor(INVERSE_A, dtype=torch.float64),
+        torch.tensor([INVERSE_Y], dtype=torch.float64),
+    )
+
+
+def posterior_at_time(post: ip.MixturePosterior, t: float) -> ip.MixturePosterior:
+    """The law of t x1 + (1 - t) x0, x1 ~ post, x0 ~ N(0, I): component k is
+    N(t mu_k, t^2 C_k + (1 - t)^2 I)."""
+    eye = torch.eye(post.means.shape[1], dtype=post.means.dtype)
+    return ip.MixturePosterior(post.weights, t * post.means, t**2 * post.covs + (1 - t) ** 2 * eye)
+
+
+@lru_cache(maxsize=8)
+def _posterior(sigma_y: float) -> ip.MixturePosterior:
+    A, y = inverse_observation()
+    return ip.mixture_posterior(inverse_prior(), A, y, sigma_y)
+
+
+def _prior_field(x: Tensor, t: Tensor) -> Tensor:
+    return marginal_velocity(OTPath(0.0), inverse_prior(), x, t)
+
+
+@lru_cache(maxsize=1)
+def _x0(n: int) -> Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+
+
+@lru_cache(maxsize=8)
+def _proposals(steps: int) -> Tensor:
+    """The prior flow's RK4 trajectories of PANEL_PROPOSALS source points: [steps + 1, M, 2]."""
+    u = MixtureMarginal(OTPath(0.0), inverse_prior()).velocity
+    with one_thread():
+        return integrate(
+            u, _x0(PANEL_PROPOSALS), steps=steps, method="rk4", trajectory=True
+        ).trajectory
+
+
+@lru_cache(maxsize=64)
+def panel_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
+    """The particles' trajectories [steps + 1, PANEL_PARTICLES, 2]: guided Euler from the first
+    PANEL_PARTICLES source points (DPS, PiGDM), or the prior flow's RK4 trajectories of the
+    PANEL_PARTICLES proposals drawn by importance resampling (seeded)."""
+    _check(sigma_y, method, steps, 1.0)
+    A, y = inverse_observation()
+    with one_thread():
+        if method == "importance resampling":
+            traj = _proposals(steps)
+            log_w = ip.log_likelihood(traj[-1], A, y, sigma_y)
+            gen = torch.Generator().manual_seed(12)
+            index = torch.multinomial(torch.softmax(log_w, 0), PANEL_PARTICLES, True, generator=gen)
+            return traj[:, index]
+        x0 = _x0(PANEL_PROPOSALS)[:PANEL_PARTICLES]
+        sol = ip.guided_sample(_prior_field, x0, A, y, sigma_y, steps, method, trajectory=True)
+        return sol.trajectory
+
+
+@lru_cache(maxsize=64)
+def panel_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float, float]:
+    """(mode weights of the final particles [8], their energy distance to as many exact
+    posterior samples, that of a second exact set: the floor)."""
+    post = _posterior(sigma_y)
+    x = panel_trajectories(sigma_y, method, steps)[-1]
+    gen = torch.Generator().manual_seed(13)
+    ref, ref2 = post.sample(len(x), gen), post.sample(len(x), gen)
+    with one_thread():
+        weights = post.component_probs(x).mean(0).numpy()
+        return weights, energy_distance(x, ref), energy_distance(ref2, ref)
+
+
+@lru_cache(maxsize=256)
+def _density(sigma_y: float, t: float) -> np.ndarray:
+    """p_t(x | y) on the view's grid, divided by its largest value."""
+    _, _, pts = plots.grid2d(POSTERIOR_VIEW, POSTERIOR_HEAT)
+    with one_thread():
+        log_p = posterior_at_time(_posterior(sigma_y), t).log_prob(pts.double())
+    p = (log_p - log_p.max()).exp().reshape(POSTERIOR_HEAT, POSTERIOR_HEAT)
+    return p.numpy()
+
+
+def _check(sigma_y: float, method: str, steps: int, t: float) -> None:
+    if sigma_y not in SIGMA_Y_OPTIONS:
+        raise ValueError(f"sigma_y must be one of {SIGMA_Y_OPTIONS}, got {sigma_y!r}")
+    if method not in POSTERIOR_METHODS:
+        raise ValueError(f"method must be one of {POSTERIOR_METHODS}, got {method!r}")
+    if steps not in POSTERIOR_STEPS:
+        raise ValueError(f"steps must be one of {POSTERIOR_STEPS}, got {steps!r}")
+    if t not in POSTERIOR_T:
+        raise ValueError(f"t must be one of {POSTERIOR_T}, got {t!r}")
+
+
+def mode_labels() -> list[str]:
+    """The eight prior modes by their angle on the circle: '0°', '45°', ..."""
+    return [f"{45 * k}°" for k in range(8)]
+
+
+class PosteriorSampling(plots.LiveFigure):
+    """p_t(x | y) with the particles at t | the posterior's mode weights, exact and sampled.
+
+    `PosteriorSampling.draw(sigma_y=0.2, method="DPS", steps=32, t=1.0)` -> Figure."""
+
+    NOTE = (
+        "Prior: eight Gaussians (std 0.3), its exact flow; y = x⁽¹⁾ + noise = 1.7. "
+        "DPS and ΠGDM: guided Euler from the same 1000 noise points; importance resampling: "
+        "1000 of 8000 prior-flow trajectories (RK4), drawn by their weight p(y | x₁)."
+    )
+
+    def controls(self) -> dict[str, ipywidgets.ValueWidget]:
+        return {
+            "sigma_y": ipywidgets.SelectionSlider(
+                options=[(f"{s:.2f}", s) for s in SIGMA_Y_OPTIONS],
+                value=0.2,
+                description="σ_y (noise of y)",
+                continuous_update=True,
+                style={"description_width": "initial"},
+                layout=ipywidgets.Layout(width="300px"),
+            ),
+            "method": widgets.choice("method", POSTERIOR_METHODS, "DPS"),
+            "steps": widgets.steps_slider(32, options=POSTERIOR_STEPS),
+            "t": widgets.t_slider(1.0, options=POSTERIOR_T),
+        }
+
+    def build(self) -> Figure:
+        fig, (ax_p, ax_w) = plots.new_axes(2, size=4.6)
+        ext = (-POSTERIOR_VIEW, POSTERIOR_VIEW, -POSTERIOR_VIEW, POSTERIOR_VIEW)
+        self.image = ax_p.imshow(
+            np.zeros((POSTERIOR_HEAT, POSTERIOR_HEAT)),
+            origin="lower",
+            extent=ext,
+            cmap=plots.CMAP,
+            vmin=0,
+            vmax=1,
+        )
+        fig.colorbar(self.image, ax=ax_p, shrink=0.8, label="$p_t(x\\,|\\,y)$ / its maximum")
+        self.points = ax_p.scatter([], [], s=3, color="white", lw=0, alpha=0.8)
+        plots.square(ax_p, POSTERIOR_VIEW)
+        ax_p.grid(False)
+        pos = np.arange(8)
+        self.bars_exact = ax_w.bar(pos - 0.2, np.zeros(8), 0.4, color="0.55", label="exact $w'_k$")
+        self.bars_sampled = ax_w.bar(
+            pos + 0.2, np.zeros(8), 0.4, color=plots.TARGET_COLOR, label="sampled (at t = 1)"
+        )
+        ax_w.set_xticks(pos, mode_labels(), fontsize=10)
+        ax_w.set(xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1))
+        leg = ax_w.legend(fontsize=10, loc="upper right")
+        self.axes = (ax_p, ax_w)
+        for ax, title in zip(self.axes, self._titles(0.2, "DPS", 32, 1.0), strict=True):
+            ax.set_title(title, fontsize=11)
+        self.dynamic(
+            self.image,
+            self.points,
+            *self.bars_exact,
+            *self.bars_sampled,
+            leg,
+            *[ax.title for ax in self.axes],
+            *ax_p.spines.values(),
+        )
+        return fig
+
+    def _titles(self, sigma_y: float, method: str, steps: int, t: float) -> tuple[str, str]:
+        _, ed, floor = panel_scores(sigma_y, method, steps)
+        return (
+            f"$p_t(x\\,|\\,y)$ and particles, t = {t:.2f}\nσ_y = {sigma_y:.2f}, y = {INVERSE_Y}",
+            f"method = {method}, steps = {steps}\n"
+            f"energy distance {ed:.3f} (exact vs exact {floor:.3f})",
+        )
+
+    def update(
+        self, sigma_y: float = 0.2, method: str = "DPS", steps: int = 32, t: float = 1.0
+    ) -> None:
+        _check(sigma_y, method, steps, t)
+        traj = panel_trajectories(sigma_y, method, steps)
+        weights, _, _ = panel_scores(sigma_y, method, steps)
+        x_t = position_at(traj, t)  # on the polygon of the solver's iterates
+        self.image.set_data(_density(sigma_y, t))
+        self.points.set_offsets(x_t.numpy())
+        for bar, h in zip(self.bars_exact, _posterior(sigma_y).weights.numpy(), strict=True):
+            bar.set_height(h)
+        for bar, h in zip(self.bars_sampled, weights, strict=True):
+            bar.set_height(h)
+        for ax, title in zip(self.axes, self._titles(sigma_y, method, steps, t), strict=True):
+            ax.title.set_text(title)
+
+
+def inverse_samples_figure(
+    prior: GaussianMixture,
+    posteriors: dict[float, ip.MixturePosterior],
+    samples: dict[float, dict[str, Tensor]],
+    n_show: int = 600,
+) -> Figure:
+    """One row per sigma_y: the exact posterior's density, then each method's samples over its
+    contours (the first n_show of each)."""
+    rows = list(posteriors)
+    names = list(next(iter(samples.values())))
+    fig, axes = plots.new_axes(len(rows) * (1 + len(names)), size=3.0, ncols=1 + len(names))
+    _, _, pts = plots.grid2d(POSTERIOR_VIEW, 120)
+    ext = (-POSTERIOR_VIEW, POSTERIOR_VIEW, -POSTERIOR_VIEW, POSTERIOR_VIEW)
+    for r, sigma_y in enumerate(rows):
+        log_p = posteriors[sigma_y].log_prob(pts.double())
+        p = (log_p - log_p.max()).exp().reshape(120, 120).numpy()
+        ax = axes[r * (1 + len(names))]
+        im = ax.imshow(p, origin="lower", extent=ext, cmap=plots.CMAP, vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="density / its maximum")
+        ax.scatter(*prior.means.numpy().T, s=12, color="white", marker="x", lw=1)
+        plots.square(ax, POSTERIOR_VIEW)
+        ax.grid(False)
+        ax.set_title(f"exact $p(x\\,|\\,y)$, σ_y = {sigma_y:.2f}", fontsize=11)
+        for c, name in enumerate(names):
+            ax = axes[r * (1 + len(names)) + 1 + c]
+            ax.contour(*plots.grid2d(POSTERIOR_VIEW, 120)[:2], p, levels=[0.05, 0.5], colors="0.5")
+            plots.scatter2d(ax, samples[sigma_y][name][:n_show], lim=POSTERIOR_VIEW, s=4)
+            ax.set_title(f"{name}, σ_y = {sigma_y:.2f}", fontsize=11)
+    return fig
