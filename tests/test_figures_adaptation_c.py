@@ -17,14 +17,14 @@ def _texts(view) -> str:
 
 
 def test_the_panels_runs_are_the_lessons_samplers():
-    traj = fig11.panel_trajectories(0.2, "ΠGDM", 8)
-    assert traj.shape == (9, fig11.PANEL_PARTICLES, 2)
+    traj = fig11.posterior_trajectories(0.2, "ΠGDM", 8)
+    assert traj.shape == (9, fig11.POSTERIOR_PARTICLES, 2)
     A, y = fig11.inverse_observation()
-    x0 = fig11._x0(fig11.PANEL_PROPOSALS)[: fig11.PANEL_PARTICLES]
-    alone = ip.guided_sample(fig11._prior_field, x0, A, y, 0.2, 8, "ΠGDM").x
+    x0 = fig11._inverse_x0(fig11.POSTERIOR_PROPOSALS)[: fig11.POSTERIOR_PARTICLES]
+    alone = ip.guided_sample(fig11._inverse_prior_field, x0, A, y, 0.2, 8, "ΠGDM").x
     torch.testing.assert_close(traj[-1], alone, rtol=0, atol=0)
-    resampled = fig11.panel_trajectories(0.2, "importance resampling", 8)
-    proposals = fig11._proposals(8)
+    resampled = fig11.posterior_trajectories(0.2, "importance resampling", 8)
+    proposals = fig11._prior_proposals(8)
     # every resampled particle is a proposal's trajectory, and lies near x^(1) = y at t = 1
     same = (resampled[-1][:, None] == proposals[-1][None]).all(dim=-1).any(dim=1)
     assert bool(same.all())
@@ -32,7 +32,7 @@ def test_the_panels_runs_are_the_lessons_samplers():
 
 
 def test_posterior_path_ends_at_the_posterior_and_starts_at_noise():
-    post = fig11._posterior(0.2)
+    post = fig11._inverse_posterior(0.2)
     end, start = fig11.posterior_at_time(post, 1.0), fig11.posterior_at_time(post, 0.0)
     torch.testing.assert_close(end.covs, post.covs)
     torch.testing.assert_close(start.covs, torch.eye(2, dtype=torch.float64).expand(8, 2, 2))
@@ -57,10 +57,10 @@ def test_controls_offer_only_drawable_values_and_titles_read_them():
 
 
 def test_dps_loses_the_0_degree_mode_at_small_noise_in_the_panel():
-    weights, ed, floor = fig11.panel_scores(0.05, "DPS", 32)
+    weights, ed, floor = fig11.posterior_scores(0.05, "DPS", 32)
     assert weights[0] < 0.05 and ed > 10 * abs(floor)
-    weights, ed, _ = fig11.panel_scores(0.05, "importance resampling", 32)
-    assert abs(weights[0] - float(fig11._posterior(0.05).weights[0])) < 0.06
+    weights, ed, _ = fig11.posterior_scores(0.05, "importance resampling", 32)
+    assert abs(weights[0] - float(fig11._inverse_posterior(0.05).weights[0])) < 0.06
 
 
 def test_static_draws_return_figures():
@@ -68,7 +68,7 @@ def test_static_draws_return_figures():
     assert fig.number in plt.get_fignums()
     plt.close(fig)
     prior = fig11.inverse_prior()
-    post = {0.2: fig11._posterior(0.2)}
+    post = {0.2: fig11._inverse_posterior(0.2)}
     x = post[0.2].sample(50, torch.Generator().manual_seed(0))
     fig = fig11.inverse_samples_figure(prior, post, {0.2: {"a": x, "b": x}})
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 3 + 1  # + the colour bar

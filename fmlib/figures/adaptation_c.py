@@ -35,8 +35,8 @@ POSTERIOR_STEPS = (4, 8, 16, 32, 64)
 POSTERIOR_T = tuple(round(0.05 * i, 2) for i in range(21))
 POSTERIOR_VIEW = 3.2
 POSTERIOR_HEAT = 80
-PANEL_PARTICLES = 1000
-PANEL_PROPOSALS = 8000
+POSTERIOR_PARTICLES = 1000
+POSTERIOR_PROPOSALS = 8000
 
 
 def inverse_prior() -> GaussianMixture:
@@ -60,55 +60,59 @@ def posterior_at_time(post: ip.MixturePosterior, t: float) -> ip.MixturePosterio
 
 
 @lru_cache(maxsize=8)
-def _posterior(sigma_y: float) -> ip.MixturePosterior:
+def _inverse_posterior(sigma_y: float) -> ip.MixturePosterior:
     A, y = inverse_observation()
     return ip.mixture_posterior(inverse_prior(), A, y, sigma_y)
 
 
-def _prior_field(x: Tensor, t: Tensor) -> Tensor:
+def _inverse_prior_field(x: Tensor, t: Tensor) -> Tensor:
     return marginal_velocity(OTPath(0.0), inverse_prior(), x, t)
 
 
 @lru_cache(maxsize=1)
-def _x0(n: int) -> Tensor:
+def _inverse_x0(n: int) -> Tensor:
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
 
 
 @lru_cache(maxsize=8)
-def _proposals(steps: int) -> Tensor:
-    """The prior flow's RK4 trajectories of PANEL_PROPOSALS source points: [steps + 1, M, 2]."""
+def _prior_proposals(steps: int) -> Tensor:
+    """The prior flow's RK4 trajectories of POSTERIOR_PROPOSALS source points: [steps + 1, M, 2]."""
     u = MixtureMarginal(OTPath(0.0), inverse_prior()).velocity
     with one_thread():
         return integrate(
-            u, _x0(PANEL_PROPOSALS), steps=steps, method="rk4", trajectory=True
+            u, _inverse_x0(POSTERIOR_PROPOSALS), steps=steps, method="rk4", trajectory=True
         ).trajectory
 
 
 @lru_cache(maxsize=64)
-def panel_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
-    """The particles' trajectories [steps + 1, PANEL_PARTICLES, 2]: guided Euler from the first
-    PANEL_PARTICLES source points (DPS, PiGDM), or the prior flow's RK4 trajectories of the
-    PANEL_PARTICLES proposals drawn by importance resampling (seeded)."""
-    _check(sigma_y, method, steps, 1.0)
+def posterior_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
+    """The particles' trajectories [steps + 1, POSTERIOR_PARTICLES, 2]: guided Euler from the first
+    POSTERIOR_PARTICLES source points (DPS, PiGDM), or the prior flow's RK4 trajectories of the
+    POSTERIOR_PARTICLES proposals drawn by importance resampling (seeded)."""
+    _check_posterior_values(sigma_y, method, steps, 1.0)
     A, y = inverse_observation()
     with one_thread():
         if method == "importance resampling":
-            traj = _proposals(steps)
+            traj = _prior_proposals(steps)
             log_w = ip.log_likelihood(traj[-1], A, y, sigma_y)
             gen = torch.Generator().manual_seed(12)
-            index = torch.multinomial(torch.softmax(log_w, 0), PANEL_PARTICLES, True, generator=gen)
+            index = torch.multinomial(
+                torch.softmax(log_w, 0), POSTERIOR_PARTICLES, True, generator=gen
+            )
             return traj[:, index]
-        x0 = _x0(PANEL_PROPOSALS)[:PANEL_PARTICLES]
-        sol = ip.guided_sample(_prior_field, x0, A, y, sigma_y, steps, method, trajectory=True)
+        x0 = _inverse_x0(POSTERIOR_PROPOSALS)[:POSTERIOR_PARTICLES]
+        sol = ip.guided_sample(
+            _inverse_prior_field, x0, A, y, sigma_y, steps, method, trajectory=True
+        )
         return sol.trajectory
 
 
 @lru_cache(maxsize=64)
-def panel_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float, float]:
+def posterior_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float, float]:
     """(mode weights of the final particles [8], their energy distance to as many exact
     posterior samples, that of a second exact set: the floor)."""
-    post = _posterior(sigma_y)
-    x = panel_trajectories(sigma_y, method, steps)[-1]
+    post = _inverse_posterior(sigma_y)
+    x = posterior_trajectories(sigma_y, method, steps)[-1]
     gen = torch.Generator().manual_seed(13)
     ref, ref2 = post.sample(len(x), gen), post.sample(len(x), gen)
     with one_thread():
@@ -117,16 +121,16 @@ def panel_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, f
 
 
 @lru_cache(maxsize=256)
-def _density(sigma_y: float, t: float) -> np.ndarray:
+def _posterior_density(sigma_y: float, t: float) -> np.ndarray:
     """p_t(x | y) on the view's grid, divided by its largest value."""
     _, _, pts = plots.grid2d(POSTERIOR_VIEW, POSTERIOR_HEAT)
     with one_thread():
-        log_p = posterior_at_time(_posterior(sigma_y), t).log_prob(pts.double())
+        log_p = posterior_at_time(_inverse_posterior(sigma_y), t).log_prob(pts.double())
     p = (log_p - log_p.max()).exp().reshape(POSTERIOR_HEAT, POSTERIOR_HEAT)
     return p.numpy()
 
 
-def _check(sigma_y: float, method: str, steps: int, t: float) -> None:
+def _check_posterior_values(sigma_y: float, method: str, steps: int, t: float) -> None:
     if sigma_y not in SIGMA_Y_OPTIONS:
         raise ValueError(f"sigma_y must be one of {SIGMA_Y_OPTIONS}, got {sigma_y!r}")
     if method not in POSTERIOR_METHODS:
@@ -137,7 +141,7 @@ def _check(sigma_y: float, method: str, steps: int, t: float) -> None:
         raise ValueError(f"t must be one of {POSTERIOR_T}, got {t!r}")
 
 
-def mode_labels() -> list[str]:
+def posterior_mode_labels() -> list[str]:
     """The eight prior modes by their angle on the circle: '0°', '45°', ..."""
     return [f"{45 * k}°" for k in range(8)]
 
@@ -188,7 +192,7 @@ class PosteriorSampling(plots.LiveFigure):
         self.bars_sampled = ax_w.bar(
             pos + 0.2, np.zeros(8), 0.4, color=plots.TARGET_COLOR, label="sampled (at t = 1)"
         )
-        ax_w.set_xticks(pos, mode_labels(), fontsize=10)
+        ax_w.set_xticks(pos, posterior_mode_labels(), fontsize=10)
         ax_w.set(xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1))
         leg = ax_w.legend(fontsize=10, loc="upper right")
         self.axes = (ax_p, ax_w)
@@ -206,7 +210,7 @@ class PosteriorSampling(plots.LiveFigure):
         return fig
 
     def _titles(self, sigma_y: float, method: str, steps: int, t: float) -> tuple[str, str]:
-        _, ed, floor = panel_scores(sigma_y, method, steps)
+        _, ed, floor = posterior_scores(sigma_y, method, steps)
         return (
             f"$p_t(x\\,|\\,y)$ and particles, t = {t:.2f}\nσ_y = {sigma_y:.2f}, y = {INVERSE_Y}",
             f"method = {method}, steps = {steps}\n"
@@ -216,13 +220,15 @@ class PosteriorSampling(plots.LiveFigure):
     def update(
         self, sigma_y: float = 0.2, method: str = "DPS", steps: int = 32, t: float = 1.0
     ) -> None:
-        _check(sigma_y, method, steps, t)
-        traj = panel_trajectories(sigma_y, method, steps)
-        weights, _, _ = panel_scores(sigma_y, method, steps)
+        _check_posterior_values(sigma_y, method, steps, t)
+        traj = posterior_trajectories(sigma_y, method, steps)
+        weights, _, _ = posterior_scores(sigma_y, method, steps)
         x_t = position_at(traj, t)  # on the polygon of the solver's iterates
-        self.image.set_data(_density(sigma_y, t))
+        self.image.set_data(_posterior_density(sigma_y, t))
         self.points.set_offsets(x_t.numpy())
-        for bar, h in zip(self.bars_exact, _posterior(sigma_y).weights.numpy(), strict=True):
+        for bar, h in zip(
+            self.bars_exact, _inverse_posterior(sigma_y).weights.numpy(), strict=True
+        ):
             bar.set_height(h)
         for bar, h in zip(self.bars_sampled, weights, strict=True):
             bar.set_height(h)
