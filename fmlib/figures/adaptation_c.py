@@ -33,10 +33,11 @@ SIGMA_Y_OPTIONS = (0.05, 0.1, 0.2, 0.5, 1.0)
 POSTERIOR_METHODS = ("DPS", "ΠGDM", "importance resampling")
 POSTERIOR_STEPS = (4, 8, 16, 32, 64)
 POSTERIOR_T = tuple(round(0.05 * i, 2) for i in range(21))
-POSTERIOR_VIEW = 3.2
+POSTERIOR_VIEW = 4.2  # DPS at small sigma_y pushes particles out to |x^(2)| = 4
 POSTERIOR_HEAT = 80
 POSTERIOR_PARTICLES = 1000
 POSTERIOR_PROPOSALS = 8000
+FLOOR_SETS = 10  # exact sets whose distances to the reference give the floor's mean and s.d.
 
 
 def inverse_prior() -> GaussianMixture:
@@ -107,17 +108,41 @@ def posterior_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
         return sol.trajectory
 
 
+def _reference(sigma_y: float) -> Tensor:
+    gen = torch.Generator().manual_seed(13)
+    return _inverse_posterior(sigma_y).sample(POSTERIOR_PARTICLES, gen)
+
+
+@lru_cache(maxsize=8)
+def posterior_floor(sigma_y: float) -> tuple[float, float]:
+    """(mean, s.d.) of the energy distance of FLOOR_SETS sets of POSTERIOR_PARTICLES exact
+    posterior samples to the panel's reference set: where an exact sampler's distance falls."""
+    gen = torch.Generator().manual_seed(14)
+    post, ref = _inverse_posterior(sigma_y), _reference(sigma_y)
+    with one_thread():
+        d = [energy_distance(post.sample(len(ref), gen), ref) for _ in range(FLOOR_SETS)]
+    d = torch.tensor(d, dtype=torch.float64)
+    return float(d.mean()), float(d.std())
+
+
 @lru_cache(maxsize=64)
-def posterior_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float, float]:
-    """(mode weights of the final particles [8], their energy distance to as many exact
-    posterior samples, that of a second exact set: the floor)."""
+def posterior_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float]:
+    """(mode weights of the final particles [8], their energy distance to the reference set of
+    POSTERIOR_PARTICLES exact posterior samples)."""
     post = _inverse_posterior(sigma_y)
     x = posterior_trajectories(sigma_y, method, steps)[-1]
-    gen = torch.Generator().manual_seed(13)
-    ref, ref2 = post.sample(len(x), gen), post.sample(len(x), gen)
     with one_thread():
         weights = post.component_probs(x).mean(0).numpy()
-        return weights, energy_distance(x, ref), energy_distance(ref2, ref)
+        return weights, energy_distance(x, _reference(sigma_y))
+
+
+@lru_cache(maxsize=64)
+def proposal_ess(sigma_y: float, steps: int) -> float:
+    """ESS of the importance weights p(y | x1) of the panel's POSTERIOR_PROPOSALS proposals (the
+    prior's exact flow, `steps` RK4 steps)."""
+    A, y = inverse_observation()
+    x1 = _prior_proposals(steps)[-1]
+    return ip.effective_sample_size(ip.log_likelihood(x1, A, y, sigma_y))
 
 
 @lru_cache(maxsize=256)
@@ -142,8 +167,8 @@ def _check_posterior_values(sigma_y: float, method: str, steps: int, t: float) -
 
 
 def posterior_mode_labels() -> list[str]:
-    """The eight prior modes by their angle on the circle: '0°', '45°', ..."""
-    return [f"{45 * k}°" for k in range(8)]
+    """The eight prior modes by their angle on the circle, in (-180°, 180°]: '0°', '45°', ..."""
+    return [f"{45 * k if k <= 4 else 45 * (k - 8)}°" for k in range(8)]
 
 
 class PosteriorSampling(plots.LiveFigure):
@@ -210,11 +235,17 @@ class PosteriorSampling(plots.LiveFigure):
         return fig
 
     def _titles(self, sigma_y: float, method: str, steps: int, t: float) -> tuple[str, str]:
-        _, ed, floor = posterior_scores(sigma_y, method, steps)
+        _, ed = posterior_scores(sigma_y, method, steps)
+        mean, sd = posterior_floor(sigma_y)
+        how = (
+            f"ESS {proposal_ess(sigma_y, steps):.0f} of {POSTERIOR_PROPOSALS} proposals (RK4)"
+            if method == "importance resampling"
+            else f"guided Euler from {POSTERIOR_PARTICLES} noise points"
+        )
         return (
             f"$p_t(x\\,|\\,y)$ and particles, t = {t:.2f}\nσ_y = {sigma_y:.2f}, y = {INVERSE_Y}",
-            f"method = {method}, steps = {steps}\n"
-            f"energy distance {ed:.3f} (exact vs exact {floor:.3f})",
+            f"method = {method}, steps = {steps}\n{how}\n"
+            f"energy distance {ed:.3f} (exact sets: {mean:.3f} ± {sd:.3f} s.d.)",
         )
 
     def update(
@@ -222,7 +253,7 @@ class PosteriorSampling(plots.LiveFigure):
     ) -> None:
         _check_posterior_values(sigma_y, method, steps, t)
         traj = posterior_trajectories(sigma_y, method, steps)
-        weights, _, _ = posterior_scores(sigma_y, method, steps)
+        weights, _ = posterior_scores(sigma_y, method, steps)
         x_t = position_at(traj, t)  # on the polygon of the solver's iterates
         self.image.set_data(_posterior_density(sigma_y, t))
         self.points.set_offsets(x_t.numpy())
@@ -246,7 +277,7 @@ def inverse_samples_figure(
     contours (the first n_show of each)."""
     rows = list(posteriors)
     names = list(next(iter(samples.values())))
-    fig, axes = plots.new_axes(len(rows) * (1 + len(names)), size=3.0, ncols=1 + len(names))
+    fig, axes = plots.new_axes(len(rows) * (1 + len(names)), size=3.6, ncols=1 + len(names))
     _, _, pts = plots.grid2d(POSTERIOR_VIEW, 120)
     ext = (-POSTERIOR_VIEW, POSTERIOR_VIEW, -POSTERIOR_VIEW, POSTERIOR_VIEW)
     for r, sigma_y in enumerate(rows):
@@ -254,7 +285,7 @@ def inverse_samples_figure(
         p = (log_p - log_p.max()).exp().reshape(120, 120).numpy()
         ax = axes[r * (1 + len(names))]
         im = ax.imshow(p, origin="lower", extent=ext, cmap=plots.CMAP, vmin=0, vmax=1)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="density / its maximum")
+        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.08, label="p / max")
         ax.scatter(*prior.means.numpy().T, s=12, color="white", marker="x", lw=1)
         plots.square(ax, POSTERIOR_VIEW)
         ax.grid(False)
@@ -262,6 +293,6 @@ def inverse_samples_figure(
         for c, name in enumerate(names):
             ax = axes[r * (1 + len(names)) + 1 + c]
             ax.contour(*plots.grid2d(POSTERIOR_VIEW, 120)[:2], p, levels=[0.05, 0.5], colors="0.5")
-            plots.scatter2d(ax, samples[sigma_y][name][:n_show], lim=POSTERIOR_VIEW, s=4)
+            plots.scatter2d(ax, samples[sigma_y][name][:n_show], lim=POSTERIOR_VIEW, s=6, alpha=0.7)
             ax.set_title(f"{name}, σ_y = {sigma_y:.2f}", fontsize=11)
     return fig
