@@ -57,12 +57,12 @@ def test_controls_offer_only_drawable_values_and_titles_read_them():
 
 
 def test_dps_loses_the_0_degree_mode_at_small_noise_in_the_panel():
-    weights, ed = fig11.posterior_scores(0.05, "DPS", 32)
+    weights, ed = fig11.posterior_scores(0.05, "DPS", 64)
     mean, sd = fig11.posterior_floor(0.05)
     assert weights[0] < 0.05 and ed > mean + 10 * sd
-    weights, ed = fig11.posterior_scores(0.05, "importance resampling", 32)
+    weights, ed = fig11.posterior_scores(0.05, "importance resampling", 64)
     assert abs(weights[0] - float(fig11._inverse_posterior(0.05).weights[0])) < 0.06
-    assert 0 < fig11.proposal_ess(0.05, 32) < fig11.POSTERIOR_PROPOSALS
+    assert 0 < fig11.proposal_ess(0.05, 64) < fig11.POSTERIOR_PROPOSALS
 
 
 def test_static_draws_return_figures():

@@ -143,7 +143,7 @@ REGISTRY: list[Entry] = [
     Entry(
         "adaptation_c.PosteriorSampling",
         "11_model_adaptation",
-        {"sigma_y": 0.2, "method": "DPS", "steps": 32, "t": 0.5},
+        {"sigma_y": 0.2, "method": "DPS", "steps": 64, "t": 0.5},
     ),
     Entry(
         "digits.Digits",

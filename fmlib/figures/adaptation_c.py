@@ -29,9 +29,9 @@ from fmlib.solvers import integrate, position_at
 INVERSE_STD = 0.3
 INVERSE_A = ((1.0, 0.0),)  # observe x^(1)
 INVERSE_Y = 1.7
-SIGMA_Y_OPTIONS = (0.05, 0.1, 0.2, 0.5, 1.0)
+SIGMA_Y_OPTIONS = (0.05, 0.2, 0.5)  # section 3's values; the site draws 0.05 and 0.5
 POSTERIOR_METHODS = ("DPS", "ΠGDM", "importance resampling")
-POSTERIOR_STEPS = (4, 8, 16, 32, 64)
+POSTERIOR_STEPS = (8, 64)
 POSTERIOR_T = tuple(round(0.05 * i, 2) for i in range(21))
 POSTERIOR_VIEW = 4.2  # DPS at small sigma_y pushes particles out to |x^(2)| = 4
 POSTERIOR_HEAT = 80
@@ -174,7 +174,7 @@ def posterior_mode_labels() -> list[str]:
 class PosteriorSampling(plots.LiveFigure):
     """p_t(x | y) with the particles at t | the posterior's mode weights, exact and sampled.
 
-    `PosteriorSampling.draw(sigma_y=0.2, method="DPS", steps=32, t=1.0)` -> Figure."""
+    `PosteriorSampling.draw(sigma_y=0.2, method="DPS", steps=64, t=1.0)` -> Figure."""
 
     NOTE = (
         "Prior: eight Gaussians (std 0.3), its exact flow; y = x⁽¹⁾ + noise = 1.7. "
@@ -186,14 +186,14 @@ class PosteriorSampling(plots.LiveFigure):
         return {
             "sigma_y": ipywidgets.SelectionSlider(
                 options=[(f"{s:.2f}", s) for s in SIGMA_Y_OPTIONS],
-                value=0.2,
+                value=0.05,
                 description="σ_y (noise of y)",
                 continuous_update=True,
                 style={"description_width": "initial"},
                 layout=ipywidgets.Layout(width="300px"),
             ),
             "method": widgets.choice("method", POSTERIOR_METHODS, "DPS"),
-            "steps": widgets.steps_slider(32, options=POSTERIOR_STEPS),
+            "steps": widgets.steps_slider(64, options=POSTERIOR_STEPS),
             "t": widgets.t_slider(1.0, options=POSTERIOR_T),
         }
 
@@ -221,7 +221,7 @@ class PosteriorSampling(plots.LiveFigure):
         ax_w.set(xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1))
         leg = ax_w.legend(fontsize=10, loc="upper right")
         self.axes = (ax_p, ax_w)
-        for ax, title in zip(self.axes, self._titles(0.2, "DPS", 32, 1.0), strict=True):
+        for ax, title in zip(self.axes, self._titles(0.05, "DPS", 64, 1.0), strict=True):
             ax.set_title(title, fontsize=11)
         self.dynamic(
             self.image,
@@ -249,7 +249,7 @@ class PosteriorSampling(plots.LiveFigure):
         )
 
     def update(
-        self, sigma_y: float = 0.2, method: str = "DPS", steps: int = 32, t: float = 1.0
+        self, sigma_y: float = 0.05, method: str = "DPS", steps: int = 64, t: float = 1.0
     ) -> None:
         _check_posterior_values(sigma_y, method, steps, t)
         traj = posterior_trajectories(sigma_y, method, steps)
