@@ -218,8 +218,12 @@ class PosteriorSampling(plots.LiveFigure):
             pos + 0.2, np.zeros(8), 0.4, color=plots.TARGET_COLOR, label="sampled (at t = 1)"
         )
         ax_w.set_xticks(pos, posterior_mode_labels(), fontsize=10)
-        ax_w.set(xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1))
-        leg = ax_w.legend(fontsize=10, loc="upper right")
+        ax_w.set(
+            xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1.5)
+        )
+        ax_w.set_yticks(np.linspace(0, 1, 6))  # above 1: room for the readout and the legend
+        leg = ax_w.legend(fontsize=10, loc="upper right", bbox_to_anchor=(1.0, 0.8))
+        self.how = ax_w.text(0.03, 0.97, "", transform=ax_w.transAxes, va="top", fontsize=10)
         self.axes = (ax_p, ax_w)
         for ax, title in zip(self.axes, self._titles(0.05, "DPS", 64, 1.0), strict=True):
             ax.set_title(title, fontsize=11)
@@ -229,24 +233,29 @@ class PosteriorSampling(plots.LiveFigure):
             *self.bars_exact,
             *self.bars_sampled,
             leg,
+            self.how,
             *[ax.title for ax in self.axes],
             *ax_p.spines.values(),
         )
         return fig
 
     def _titles(self, sigma_y: float, method: str, steps: int, t: float) -> tuple[str, str]:
-        _, ed = posterior_scores(sigma_y, method, steps)
-        mean, sd = posterior_floor(sigma_y)
-        how = (
-            f"ESS {proposal_ess(sigma_y, steps):.0f} of {POSTERIOR_PROPOSALS} proposals (RK4)"
-            if method == "importance resampling"
-            else f"guided Euler from {POSTERIOR_PARTICLES} noise points"
-        )
         return (
             f"$p_t(x\\,|\\,y)$ and particles, t = {t:.2f}\nσ_y = {sigma_y:.2f}, y = {INVERSE_Y}",
-            f"method = {method}, steps = {steps}\n{how}\n"
-            f"energy distance {ed:.3f} (exact sets: {mean:.3f} ± {sd:.3f} s.d.)",
+            f"posterior weights of the modes\nmethod = {method}, steps = {steps}",
         )
+
+    @staticmethod
+    def _how(sigma_y: float, method: str, steps: int) -> str:
+        """How the particles were drawn, and their energy distance to exact samples."""
+        _, ed = posterior_scores(sigma_y, method, steps)
+        mean, sd = posterior_floor(sigma_y)
+        if method == "importance resampling":
+            ess = proposal_ess(sigma_y, steps)
+            how = f"{POSTERIOR_PARTICLES} of {POSTERIOR_PROPOSALS} proposals (RK4), ESS {ess:.0f}"
+        else:
+            how = f"guided Euler from {POSTERIOR_PARTICLES} noise points"
+        return f"{how}\nenergy distance {ed:.3f}\n(exact sets: {mean:.3f} ± {sd:.3f} s.d.)"
 
     def update(
         self, sigma_y: float = 0.05, method: str = "DPS", steps: int = 64, t: float = 1.0
@@ -265,6 +274,7 @@ class PosteriorSampling(plots.LiveFigure):
             bar.set_height(h)
         for ax, title in zip(self.axes, self._titles(sigma_y, method, steps, t), strict=True):
             ax.title.set_text(title)
+        self.how.set_text(self._how(sigma_y, method, steps))
 
 
 def inverse_samples_figure(
