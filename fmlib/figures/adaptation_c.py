@@ -37,7 +37,9 @@ POSTERIOR_VIEW = 4.2  # DPS at small sigma_y pushes particles out to |x^(2)| = 4
 POSTERIOR_HEAT = 80
 POSTERIOR_PARTICLES = 1000
 POSTERIOR_PROPOSALS = 8000
-FLOOR_SETS = 10  # exact sets whose distances to the reference give the floor's mean and s.d.
+POSTERIOR_FLOOR_SETS = (
+    10  # exact sets whose distances to the reference give the floor's mean and s.d.
+)
 
 
 def inverse_prior() -> GaussianMixture:
@@ -108,19 +110,19 @@ def posterior_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
         return sol.trajectory
 
 
-def _reference(sigma_y: float) -> Tensor:
+def _posterior_reference(sigma_y: float) -> Tensor:
     gen = torch.Generator().manual_seed(13)
     return _inverse_posterior(sigma_y).sample(POSTERIOR_PARTICLES, gen)
 
 
 @lru_cache(maxsize=8)
 def posterior_floor(sigma_y: float) -> tuple[float, float]:
-    """(mean, s.d.) of the energy distance of FLOOR_SETS sets of POSTERIOR_PARTICLES exact
+    """(mean, s.d.) of the energy distance of POSTERIOR_FLOOR_SETS sets of POSTERIOR_PARTICLES exact
     posterior samples to the panel's reference set: where an exact sampler's distance falls."""
     gen = torch.Generator().manual_seed(14)
-    post, ref = _inverse_posterior(sigma_y), _reference(sigma_y)
+    post, ref = _inverse_posterior(sigma_y), _posterior_reference(sigma_y)
     with one_thread():
-        d = [energy_distance(post.sample(len(ref), gen), ref) for _ in range(FLOOR_SETS)]
+        d = [energy_distance(post.sample(len(ref), gen), ref) for _ in range(POSTERIOR_FLOOR_SETS)]
     d = torch.tensor(d, dtype=torch.float64)
     return float(d.mean()), float(d.std())
 
@@ -133,7 +135,7 @@ def posterior_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarra
     x = posterior_trajectories(sigma_y, method, steps)[-1]
     with one_thread():
         weights = post.component_probs(x).mean(0).numpy()
-        return weights, energy_distance(x, _reference(sigma_y))
+        return weights, energy_distance(x, _posterior_reference(sigma_y))
 
 
 @lru_cache(maxsize=64)
