@@ -141,6 +141,11 @@ REGISTRY: list[Entry] = [
         name="manifolds.ManifoldView",
     ),
     Entry(
+        "adaptation_c.PosteriorSampling",
+        "11_model_adaptation",
+        {"sigma_y": 0.2, "method": "DPS", "steps": 64, "t": 0.5},
+    ),
+    Entry(
         "digits.Digits",
         "14_digits",
         {"w": 2.0, "y": "3", "steps": 16, "t": 0.5},

@@ -1,0 +1,310 @@
+"""Notebook 11, inverse problems: sampling p(x | y), y = A x + noise, with a flow prior.
+
+Prior: notebook 03's eight Gaussians (std 0.3, float64); its flow is the exact marginal
+velocity on the OT path (fmlib.marginal), a perfectly trained prior. We observe the first
+coordinate: A = [1, 0], y = 1.7. The exact posterior is a Gaussian mixture
+(fmlib.inverse_problems.mixture_posterior); along the OT path its marginal at time t is the
+law of t x1 + (1 - t) x0 with x1 ~ p(x | y): N(t mu_k, t^2 C_k + (1 - t)^2 I) per component.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import ipywidgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from fmlib import inverse_problems as ip
+from fmlib import plots, widgets
+from fmlib.data import eight_gaussians_means
+from fmlib.marginal import GaussianMixture, MixtureMarginal, marginal_velocity
+from fmlib.metrics import energy_distance
+from fmlib.paths import OTPath
+from fmlib.repro import one_thread
+from fmlib.solvers import integrate, position_at
+
+INVERSE_STD = 0.3
+INVERSE_A = ((1.0, 0.0),)  # observe x^(1)
+INVERSE_Y = 1.7
+SIGMA_Y_OPTIONS = (0.05, 0.2, 0.5)  # section 3's values; the site draws 0.05 and 0.5
+POSTERIOR_METHODS = ("DPS", "ΠGDM", "importance resampling")
+POSTERIOR_STEPS = (8, 64)
+POSTERIOR_T = tuple(round(0.05 * i, 2) for i in range(21))
+POSTERIOR_VIEW = 4.2  # DPS at small sigma_y pushes particles out to |x^(2)| = 4
+POSTERIOR_HEAT = 80
+POSTERIOR_PARTICLES = 1000
+POSTERIOR_PROPOSALS = 8000
+POSTERIOR_FLOOR_SETS = (
+    10  # exact sets whose distances to the reference give the floor's mean and s.d.
+)
+
+
+def inverse_prior() -> GaussianMixture:
+    """q = (1/8) sum_k N(m_k, 0.3^2 I), m_k on the circle of radius 2 (float64)."""
+    return GaussianMixture(eight_gaussians_means().double(), INVERSE_STD)
+
+
+def inverse_observation() -> tuple[Tensor, Tensor]:
+    """(A [1, 2], y [1]) of the chapter: y observes x^(1)."""
+    return (
+        torch.tensor(INVERSE_A, dtype=torch.float64),
+        torch.tensor([INVERSE_Y], dtype=torch.float64),
+    )
+
+
+def posterior_at_time(post: ip.MixturePosterior, t: float) -> ip.MixturePosterior:
+    """The law of t x1 + (1 - t) x0, x1 ~ post, x0 ~ N(0, I): component k is
+    N(t mu_k, t^2 C_k + (1 - t)^2 I)."""
+    eye = torch.eye(post.means.shape[1], dtype=post.means.dtype)
+    return ip.MixturePosterior(post.weights, t * post.means, t**2 * post.covs + (1 - t) ** 2 * eye)
+
+
+@lru_cache(maxsize=8)
+def _inverse_posterior(sigma_y: float) -> ip.MixturePosterior:
+    A, y = inverse_observation()
+    return ip.mixture_posterior(inverse_prior(), A, y, sigma_y)
+
+
+def _inverse_prior_field(x: Tensor, t: Tensor) -> Tensor:
+    return marginal_velocity(OTPath(0.0), inverse_prior(), x, t)
+
+
+@lru_cache(maxsize=1)
+def _inverse_x0(n: int) -> Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+
+
+@lru_cache(maxsize=8)
+def _prior_proposals(steps: int) -> Tensor:
+    """The prior flow's RK4 trajectories of POSTERIOR_PROPOSALS source points: [steps + 1, M, 2]."""
+    u = MixtureMarginal(OTPath(0.0), inverse_prior()).velocity
+    with one_thread():
+        return integrate(
+            u, _inverse_x0(POSTERIOR_PROPOSALS), steps=steps, method="rk4", trajectory=True
+        ).trajectory
+
+
+@lru_cache(maxsize=64)
+def posterior_trajectories(sigma_y: float, method: str, steps: int) -> Tensor:
+    """The particles' trajectories [steps + 1, POSTERIOR_PARTICLES, 2]: guided Euler from the first
+    POSTERIOR_PARTICLES source points (DPS, PiGDM), or the prior flow's RK4 trajectories of the
+    POSTERIOR_PARTICLES proposals drawn by importance resampling (seeded)."""
+    _check_posterior_values(sigma_y, method, steps, 1.0)
+    A, y = inverse_observation()
+    with one_thread():
+        if method == "importance resampling":
+            traj = _prior_proposals(steps)
+            log_w = ip.log_likelihood(traj[-1], A, y, sigma_y)
+            gen = torch.Generator().manual_seed(12)
+            index = torch.multinomial(
+                torch.softmax(log_w, 0), POSTERIOR_PARTICLES, True, generator=gen
+            )
+            return traj[:, index]
+        x0 = _inverse_x0(POSTERIOR_PROPOSALS)[:POSTERIOR_PARTICLES]
+        sol = ip.guided_sample(
+            _inverse_prior_field, x0, A, y, sigma_y, steps, method, trajectory=True
+        )
+        return sol.trajectory
+
+
+def _posterior_reference(sigma_y: float) -> Tensor:
+    gen = torch.Generator().manual_seed(13)
+    return _inverse_posterior(sigma_y).sample(POSTERIOR_PARTICLES, gen)
+
+
+@lru_cache(maxsize=8)
+def posterior_floor(sigma_y: float) -> tuple[float, float]:
+    """(mean, s.d.) of the energy distance of POSTERIOR_FLOOR_SETS sets of POSTERIOR_PARTICLES exact
+    posterior samples to the panel's reference set: where an exact sampler's distance falls."""
+    gen = torch.Generator().manual_seed(14)
+    post, ref = _inverse_posterior(sigma_y), _posterior_reference(sigma_y)
+    with one_thread():
+        d = [energy_distance(post.sample(len(ref), gen), ref) for _ in range(POSTERIOR_FLOOR_SETS)]
+    d = torch.tensor(d, dtype=torch.float64)
+    return float(d.mean()), float(d.std())
+
+
+@lru_cache(maxsize=64)
+def posterior_scores(sigma_y: float, method: str, steps: int) -> tuple[np.ndarray, float]:
+    """(mode weights of the final particles [8], their energy distance to the reference set of
+    POSTERIOR_PARTICLES exact posterior samples)."""
+    post = _inverse_posterior(sigma_y)
+    x = posterior_trajectories(sigma_y, method, steps)[-1]
+    with one_thread():
+        weights = post.component_probs(x).mean(0).numpy()
+        return weights, energy_distance(x, _posterior_reference(sigma_y))
+
+
+@lru_cache(maxsize=64)
+def proposal_ess(sigma_y: float, steps: int) -> float:
+    """ESS of the importance weights p(y | x1) of the panel's POSTERIOR_PROPOSALS proposals (the
+    prior's exact flow, `steps` RK4 steps)."""
+    A, y = inverse_observation()
+    x1 = _prior_proposals(steps)[-1]
+    return ip.effective_sample_size(ip.log_likelihood(x1, A, y, sigma_y))
+
+
+@lru_cache(maxsize=256)
+def _posterior_density(sigma_y: float, t: float) -> np.ndarray:
+    """p_t(x | y) on the view's grid, divided by its largest value."""
+    _, _, pts = plots.grid2d(POSTERIOR_VIEW, POSTERIOR_HEAT)
+    with one_thread():
+        log_p = posterior_at_time(_inverse_posterior(sigma_y), t).log_prob(pts.double())
+    p = (log_p - log_p.max()).exp().reshape(POSTERIOR_HEAT, POSTERIOR_HEAT)
+    return p.numpy()
+
+
+def _check_posterior_values(sigma_y: float, method: str, steps: int, t: float) -> None:
+    if sigma_y not in SIGMA_Y_OPTIONS:
+        raise ValueError(f"sigma_y must be one of {SIGMA_Y_OPTIONS}, got {sigma_y!r}")
+    if method not in POSTERIOR_METHODS:
+        raise ValueError(f"method must be one of {POSTERIOR_METHODS}, got {method!r}")
+    if steps not in POSTERIOR_STEPS:
+        raise ValueError(f"steps must be one of {POSTERIOR_STEPS}, got {steps!r}")
+    if t not in POSTERIOR_T:
+        raise ValueError(f"t must be one of {POSTERIOR_T}, got {t!r}")
+
+
+def posterior_mode_labels() -> list[str]:
+    """The eight prior modes by their angle on the circle, in (-180°, 180°]: '0°', '45°', ..."""
+    return [f"{45 * k if k <= 4 else 45 * (k - 8)}°" for k in range(8)]
+
+
+class PosteriorSampling(plots.LiveFigure):
+    """p_t(x | y) with the particles at t | the posterior's mode weights, exact and sampled.
+
+    `PosteriorSampling.draw(sigma_y=0.2, method="DPS", steps=64, t=1.0)` -> Figure."""
+
+    NOTE = (
+        "Prior: eight Gaussians (std 0.3), its exact flow; y = x⁽¹⁾ + noise = 1.7. "
+        "DPS and ΠGDM: guided Euler from the same 1000 noise points; importance resampling: "
+        "1000 of 8000 prior-flow trajectories (RK4), drawn by their weight p(y | x₁)."
+    )
+
+    def controls(self) -> dict[str, ipywidgets.ValueWidget]:
+        return {
+            "sigma_y": ipywidgets.SelectionSlider(
+                options=[(f"{s:.2f}", s) for s in SIGMA_Y_OPTIONS],
+                value=0.05,
+                description="σ_y (noise of y)",
+                continuous_update=True,
+                style={"description_width": "initial"},
+                layout=ipywidgets.Layout(width="300px"),
+            ),
+            "method": widgets.choice("method", POSTERIOR_METHODS, "DPS"),
+            "steps": widgets.steps_slider(64, options=POSTERIOR_STEPS),
+            "t": widgets.t_slider(1.0, options=POSTERIOR_T),
+        }
+
+    def build(self) -> Figure:
+        fig, (ax_p, ax_w) = plots.new_axes(2, size=4.6)
+        ext = (-POSTERIOR_VIEW, POSTERIOR_VIEW, -POSTERIOR_VIEW, POSTERIOR_VIEW)
+        self.image = ax_p.imshow(
+            np.zeros((POSTERIOR_HEAT, POSTERIOR_HEAT)),
+            origin="lower",
+            extent=ext,
+            cmap=plots.CMAP,
+            vmin=0,
+            vmax=1,
+        )
+        fig.colorbar(self.image, ax=ax_p, shrink=0.8, label="$p_t(x\\,|\\,y)$ / its maximum")
+        self.points = ax_p.scatter([], [], s=3, color="white", lw=0, alpha=0.8)
+        plots.square(ax_p, POSTERIOR_VIEW)
+        ax_p.grid(False)
+        pos = np.arange(8)
+        self.bars_exact = ax_w.bar(pos - 0.2, np.zeros(8), 0.4, color="0.55", label="exact $w'_k$")
+        self.bars_sampled = ax_w.bar(
+            pos + 0.2, np.zeros(8), 0.4, color=plots.TARGET_COLOR, label="sampled (at t = 1)"
+        )
+        ax_w.set_xticks(pos, posterior_mode_labels(), fontsize=10)
+        ax_w.set(
+            xlabel="prior mode (angle on the circle)", ylabel="posterior weight", ylim=(0, 1.5)
+        )
+        ax_w.set_yticks(np.linspace(0, 1, 6))  # above 1: room for the readout and the legend
+        leg = ax_w.legend(fontsize=10, loc="upper right", bbox_to_anchor=(1.0, 0.8))
+        self.how = ax_w.text(0.03, 0.97, "", transform=ax_w.transAxes, va="top", fontsize=10)
+        self.axes = (ax_p, ax_w)
+        for ax, title in zip(self.axes, self._titles(0.05, "DPS", 64, 1.0), strict=True):
+            ax.set_title(title, fontsize=11)
+        self.dynamic(
+            self.image,
+            self.points,
+            *self.bars_exact,
+            *self.bars_sampled,
+            leg,
+            self.how,
+            *[ax.title for ax in self.axes],
+            *ax_p.spines.values(),
+        )
+        return fig
+
+    def _titles(self, sigma_y: float, method: str, steps: int, t: float) -> tuple[str, str]:
+        return (
+            f"$p_t(x\\,|\\,y)$ and particles, t = {t:.2f}\nσ_y = {sigma_y:.2f}, y = {INVERSE_Y}",
+            f"posterior weights of the modes\nmethod = {method}, steps = {steps}",
+        )
+
+    @staticmethod
+    def _how(sigma_y: float, method: str, steps: int) -> str:
+        """How the particles were drawn, and their energy distance to exact samples."""
+        _, ed = posterior_scores(sigma_y, method, steps)
+        mean, sd = posterior_floor(sigma_y)
+        if method == "importance resampling":
+            ess = proposal_ess(sigma_y, steps)
+            how = f"{POSTERIOR_PARTICLES} of {POSTERIOR_PROPOSALS} proposals (RK4), ESS {ess:.0f}"
+        else:
+            how = f"guided Euler from {POSTERIOR_PARTICLES} noise points"
+        return f"{how}\nenergy distance {ed:.3f}\n(exact sets: {mean:.3f} ± {sd:.3f} s.d.)"
+
+    def update(
+        self, sigma_y: float = 0.05, method: str = "DPS", steps: int = 64, t: float = 1.0
+    ) -> None:
+        _check_posterior_values(sigma_y, method, steps, t)
+        traj = posterior_trajectories(sigma_y, method, steps)
+        weights, _ = posterior_scores(sigma_y, method, steps)
+        x_t = position_at(traj, t)  # on the polygon of the solver's iterates
+        self.image.set_data(_posterior_density(sigma_y, t))
+        self.points.set_offsets(x_t.numpy())
+        for bar, h in zip(
+            self.bars_exact, _inverse_posterior(sigma_y).weights.numpy(), strict=True
+        ):
+            bar.set_height(h)
+        for bar, h in zip(self.bars_sampled, weights, strict=True):
+            bar.set_height(h)
+        for ax, title in zip(self.axes, self._titles(sigma_y, method, steps, t), strict=True):
+            ax.title.set_text(title)
+        self.how.set_text(self._how(sigma_y, method, steps))
+
+
+def inverse_samples_figure(
+    prior: GaussianMixture,
+    posteriors: dict[float, ip.MixturePosterior],
+    samples: dict[float, dict[str, Tensor]],
+    n_show: int = 600,
+) -> Figure:
+    """One row per sigma_y: the exact posterior's density, then each method's samples over its
+    contours (the first n_show of each)."""
+    rows = list(posteriors)
+    names = list(next(iter(samples.values())))
+    fig, axes = plots.new_axes(len(rows) * (1 + len(names)), size=3.6, ncols=1 + len(names))
+    _, _, pts = plots.grid2d(POSTERIOR_VIEW, 120)
+    ext = (-POSTERIOR_VIEW, POSTERIOR_VIEW, -POSTERIOR_VIEW, POSTERIOR_VIEW)
+    for r, sigma_y in enumerate(rows):
+        log_p = posteriors[sigma_y].log_prob(pts.double())
+        p = (log_p - log_p.max()).exp().reshape(120, 120).numpy()
+        ax = axes[r * (1 + len(names))]
+        im = ax.imshow(p, origin="lower", extent=ext, cmap=plots.CMAP, vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.08, label="p / max")
+        ax.scatter(*prior.means.numpy().T, s=12, color="white", marker="x", lw=1)
+        plots.square(ax, POSTERIOR_VIEW)
+        ax.grid(False)
+        ax.set_title(f"exact $p(x\\,|\\,y)$, σ_y = {sigma_y:.2f}", fontsize=11)
+        for c, name in enumerate(names):
+            ax = axes[r * (1 + len(names)) + 1 + c]
+            ax.contour(*plots.grid2d(POSTERIOR_VIEW, 120)[:2], p, levels=[0.05, 0.5], colors="0.5")
+            plots.scatter2d(ax, samples[sigma_y][name][:n_show], lim=POSTERIOR_VIEW, s=6, alpha=0.7)
+            ax.set_title(f"{name}, σ_y = {sigma_y:.2f}", fontsize=11)
+    return fig
