@@ -5,7 +5,7 @@ fmlib.flow_maps.AverageVelocityMLP, distilled with the MeanFlow loss from the ex
 field of the eight Gaussians (fmlib.marginal.MixtureMarginal, OT path, sigma_min = 0).
 Writes fmlib/resources/flowmap_eight_gaussians_seed{seed}.pt (float32, ~150 kB each).
 
-    .venv/bin/python benchmarks/train_flowmap.py [--steps 4000] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/train_flowmap.py [--steps 12000] [--seeds 0 1 2]
 
 On one CPU thread each seed takes a few minutes (the script prints the time it took).
 """
@@ -17,7 +17,7 @@ import time
 
 from fmlib import data, flow_maps, marginal, paths, repro
 
-STEPS, BATCH, LR, EQUAL_FRACTION = 4000, 512, 1e-3, 0.25
+STEPS, BATCH, LR, EQUAL_FRACTION = 12000, 512, 1e-3, 0.25
 
 
 def teacher_velocity():
