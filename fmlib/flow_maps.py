@@ -3,7 +3,7 @@
 Course convention: t = 0 is the noise, t = 1 the data. The flow map X_{a->b} carries a point
 of the ODE dx/dt = v(x, t) from time a to time b; it is a semigroup,
 X_{s->b} o X_{a->s} = X_{a->b}, and X_{a->a} = id. The average velocity of the segment between
-t and r, read at the point x of time t (Geng et al. 2025, MeanFlow, eq. (3)):
+t and r, read at the point x of time t (Geng et al. 2025, MeanFlow):
 
     u(x, r, t) = 1/(t - r) int_r^t v(x_s, s) ds,   x_t = x,   u(x, t, t) = v(x, t),
 
@@ -108,7 +108,7 @@ def meanflow_target(
     """(u(x, r, t), v - (t - r) d/dt u): the MeanFlow identity's right-hand side.
 
     d/dt u = v . grad_x u + d_t u is the JVP of u at (x, r, t) with tangents (v, 0, 1)
-    (torch.func.jvp). Geng et al. (2025), eqs. (6)-(8). x, v: [N, d]; r, t: [N]."""
+    (torch.func.jvp). Geng et al. (2025), MeanFlow. x, v: [N, d]; r, t: [N]."""
     tangents = (v, torch.zeros_like(r), torch.ones_like(t))
     u_value, du_dt = torch.func.jvp(u, (x, r, t), tangents)
     return u_value, v - (t - r)[:, None] * du_dt
