@@ -7,7 +7,8 @@ Writes fmlib/resources/flowmap_eight_gaussians_seed{seed}.pt (float32, ~150 kB e
 
     .venv/bin/python benchmarks/train_flowmap.py [--steps 12000] [--seeds 0 1 2]
 
-On one CPU thread each seed takes a few minutes (the script prints the time it took).
+On one CPU thread each seed took 6 to 15 minutes on our shared, loaded machine (the script
+prints the time; the checkpoint records it).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def test_figures_draw():
     assert len(fig.axes) == 2
     samples = {"a": {1: torch.randn(50, 2), 2: torch.randn(50, 2)}, "b": {2: torch.randn(50, 2)}}
     distances = {"a": {1: 0.1, 2: 0.2}, "b": {2: 0.3}}
-    fig = adaptation_a.draw_flowmap_samples(samples, distances)
+    fig = adaptation_a.draw_flowmap_samples(samples, distances, data.eight_gaussians_means())
     assert sum(ax.get_visible() for ax in fig.axes) == 4
     matplotlib.pyplot.close("all")
 
