@@ -243,6 +243,36 @@ KEY = {
         "export": [],
         "code": "eNptUUtOwzAQ3ecUT97QCFMlZUUE7LgBYlNBZKWTxkoaRx63paq4FEuWHIAzYbtpKQjLkj3jmXkfu0055BLOHzPcodZLnvKWaJiIleJWSOTTLJ3nz37L/55np+dksLp3k1qYnvCw7siCHQ0S9Koqh8H4yGpjCzw+eah9wMyL6XX9hsnXR+l8zqXykJ/9yX++pyJNVqR4bWnhM6JTdklWQNcj+ft45rhETlc3oI4Jgleq636V3Y5lV+dlriGwWpFISj+bXslWmomnVUNVW1aN0RVNEvgVxQVZ2GrXoFXDoA4UX2ZCxhLVe4dsyZ3ZHhJH2odofiIlz4DlSdHz2KTZqZb4bh/DiH1sLCAUwvxgsee48GZDM3rjsKTeBesbslSck8wuPMsMAdH03W78G/EzXTkEIZlEoxhWOQp3NqAN2R2caan3XWrHCH9Pi1FvbD4JKc4soo3q1n4OR1Qbb0eUSEJiG3gebbzAQtc1WS6QY8PIRoQ3maTf/aLTgw==",  # noqa: E501
     },
+    "MeanFlow target by hand": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNqNksFu2zAMhu9+ih/ZJU4dzU67bjCW43bbXiAIDNWmY6G2lElM6mDYu4+2067zNmA+yKJI/vxIibLihC1a3T1UGn0Cn4Bz9KvVBiv4XZ7gq7O0xw34l4E3sO6bzvHp/W0WUVZofwgis4wgHztfNorJBueXu12m0v0+QcWXI23r+7s4+UtUqj78R8ztLCaOqD9SyVQVHWlbt+6pYGEhFpjR6vQxqJlvohTqUzJn3fzBitW1vSjeZXtlmLplHBWiTz350gQKqmyofJxUF1+k1mephSvHwwWNttViakjb8ER+Djv5/tXK8yjabUbr+8nqTGD9SGH7fTTHytwQgjlYuBrDvnTei6BxNsdwx2essWRZfIzq9LbiRHAqjCf4iBQNeVrkWKcqS36XrXUpg3rJNmEACMYe8lmlwfUcxaajMFUaVDdq80p1PB6ih3x2rFtU5M1ZszlTLqxV0Qv1jfwZck/W8bSFbuUJiuBGvXul5yEDuQTUpqcqh2FR1vZAdiySTgKZpN2p6wh/yPP5CYNI5V0=",  # noqa: E501
+    },
+    "average velocity of a Gaussian flow": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNp9kE9vozAQxe98ilFOsAEL2LYrpcpe99hD91ApapELk8VKwMQzpImqfvcdTGjVPykytuwZ/d68h3mx3tonWMJwFI3uSP3RPZHR7c3fkK0ra8XYknXhKlfpfQwVHztcrq8uohhSdTlsaRTgocOSsSr0Hp3+h8Uet7Y0fBQ0jiLqYykMQL73GqtMRM6oBJEyjE0YBcVAPaArDSGpssZyM8JmJw14lbdr0DBZ8i5nsW/VLT2h+zTvWDxrJz7NvF1mmFyMt8YQ6w3S8tlf/RxcawZDwDVCZajb6hIbbBnuIIHDQt72pkJ4PPoOYuzASYXFmNidLaDRXCvaOQ5T9TPLL6P4a7hpRbyVhbanN9v7MJPMJLzWsu+bgrFywir1qd6LjuR9htxZMmxsC3fFc5r8lv6XMIuufW3XI/mapg3B2joJedIeoK/E+bdGjrY/JVH5KCQBJwkkonX9FozMM2UzH8NJcvjxLfi24Idc+oed5J9DmA2I6CFfjGB5ZHQNlNo5g+IYaNdrh5XgP9F/TfCXOIj+A87g9PI=",  # noqa: E501
+    },
+    "tilted weight of component B": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNqFVM2O2jAQvucpRvSwCQ0/Cd2VisRlVbWn3noqgsgkE2IBNmub5WfF0/QNeu078Ewd24ENy1aNRJjEM998881McJA9wQi+sY3WnInvfGc2CsMA6DJS5VXXoNBSheNxv9uPgW6TGMaDs00PhdmvcVQ+fIriNyGJ97q/cgqiIAgKLAEH2Rb5vDLhDA2LYS23qEYuRqGQasWWXOPoh9pgNAT4ANvs8Q5KqYCB4UsDsoS1wpxrLgVYDMf6QOWMnWWvMIGP7gzaoNvtNIJ2GzouFb1ZMVN1cbcOO7VLkUIPwpSsm8AouoBaDjq2zlxAGNZl9qn+kKqN4TPZ3nvi7gpJVAGHcTKx8Idxf0Lg9jECXjarBVzSjUAoqz0nqYge5gaLWqxsRvWVS8lMqEzX6kBHq7ptJOmTI3EhlBBUDwZR10drmzPICAJ3qEg61N28wnzhO97yeOCdrcC5XK2lQGHgsRU7HyY0iXdh41/ekIzrCVqOEuw8+KcV14YtUI9eLkq29nIDddLZHnD6oo4xCGmc2Tv9OQ7h9JvoMrLpL/WHjMxBa9gYoYGt9hp2ownUBSc2mInCNm5O4aZCEn3LVHGnQedsicAaea6AE5KPRGyCm4oZ4NrOIxzot+WmkhsPW/Dneh738JPwTr+yBTkuyHExbHb6KskF217p2w34ymgoLi7XTBBKltPW+XmlEnS2mKbR9KVT9NKj7SAltmRJfM3FHEJuiGRZotJ2vLeI4rXJOiJa12xeSTpefkntbL1LiPYh/QINWpT5fWZWNChsS4fO368kuXcS3+NO0kv/I9KZzP0/xPFtsugzRmvlcXw69wFZyWfU52G/FYOy23V2iMc4iP4CcCCAMQ==",  # noqa: E501
+    },
+    "effective sample size of four weights": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNplkl9uozAQxt85xShPNiI0oGwfkHKS1QZRGBerBiN7KM1WOUDPscfoHbJX6mBIsn94sBlr5vt+4zHuSwcHIOvqNiXsvXXi+3aXfktgm6U7XvOw7tPdjwQaOg14UI97GUVRgwpwX6L3YpJFBPw5pNH1oIytSEypHzshIY4hhwcQUxzncjmby0u2xTd0tfbo07rF+kUEkQ0qhTXpVwRfdYPhTf9EsAqUHR1MqJ9b8pskJFe9n9DNEEu8AjlKSRsq12TBxy4BbkXKJY+sOWS4fVyiTnuqXtAf3kMYKE52XL2wgacTONDk0agCqMUrBVQOAY/v7uHyeU5gsF7P4JviCjIbr5Y31dGz4lzEFb2lW/2sXBFoHxxmfuDw8skXlf2tmOLbIOS/ut1oSA9GL7xcJ1iZN3eWxV2y0a+6Qc/9hKS7sODrgRgC8f8GGY/w8gt+f5T6mENrTePB9ubEQ7nNZOHnCfP1QlZwc66rDM93du9AaecJBOfzDcDmri1WYXnM/3SRzLY8pdlchM75J1/pwsO6PqiF9JxE8gv7ANyJ",  # noqa: E501
+    },
+    "DPS residual y - A x1_hat": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNqNUs1qg0AQvvsUQ05uu0qEpoeA0EAfoNDeQpCtjnGJccUdE6X03TuuiWlpAvE2P873s18XJYWiBBcQg64O2FhM6sZ8lri3oakwsYR1gpb0XhH6LQ+1aSR0/IsEMk1ahHlblr4fScEN186orzHOn5+E8LCrMSXMkgatzlpVMlBeGkV+v55vIAC/myi8wCr8EOu5hPlGeAlvYodNqi3aMC0w3fke8Dd7fXuH6VzPN1YwHplJt6Aqe8RmQhyb/4iMbTJlHGGwGKu9tqR2aOMvVzo0KhBylbJW8CMGIwHaDptWV9slDOPBJL4ExJSjYer2oDTVVkJlCKLZ8qR6ujt8JwsGM0fVXBxcsZn2hPxLxWFdgSDw+ZGQjXGvmIkJ8hqK8/vhDPYbw+ptNao6YGlSTT3URldkWeBRNZl1s0yRkqCyDDTdq+3x5B93xAX7hlBFg8jT40qH6Wiw1uMShgS0HAvX55gGzpVzTM9puI/XTaeniF2IuLuj3+eKBz0jBTfy9S098QPPBvkH",  # noqa: E501
+    },
+    "posterior weight w'_2": {
+        "notebook": "11_model_adaptation.ipynb",
+        "export": [],
+        "code": "eNqNU72S2jAQ7v0UO6Q4iTMO6AIFGQqqVEmTdMyhUewFa4wlR9JhmEzePSsbfL5LExVGK7Tf39qN09ZJXMEGvqgX77UyX/UlvDhkCdAK1uVlFtB469huN8/mKdDjOYXd031PRRGuDW4Oq088fdey6G8t31xKeIKXBvOAhWwFcR9OVoWeUZszOo+ycfbnCWuf1b0e2VgfMMplzU10Ctt/6Zbv5BA3z1rUxzL43eKZqJOkwAP0R1Kws3JykUL8EXwN8AHaBymgLdFAbuvGGjQBqgcPeNYFmhyhVD7ep7CoiI1VJx0JBqOd3klctQplRl7ZjDHSBjOoOUynIDh8BCZgCmcet909/8sFduZD88E6qEkZZQKMddl3YskVe7pXgvcN/dMhZWWiCoLHBTzSNjqWpAov6HLt0Wd5iXnVi5wMsd4S6dxP0u5PZXyLjkbUl6OZpbe347RZ4GzVV7X2QVXoN78HB5NQqgDaQygRmhHLujsZAiUFNXxj18+whVpWKWRZxmMfYXptjpN1nGM6xh11D6M4qbzyBPFdVrDd/6AEVF6+DpFG2OoilJzghvHPM7GMb4lY8v/E9/pYK3ndi96EsZQp2ANcQRUFWbWvCsZEA3hct89CLIfTMTvlaArlCihIgwraGh+xsUiJLQx6/BqYJ6LHuyS+F2NG0Vkjqhv2nzThfwGVaCQq",  # noqa: E501
+    },
     "data prediction from the velocity": {
         "notebook": "12_flows_and_diffusion.ipynb",
         "export": [],

@@ -9,7 +9,7 @@ import torch
 
 from fmlib import inverse_problems as ip
 from fmlib import widgets
-from fmlib.figures import adaptation_c as fig11
+from fmlib.figures import adaptation as fig11
 
 
 def _texts(view) -> str:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fmlib import data, flow_maps, marginal, paths, solvers
-from fmlib.figures import adaptation_a
+from fmlib.figures import adaptation
 
 matplotlib.use("Agg")
 F64 = torch.float64
@@ -179,11 +179,11 @@ def test_figures_draw():
     n = 6
     exact = torch.randn(11, n, 2)
     steps = {k: torch.randn(k + 1, n, 2) for k in (1, 2)}
-    fig = adaptation_a.draw_flowmap_trajectories(exact, steps, steps, data.eight_gaussians_means())
+    fig = adaptation.draw_flowmap_trajectories(exact, steps, steps, data.eight_gaussians_means())
     assert len(fig.axes) == 2
     samples = {"a": {1: torch.randn(50, 2), 2: torch.randn(50, 2)}, "b": {2: torch.randn(50, 2)}}
     distances = {"a": {1: 0.1, 2: 0.2}, "b": {2: 0.3}}
-    fig = adaptation_a.draw_flowmap_samples(samples, distances, data.eight_gaussians_means())
+    fig = adaptation.draw_flowmap_samples(samples, distances, data.eight_gaussians_means())
     assert sum(ax.get_visible() for ax in fig.axes) == 4
     matplotlib.pyplot.close("all")
 

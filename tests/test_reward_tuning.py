@@ -14,7 +14,7 @@ import torch
 
 from fmlib import figure_check, plots
 from fmlib import reward_tuning as rt
-from fmlib.figures import adaptation_b as figs
+from fmlib.figures import adaptation as figs
 from fmlib.losses import l_cfm
 from fmlib.marginal import GaussianMixture
 from fmlib.models import MLP

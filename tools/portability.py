@@ -45,6 +45,7 @@ TRAINING_CALLS = (
     "train_conditional(",
     "couplings.fit(",
     "fit_reflow(",
+    "finetune(",
 )
 PINNED = "threads=1)"
 

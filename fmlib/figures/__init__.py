@@ -141,7 +141,7 @@ REGISTRY: list[Entry] = [
         name="manifolds.ManifoldView",
     ),
     Entry(
-        "adaptation_c.PosteriorSampling",
+        "adaptation.PosteriorSampling",
         "11_model_adaptation",
         {"sigma_y": 0.2, "method": "DPS", "steps": 64, "t": 0.5},
     ),

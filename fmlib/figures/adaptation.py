@@ -1,4 +1,20 @@
-"""Notebook 11, inverse problems: sampling p(x | y), y = A x + noise, with a flow prior.
+"""Notebook 11, model adaptation, drawn: one module for the chapter, one part per section.
+
+Section 1: few steps of a flow map against a teacher's Euler steps.
+
+Two static figures: trajectories (the teacher's exact ODE paths, its Euler steps and the
+average-velocity model's jumps from the same noise) and sample clouds at 1, 2 and 4 network
+evaluations. The notebook computes every point; these functions only draw.
+
+Section 2: reward fine-tuning, drawn.
+
+`reward_densities_figure`: the base density, the exact tilted density
+p* = p_base e^{r / lambda} / Z, and samples of the fine-tuned and the online (two-round) models
+over the tilted density's contours.
+`reward_tv_figure`: the total variation to p* against the number of fine-tuning steps, with the
+floor of exact samples at the same sample size.
+
+Sections 3-4: inverse problems: sampling p(x | y), y = A x + noise, with a flow prior.
 
 Prior: notebook 03's eight Gaussians (std 0.3, float64); its flow is the exact marginal
 velocity on the OT path (fmlib.marginal), a perfectly trained prior. We observe the first
@@ -12,6 +28,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import ipywidgets
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -19,12 +36,167 @@ from torch import Tensor
 
 from fmlib import inverse_problems as ip
 from fmlib import plots, widgets
+from fmlib import reward_tuning as rt
 from fmlib.data import eight_gaussians_means
 from fmlib.marginal import GaussianMixture, MixtureMarginal, marginal_velocity
 from fmlib.metrics import energy_distance
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
 from fmlib.solvers import integrate, position_at
+
+# --- section 1: flow maps ----------------------------------------------------------------------
+
+FLOWMAP_LIM = 3.2  # the trajectories' frame
+FLOWMAP_SAMPLES_LIM = 4.2  # the samples' frame: one midpoint step lands up to |x| ~ 4
+FLOWMAP_MODE_RADIUS = 0.6  # 3 data standard deviations: the off-mode share's discs
+FLOWMAP_COLORS = {"exact": "0.35", "euler": "tab:orange", "flow map": "tab:blue", "mode": "tab:red"}
+
+
+def _flowmap_modes(ax, means: Tensor, discs: bool = False) -> None:
+    m = means.detach().numpy()
+    if discs:
+        for x, y in m:
+            ax.add_patch(plt.Circle((x, y), FLOWMAP_MODE_RADIUS, color="0.85", zorder=0))
+    ax.plot(m[:, 0], m[:, 1], "*", mfc="none", mec=FLOWMAP_COLORS["mode"], ms=11, mew=1.5, zorder=5)
+
+
+def draw_flowmap_trajectories(
+    exact: Tensor, euler: dict[int, Tensor], jumps: dict[int, Tensor], means: Tensor
+) -> Figure:
+    """One panel per step count n: exact teacher paths exact [T, M, 2] (dark grey, dashed, on
+    top), the teacher's n Euler steps euler[n] [n + 1, M, 2] (orange) and the flow map's n
+    jumps jumps[n] [n + 1, M, 2] (blue), all from the same M noise points (black dots);
+    means [K, 2] the data's modes (red hollow stars)."""
+    counts = sorted(euler)
+    fig, axes = plots.new_axes(len(counts), size=4.4)
+    ex = exact.detach().numpy()
+    for ax, n in zip(axes, counts, strict=True):
+        for key, states in (("euler", euler[n]), ("flow map", jumps[n])):
+            s = states.detach().numpy()
+            ax.plot(s[:, :, 0], s[:, :, 1], "-", color=FLOWMAP_COLORS[key], lw=1.6, alpha=0.85)
+            ax.plot(s[-1, :, 0], s[-1, :, 1], "o", color=FLOWMAP_COLORS[key], ms=5)
+        ax.plot(ex[:, :, 0], ex[:, :, 1], "--", color=FLOWMAP_COLORS["exact"], lw=0.9)
+        ax.plot(ex[0, :, 0], ex[0, :, 1], "k.", ms=6)
+        _flowmap_modes(ax, means)
+        plots.square(ax, FLOWMAP_LIM)
+        ax.set_title(f"{n} step{'s' if n > 1 else ''} ({n} evaluation{'s' if n > 1 else ''})")
+    handles = [
+        plt.Line2D([], [], color=FLOWMAP_COLORS["exact"], ls="--", label="exact teacher ODE"),
+        plt.Line2D([], [], color=FLOWMAP_COLORS["euler"], marker="o", label="teacher, Euler"),
+        plt.Line2D([], [], color=FLOWMAP_COLORS["flow map"], marker="o", label="flow map u_θ"),
+        plt.Line2D([], [], color="k", marker=".", ls="", ms=8, label="noise x0"),
+        plt.Line2D(
+            [], [], color=FLOWMAP_COLORS["mode"], marker="*", mfc="none", ls="", label="data modes"
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=10, frameon=False)
+    fig.suptitle("From the same noise: Euler steps of the exact field vs the flow map's jumps")
+    return fig
+
+
+def draw_flowmap_samples(
+    samples: dict[str, dict[int, Tensor]], distances: dict[str, dict[int, float]], means: Tensor
+) -> Figure:
+    """Rows = samplers (samples[name][nfe] [N, 2]), columns = network evaluations; each title
+    gives the energy distance to the data (distances[name][nfe]) and the share of samples
+    outside the frame, if any; grey discs of radius 0.6 around the modes means [K, 2] mark the
+    off-mode share's region. A missing entry (midpoint at 1 evaluation) is an empty panel."""
+    names = list(samples)
+    nfes = sorted({n for d in samples.values() for n in d})
+    lim = FLOWMAP_SAMPLES_LIM
+    fig, axes = plots.new_axes(len(names) * len(nfes), size=3.3, ncols=len(nfes))
+    for i, name in enumerate(names):
+        for j, n in enumerate(nfes):
+            ax = axes[i * len(nfes) + j]
+            if n not in samples[name]:
+                plots.square(ax, lim)
+                ax.text(0, 0, f"{name}:\nneeds 2 evaluations", ha="center", va="center")
+                ax.set_title(f"{name}, {n} eval.", fontsize=10)
+                continue
+            x = samples[name][n]
+            _flowmap_modes(ax, means, discs=True)
+            color = FLOWMAP_COLORS["flow map"] if i == 0 else FLOWMAP_COLORS["euler"]
+            plots.scatter2d(ax, x, lim=lim, color=color, s=3.0, alpha=0.6)
+            outside = (x.abs().amax(dim=1) > lim).double().mean().item()
+            note = f", {100 * outside:.0f}% outside" if outside > 0 else ""
+            title = f"{name}, {n} eval.\nenergy dist. {distances[name][n]:.4f}{note}"
+            ax.set_title(title, fontsize=10)
+    return fig
+
+
+# --- section 2: reward fine-tuning -------------------------------------------------------------
+
+REWARD_VIEW = 4.0  # the figures show [-4, 4]^2, the TV grid
+REWARD_HEAT = 120
+
+
+def _log_density_image(q: GaussianMixture) -> Tensor:
+    _, _, points = plots.grid2d(REWARD_VIEW, REWARD_HEAT)
+    return q.log_prob(points.double()).reshape(REWARD_HEAT, REWARD_HEAT)
+
+
+def reward_densities_figure(
+    base: GaussianMixture,
+    tilted: GaussianMixture,
+    samples: dict[str, Tensor],
+    lam: float,
+    centre=rt.REWARD_CENTRE,
+) -> Figure:
+    """Base density | tilted density (one colour scale) | each sample set of `samples`
+    (name -> [N, 2], the first 2000 points) over the tilted density's contours (2%, 20% and
+    60% of the densities' maximum)."""
+    fig, axes = plots.new_axes(2 + len(samples), size=4.0, ncols=2)
+    ext = (-REWARD_VIEW, REWARD_VIEW, -REWARD_VIEW, REWARD_VIEW)
+    p_base, p_tilt = _log_density_image(base).exp(), _log_density_image(tilted).exp()
+    top = float(max(p_base.max(), p_tilt.max()))
+    for ax, image, title in ((axes[0], p_base, "base density $p_{base}$"), (axes[1], p_tilt, None)):
+        plots.heatmap(
+            ax,
+            image,
+            ext,
+            title=title or f"tilted density $p^*$, λ = {lam:g}",
+            label="density",
+            vmin=0,
+            vmax=top,
+        )
+        ax.set(xlabel="$x^{(1)}$", ylabel="$x^{(2)}$")
+    xx, yy, _ = plots.grid2d(REWARD_VIEW, REWARD_HEAT)
+    levels = [top * f for f in (0.02, 0.2, 0.6)]
+    for ax, (name, x) in zip(axes[2:], samples.items(), strict=True):
+        plots.scatter2d(ax, x[:2000], title=name, lim=REWARD_VIEW, s=4, alpha=0.5)
+        ax.contour(xx, yy, p_tilt, levels=levels, colors="k", linewidths=0.6, alpha=0.7)
+    for ax in axes:
+        ax.plot(*centre, "*", color="white", mec="k", ms=12, label="reward centre c")
+    axes[-1].legend(loc="lower left", fontsize=9)
+    return fig
+
+
+def reward_tv_figure(
+    steps: list[int], tv: list[float], tv_se: list[float], floor: float, floor_se: float, n: int
+) -> Figure:
+    """TV to p* (+- 2 SE) against fine-tuning steps (0 = the base model), and the floor band:
+    exact samples of p* at the same chunk size n."""
+    fig, (ax,) = plots.new_axes(1, size=5.5)
+    x = [max(s, 5) for s in steps]  # step 0 drawn at 5 on the log axis
+    ax.errorbar(
+        x, tv, yerr=[2 * s for s in tv_se], marker="o", capsize=3, label="fine-tuned model (± 2 SE)"
+    )
+    ax.axhspan(floor - 2 * floor_se, floor + 2 * floor_se, color="0.8", label="floor ± 2 SE")
+    ax.axhline(floor, color="0.4", lw=1)
+    ax.set_xscale("log")
+    ax.set_xticks(x, ["0 (base)" if s == 0 else str(s) for s in steps])
+    ax.minorticks_off()  # the axis is not continuous below 25
+    ax.set(
+        xlabel="reward-weighted CFM steps",
+        ylabel=f"TV to $p^*$ (n = {n} per chunk)",
+        ylim=(0, max(tv) * 1.1),
+        title="distance to the tilted density (separate runs)",
+    )
+    ax.legend(fontsize=10)
+    return fig
+
+
+# --- section 3-4: inverse problems and the panel -----------------------------------------------
 
 INVERSE_STD = 0.3
 INVERSE_A = ((1.0, 0.0),)  # observe x^(1)
