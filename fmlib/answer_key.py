@@ -271,7 +271,7 @@ KEY = {
     "posterior weight w'_2": {
         "notebook": "11_model_adaptation.ipynb",
         "export": [],
-        "code": "eNqNU72S2jAQ7v0UO6Q4iTMO6AIFGQqqVEmTdMyhUewFa4wlR9JhmEzePSsbfL5LExVGK7Tf39qN09ZJXMEGvqgX77UyX/UlvDhkCdAK1uVlFtB469huN8/mKdDjOYXd031PRRGuDW4Oq088fdey6G8t31xKeIKXBvOAhWwFcR9OVoWeUZszOo+ycfbnCWuf1b0e2VgfMMplzU10Ctt/6Zbv5BA3z1rUxzL43eKZqJOkwAP0R1Kws3JykUL8EXwN8AHaBymgLdFAbuvGGjQBqgcPeNYFmhyhVD7ep7CoiI1VJx0JBqOd3klctQplRl7ZjDHSBjOoOUynIDh8BCZgCmcet909/8sFduZD88E6qEkZZQKMddl3YskVe7pXgvcN/dMhZWWiCoLHBTzSNjqWpAov6HLt0Wd5iXnVi5wMsd4S6dxP0u5PZXyLjkbUl6OZpbe347RZ4GzVV7X2QVXoN78HB5NQqgDaQygRmhHLujsZAiUFNXxj18+whVpWKWRZxmMfYXptjpN1nGM6xh11D6M4qbzyBPFdVrDd/6AEVF6+DpFG2OoilJzghvHPM7GMb4lY8v/E9/pYK3ndi96EsZQp2ANcQRUFWbWvCsZEA3hct89CLIfTMTvlaArlCihIgwraGh+xsUiJLQx6/BqYJ6LHuyS+F2NG0Vkjqhv2nzThfwGVaCQq",  # noqa: E501
+        "code": "eNqNU82O2jAQvucpRvSwNhtS8BZUUXHg1FN7aW9oidxkIFaIndpeAqr67h3HkE23l/oQPMbz/U3SWmVsjivYwGf54pyS+ou6+BeLLAFa3tiiyjxqZyzb7ebZPAV6PKewe7rvqSj9tcXNYfWBp29aFvHW8q9LCU/w0mLhscw7QdyHk5E+Mip9Ruswb635ccLGZU3Uk7fGeQxyWXsTncL2X7qPb+QQN886VMfKu93imaiTpMQDxKNcsLO0+SKF8CP4GuAddA+5gK5CDYVpWqNRe6gfHOBZlagLhEq6cJ/CoiI01r10JBgMdqKTsBrpq4y8shljpA1m0HCYTkFweA9MwBTOPGz7e+6n9ezMh+aDsdCQMsoEGOuz78WSK/Z0rwSPDfFpkbLSQQXB4wIeaRsc56QKL2gL5dBlRYVFHUVOhlhvifTuJ2n/p9SuQ0sjiuVoZunt7ThtFjhbxapRzssa3ebX4GDiK+lBOfAVQjtiWfcnQ6CkoIGv7PoJttDkdQpZlvHQR5hO6eNkHeaYjnFH3cMoTrKoHUF8y2vY7r9TArKoXodII+xU6StOcMP455lYhrdELPl/4jt1bGR+3YtoQhvKFMwBriDLkqyaVwVjogE8rNtnIZbD6ZidctSltCWUpEF6ZbQL2FimxOYHPW4NzBHR410S34sxo+itEdUN+3ea8D+mTiQw",  # noqa: E501
     },
     "data prediction from the velocity": {
         "notebook": "12_flows_and_diffusion.ipynb",

@@ -353,7 +353,8 @@ class PosteriorSampling(plots.LiveFigure):
     NOTE = (
         "Prior: eight Gaussians (std 0.3), its exact flow; y = x⁽¹⁾ + noise = 1.7. "
         "DPS and ΠGDM: guided Euler from the same 1000 noise points; importance resampling: "
-        "1000 of 8000 prior-flow trajectories (RK4), drawn by their weight p(y | x₁)."
+        "1000 of 8000 prior-flow trajectories (RK4), drawn by their weight p(y | x₁). "
+        "No σ_min control: the prior's exact field is that of the OT path with σ_min = 0."
     )
 
     def controls(self) -> dict[str, ipywidgets.ValueWidget]:
