@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from fmlib import resources
 from fmlib.checks import check_range
 from fmlib.models import sinusoidal_embedding
 
 AverageVelocity = Callable[[Tensor, Tensor, Tensor], Tensor]  # u(x [N, d], r [N], t [N])
-RESOURCES = Path(__file__).resolve().parent / "resources"
 FLOWMAP_SEEDS = (0, 1, 2)  # the shipped average-velocity models (benchmarks/train_flowmap.py)
 
 
@@ -173,7 +173,8 @@ def flowmap_checkpoint(seed: int) -> Path:
     """The shipped average-velocity model of training seed `seed` (FLOWMAP_SEEDS)."""
     if seed not in FLOWMAP_SEEDS:
         raise ValueError(f"seed must be one of {FLOWMAP_SEEDS}, got {seed!r}")
-    return RESOURCES / f"flowmap_eight_gaussians_seed{seed}.pt"
+    # benchmarks/train_flowmap.py writes it there; resources.path() would refuse a missing file
+    return resources.DIRECTORY / f"flowmap_eight_gaussians_seed{seed}.pt"
 
 
 def save_model(model: AverageVelocityMLP, path: str | Path, meta: dict | None = None) -> None:
