@@ -459,7 +459,7 @@ def inverse_samples_figure(
     n_show: int = 600,
 ) -> Figure:
     """One row per sigma_y: the exact posterior's density, then each method's samples over its
-    contours (the first n_show of each)."""
+    contours (the first n_show of each; a title counts the samples beyond the frame)."""
     rows = list(posteriors)
     names = list(next(iter(samples.values())))
     fig, axes = plots.new_axes(len(rows) * (1 + len(names)), size=3.6, ncols=1 + len(names))
@@ -470,14 +470,17 @@ def inverse_samples_figure(
         p = (log_p - log_p.max()).exp().reshape(120, 120).numpy()
         ax = axes[r * (1 + len(names))]
         im = ax.imshow(p, origin="lower", extent=ext, cmap=plots.CMAP, vmin=0, vmax=1)
-        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.08, label="p / max")
+        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.08)  # the title says what is shown
         ax.scatter(*prior.means.numpy().T, s=12, color="white", marker="x", lw=1)
         plots.square(ax, POSTERIOR_VIEW)
         ax.grid(False)
-        ax.set_title(f"exact $p(x\\,|\\,y)$, σ_y = {sigma_y:.2f}", fontsize=11)
+        ax.set_title(f"exact $p(x\\,|\\,y)$ / max, σ_y = {sigma_y:.2f}", fontsize=11)
         for c, name in enumerate(names):
             ax = axes[r * (1 + len(names)) + 1 + c]
             ax.contour(*plots.grid2d(POSTERIOR_VIEW, 120)[:2], p, levels=[0.05, 0.5], colors="0.5")
-            plots.scatter2d(ax, samples[sigma_y][name][:n_show], lim=POSTERIOR_VIEW, s=6, alpha=0.7)
-            ax.set_title(f"{name}, σ_y = {sigma_y:.2f}", fontsize=11)
+            shown = samples[sigma_y][name][:n_show]
+            plots.scatter2d(ax, shown, lim=POSTERIOR_VIEW, s=6, alpha=0.7)
+            outside = float((shown.abs() > POSTERIOR_VIEW).any(dim=1).double().mean())
+            note = f"\n{100 * outside:.0f} % outside the frame" if outside > 0 else ""
+            ax.set_title(f"{name}, σ_y = {sigma_y:.2f}{note}", fontsize=11)
     return fig
