@@ -223,20 +223,6 @@ def train_meanflow(
     return losses
 
 
-def chunk_energy_distances(x: Tensor, y: Tensor, chunks: int) -> Tensor:
-    """Energy distance (fmlib.metrics, unbiased) of each of `chunks` equal row blocks of
-    x [N, d] against the same block of y [N, d]: [chunks] values whose mean and spread give
-    a standard error; the same y blocks for every x pair the comparisons."""
-    from fmlib.metrics import energy_distance
-
-    if x.shape != y.shape or x.shape[0] % chunks:
-        raise ValueError(f"x, y must share a shape [N, d] with N divisible by {chunks}")
-    return torch.tensor(
-        [energy_distance(a, b) for a, b in zip(x.chunk(chunks), y.chunk(chunks), strict=True)],
-        dtype=torch.float64,
-    )
-
-
 def average_velocity_by_ode(
     v: Callable[[Tensor, Tensor], Tensor], x: Tensor, r: Tensor, t: Tensor, steps: int = 100
 ) -> Tensor:

@@ -34,7 +34,6 @@ from torch import Tensor
 
 from fmlib.checks import Field, check_int
 from fmlib.marginal import GaussianMixture
-from fmlib.metrics import energy_distance
 from fmlib.solvers import integrate
 
 GUIDANCE = ("DPS", "ΠGDM")
@@ -89,15 +88,18 @@ class MixturePosterior:
         chol = torch.linalg.cholesky(self.covs)
         return self.means[k] + (chol[k] @ z[..., None])[..., 0]
 
+    def _log_joint(self, x: Tensor) -> Tensor:
+        """log w'_k + log N(x; mu_k, C_k). x: [N, d] -> [N, K]."""
+        log_n = _log_normal(x.to(self.means)[:, None, :], self.means[None], self.covs[None])
+        return torch.log(self.weights) + log_n
+
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x | y) = logsumexp_k [log w'_k + log N(x; mu_k, C_k)]. x: [N, d] -> [N]."""
-        log_n = _log_normal(x.to(self.means)[:, None, :], self.means[None], self.covs[None])
-        return torch.logsumexp(torch.log(self.weights) + log_n, dim=1)
+        return torch.logsumexp(self._log_joint(x), dim=1)
 
     def component_probs(self, x: Tensor) -> Tensor:
         """P(k | x) under the posterior mixture: [N, K] (which mode a sample belongs to)."""
-        log_n = _log_normal(x.to(self.means)[:, None, :], self.means[None], self.covs[None])
-        return torch.softmax(torch.log(self.weights) + log_n, dim=1)
+        return torch.softmax(self._log_joint(x), dim=1)
 
 
 def mixture_posterior(
@@ -210,17 +212,3 @@ def importance_resample(
     probs = torch.softmax(log_w, dim=0)
     index = torch.multinomial(probs, n, replacement=True, generator=generator)
     return Resampled(x1[index], index, x1, log_w, effective_sample_size(log_w))
-
-
-def chunked_energy_distance(x: Tensor, reference: Tensor, chunks: int) -> Tensor:
-    """Energy distance (fmlib.metrics, unbiased) of chunk c of x to chunk c of `reference`,
-    for c = 1..chunks (equal consecutive chunks): [chunks] float64. Their mean estimates the
-    distance at the chunk size; their s.d. / sqrt(chunks) its standard error."""
-    check_int("chunks", chunks, 2)
-    if x.shape[0] != reference.shape[0] or x.shape[0] < 2 * chunks:
-        raise ValueError(
-            f"x and reference must have the same N >= 2 chunks, got {x.shape[0]} and "
-            f"{reference.shape[0]} rows for {chunks} chunks"
-        )
-    xs, rs = x.chunk(chunks), reference.chunk(chunks)
-    return torch.tensor([energy_distance(a, b) for a, b in zip(xs, rs, strict=True)])

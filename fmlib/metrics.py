@@ -99,6 +99,23 @@ def energy_distance(x: Tensor, y: Tensor, unbiased: bool = True) -> float:
     return (2 * xy - xx - yy).item()
 
 
+def chunked_energy_distances(x: Tensor, reference: Tensor, chunks: int) -> Tensor:
+    """`energy_distance` of each of `chunks` equal row blocks of x [N, d] against the same block
+    of `reference` [N, d]: [chunks] float64. Their mean estimates the distance at the block
+    size, their spread its standard error (`mean_se`); the same reference blocks for every x
+    pair the comparisons."""
+    check_int("chunks", chunks, 2)
+    if x.shape != reference.shape:
+        raise ValueError(
+            f"x and reference must have the same N and d, got {tuple(x.shape)} and "
+            f"{tuple(reference.shape)}"
+        )
+    if x.shape[0] % chunks:
+        raise ValueError(f"N = {x.shape[0]} rows must be divisible by chunks = {chunks}")
+    blocks = zip(x.chunk(chunks), reference.chunk(chunks), strict=True)
+    return torch.tensor([energy_distance(a, b) for a, b in blocks], dtype=torch.float64)
+
+
 def sliced_wasserstein(
     x: Tensor, y: Tensor, n_projections: int = 128, generator: torch.Generator | None = None
 ) -> float:
@@ -146,11 +163,12 @@ def solver_error(x1: Tensor, reference: Tensor) -> float:
     return (x1 - reference).norm(dim=1).mean().item()
 
 
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """The mean of K values and its standard error s / sqrt(K) (K - 1 degrees of freedom)."""
+def mean_se(values: list[float] | Tensor) -> tuple[float, float]:
+    """The mean of K values (a list or a [K] tensor) and its standard error s / sqrt(K)
+    (K - 1 degrees of freedom)."""
     if len(values) < 2:
         raise ValueError(f"need at least 2 values for a standard error, got {len(values)}")
-    v = torch.tensor(values, dtype=torch.float64)
+    v = torch.as_tensor(values, dtype=torch.float64)
     return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
 
 

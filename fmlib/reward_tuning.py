@@ -28,8 +28,6 @@ The comparison with the exact p* is the total variation between cell masses on a
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -229,9 +227,3 @@ def load(kind: str, seed: int) -> MLP:
     model = make_model()
     model.load_state_dict({k: v.float() for k, v in saved["state_dict"].items()})
     return model.eval()
-
-
-def mean_se(values: Tensor) -> tuple[float, float]:
-    """(mean, standard error) of K values: std / sqrt(K)."""
-    v = values.double()
-    return float(v.mean()), float(v.std() / math.sqrt(len(v)))

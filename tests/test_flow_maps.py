@@ -141,17 +141,6 @@ def test_train_meanflow_runs_and_returns_losses():
     assert len(losses) == 5 and all(math.isfinite(v) for v in losses)
 
 
-def test_chunk_energy_distances():
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g)
-    values = flow_maps.chunk_energy_distances(x, y, 4)
-    assert values.shape == (4,)
-    shifted = flow_maps.chunk_energy_distances(x + 2.0, y, 4)
-    assert bool((shifted > values + 0.5).all())
-    with pytest.raises(ValueError, match="divisible"):
-        flow_maps.chunk_energy_distances(x, y, 3)
-
-
 def test_shipped_checkpoints(tmp_path):
     for seed in flow_maps.FLOWMAP_SEEDS:
         path = flow_maps.flowmap_checkpoint(seed)

@@ -156,17 +156,9 @@ def test_effective_sample_size_extremes():
     assert ip.effective_sample_size(torch.tensor([0.0, -1000.0, -1000.0])) == pytest.approx(1.0)
 
 
-def test_chunked_energy_distance_and_input_checks():
+def test_input_checks():
     gen = torch.Generator().manual_seed(5)
-    x, z = torch.randn(2000, 2, generator=gen), torch.randn(2000, 2, generator=gen)
-    same = ip.chunked_energy_distance(x, z, 20)
-    shifted = ip.chunked_energy_distance(x + 1.0, z, 20)
-    assert same.shape == (20,) and abs(float(same.mean())) < 4 * float(same.std()) / 20**0.5
-    assert float(shifted.mean()) > 0.5
-    with pytest.raises(ValueError, match="same N"):
-        ip.chunked_energy_distance(x, z[:300], 20)
-    with pytest.raises(ValueError, match="chunks must be"):
-        ip.chunked_energy_distance(x, z, 1)
+    x = torch.randn(2000, 2, generator=gen)
     with pytest.raises(ValueError, match="sigma_y must be in"):
         ip.log_likelihood(x, torch.eye(2), torch.zeros(2), 0.0)
     with pytest.raises(ValueError, match="A must have d = 2 columns"):

@@ -189,3 +189,29 @@ def test_mean_se_is_the_standard_error_over_seeds() -> None:
     assert mean == pytest.approx(3.0) and se == pytest.approx(np.sqrt(7.0 / 3.0))
     with pytest.raises(ValueError, match="at least 2 values"):
         metrics.mean_se([1.0])
+
+
+def test_chunked_energy_distances() -> None:
+    """One block per chunk, float64; about 0 for two samples of one law, clearly positive for a
+    shifted one; mismatched shapes, a ragged split and one chunk are refused."""
+    gen = torch.Generator().manual_seed(5)
+    x, z = torch.randn(2000, 2, generator=gen), torch.randn(2000, 2, generator=gen)
+    same = metrics.chunked_energy_distances(x, z, 20)
+    shifted = metrics.chunked_energy_distances(x + 1.0, z, 20)
+    assert same.shape == (20,) and same.dtype == torch.float64
+    assert abs(float(same.mean())) < 4 * float(same.std()) / 20**0.5
+    assert float(shifted.mean()) > 0.5
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g)
+    values = metrics.chunked_energy_distances(a, b, 4)
+    assert bool((metrics.chunked_energy_distances(a + 2.0, b, 4) > values + 0.5).all())
+    with pytest.raises(ValueError, match="same N"):
+        metrics.chunked_energy_distances(x, z[:300], 20)
+    with pytest.raises(ValueError, match="divisible"):
+        metrics.chunked_energy_distances(a, b, 3)
+    with pytest.raises(ValueError, match="chunks must be"):
+        metrics.chunked_energy_distances(x, z, 1)
+
+
+def test_mean_se_takes_a_tensor() -> None:
+    assert metrics.mean_se(torch.tensor([1.0, 2.0, 6.0])) == metrics.mean_se([1.0, 2.0, 6.0])
