@@ -11,7 +11,11 @@ Where the panel code lives:
                             latest value wins), FrameCache (the last pictures), draw-ahead
 
 Live: redraws run on one worker thread that always draws the latest values and drops those
-that arrived while it was busy, so redraws never queue up behind the hand. Once the hand has
+that arrived while it was busy, so redraws never queue up behind the hand. A frame whose
+values the hand has already left gives way, between its stages, to the newer values while
+their picture can still reach the screen within 1/MIN_FPS s of the screen going out of date
+(a quick flick of a slider shows its final value sooner; a long drag still shows >= MIN_FPS
+pictures a second when a frame takes less than 1/MIN_FPS s). Once the hand has
 rested for AHEAD_AFTER_S the worker draws, into the cache, the frames it may ask for next
 (along t for Play, then along the control moved last); a frame drawn ahead gives way to a
 value the hand asks for after its maths and between the artists it rasters, so a request
@@ -44,6 +48,8 @@ PLAY_INTERVAL_MS = 80  # 12.5 frames per second when Play runs t
 FRAME_CACHE = 96  # pictures a panel keeps (PNGs of 40-130 kB: at most about 12 MB)
 AHEAD_AFTER_S = 0.3  # the hand has rested this long: draw the frames it may ask for next
 AHEAD_VALUES = 24  # values drawn ahead per slider (t: its whole grid when it has <= 24)
+MIN_FPS = 8.0  # while the hand moves, an outdated frame is finished when skipping it would
+# leave the screen out of date for longer than 1 / MIN_FPS s
 WORKER_NAME = "fmlib-panel-redraw"  # the redraw threads' name (tests wait for them to end)
 TRACE_ENV = "FMLIB_PANEL_TRACE"  # a file: timing events as JSON lines (tests/ui/stages.py)
 
@@ -150,18 +156,25 @@ def render_stages(
     return png, seconds
 
 
+def _clock() -> float:
+    """The clock of the give-way rule (a test freezes it to make the rule's choice certain)."""
+    return time.monotonic()
+
+
 class Redrawer:
     """Draw the latest requested values on one worker thread, dropping stale requests.
 
     `request(values)` returns at once, so the kernel drains every queued slider message while a
-    redraw runs; when the redraw ends, only the newest values are drawn next. Once no request
-    has come for AHEAD_AFTER_S, `ahead()` draws one frame the hand may ask for next (into a
-    cache, not on screen) and is called again until it returns False; it may ask `pending()`
-    between its stages and give way to a request."""
+    redraw runs; when the redraw ends, only the newest values are drawn next.
+    `render(values, give_way)` draws and shows a frame and returns True, or returns False
+    when `give_way()`, asked between its stages, said to abandon it for newer values (see
+    `give_way`). Once no request has come for AHEAD_AFTER_S, `ahead()` draws one frame the
+    hand may ask for next (into a cache, not on screen) and is called again until it returns
+    False; it may ask `pending()` between its stages and give way to a request."""
 
     def __init__(
         self,
-        render: Callable[[dict], None],
+        render: Callable[[dict, Callable[[], bool]], bool],
         on_error: Callable[[Exception], None],
         ahead: Callable[[], bool] | None = None,
     ):
@@ -169,12 +182,20 @@ class Redrawer:
         self._cond = threading.Condition()
         self._pending: dict | None = None
         self._requested_at = 0.0
+        self._pending_since = 0.0  # _clock() when the values waiting now were first asked for
+        self._stale_since: float | None = None  # _clock() when the screen went out of date
+        self._frame_s = 0.0  # how long the last frame shown took to draw (_clock seconds)
         self._running = False
         self._drawing = False  # a requested frame is being drawn (not one drawn ahead)
         self.drawn = 0  # how many requested redraws ran (tests check stale values are dropped)
+        self.abandoned = 0  # requested frames that gave way to newer values
 
     def request(self, values: dict) -> None:
         with self._cond:
+            if self._pending is None:
+                self._pending_since = _clock()
+            if self._stale_since is None:
+                self._stale_since = self._pending_since
             self._pending = dict(values)
             self._requested_at = time.monotonic()
             self._cond.notify()
@@ -187,6 +208,15 @@ class Redrawer:
         """A request is waiting (a frame drawn ahead should give way)."""
         with self._cond:
             return self._pending is not None
+
+    def give_way(self) -> bool:
+        """Newer values are waiting and the frame being drawn should make room for them: their
+        picture, drawn now, would still reach the screen within 1/MIN_FPS s of the screen
+        going out of date (judged by how long the last frame shown took)."""
+        with self._cond:
+            if self._pending is None or self._stale_since is None:
+                return False
+            return _clock() - self._stale_since + self._frame_s < 1 / MIN_FPS
 
     def _take(self) -> dict | None:
         """The newest requested values, or None once the hand has rested for AHEAD_AFTER_S."""
@@ -203,11 +233,12 @@ class Redrawer:
         while True:
             values = self._take()
             if values is not None:
+                start, shown = _clock(), True
                 try:
-                    self._render(values)
+                    shown = self._render(values, self.give_way)
                 except Exception as exc:  # shown on the panel: a thread has no cell to fail in
                     self._on_error(exc)
-                self.drawn += 1
+                self._finished(shown, _clock() - start)
                 continue
             if self._ahead is not None and self._ahead():
                 continue
@@ -215,6 +246,17 @@ class Redrawer:
                 if self._pending is None:
                     self._running = self._drawing = False
                     return
+
+    def _finished(self, shown: bool, seconds: float) -> None:
+        """Book a requested frame: shown (the screen is up to date with the request, or stale
+        since the one waiting) or abandoned."""
+        with self._cond:
+            self.drawn += 1
+            if not shown:
+                self.abandoned += 1
+                return
+            self._frame_s = seconds
+            self._stale_since = None if self._pending is None else self._pending_since
 
     def idle(self) -> bool:
         """No requested frame waiting or being drawn (frames may still be drawn ahead)."""
@@ -355,6 +397,11 @@ class Panel(widgets.VBox):
         return bytes(self.image.value)
 
     @property
+    def abandoned(self) -> int:
+        """How many requested frames gave way to newer values before they were shown."""
+        return self._redrawer.abandoned
+
+    @property
     def redraws(self) -> int:
         """How many requested redraws ran (stale values dropped while one ran are not drawn)."""
         return self._redrawer.drawn
@@ -395,9 +442,17 @@ class Panel(widgets.VBox):
         self.cache.put(values, (png, reasons))
         return png, reasons, seconds
 
-    def _show(self, values: dict) -> None:
+    def _show(self, values: dict, give_way: Callable[[], bool] | None = None) -> bool:
+        """Draw (or take from the cache) and show the frame of values; False when `give_way`
+        said to abandon it between its stages."""
         start = time.time()
-        png, reasons, seconds = self._frame(values)
+        frame = self._frame(values, stop=give_way)
+        if frame is None:
+            _trace(
+                {"ev": "abandoned", "key": FrameCache.key(values), "t0": start, "t1": time.time()}
+            )
+            return False
+        png, reasons, seconds = frame
         drawn = time.time()
         self.image.value = png
         self.shown = dict(values)
@@ -419,6 +474,7 @@ class Panel(widgets.VBox):
                 **seconds,
             }
         )
+        return True
 
     def _draw_ahead(self) -> bool:
         """Draw one not-yet-drawn frame next to the one on screen, along t (Play) first, then

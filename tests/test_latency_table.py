@@ -49,11 +49,14 @@ def test_a_move_is_followed_from_the_event_to_the_decoded_picture():
         "recvs": [[10080.0, "", 400], [10095.0, "", 500]],
         "swaps": [[10097.0, "blob:1"]],
         "loads": [[10099.0, "blob:1"]],
+        # the previous value's "idle", made at 9.990 s in the kernel, came 3 ms after the event
+        "idles": [[9997.0, "1970-01-01T00:00:09.985Z"], [10003.0, "1970-01-01T00:00:09.990Z"]],
     }
     b = stages.breakdown(browser, kernel, start_ms=9980.0)
     got = {k: round(v) for k, v in b.stages.items()}
     assert got == {
         "event -> send": 4,
+        "reply in transit": 13,
         "send -> handled": 6,
         "handled -> start": 20,
         "maths": 20,
@@ -65,6 +68,9 @@ def test_a_move_is_followed_from_the_event_to_the_decoded_picture():
         "total": 99,
     }
     assert b.ahead_waited == 1
+    # a value sent at once (no reply arrived between its event and its send): no transit
+    browser["idles"] = [[9997.0, "1970-01-01T00:00:09.985Z"]]
+    assert stages.breakdown(browser, kernel, start_ms=9980.0).stages["reply in transit"] is None
 
 
 def test_browser_rates_holds_every_moves_end_to_end_time_to_the_goal():

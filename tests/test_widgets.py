@@ -9,6 +9,7 @@ import ipywidgets
 import pytest
 from matplotlib.text import Text
 
+from fmlib import panel as panel_module
 from fmlib import plots, widgets
 from fmlib.figures import all_views
 
@@ -170,6 +171,117 @@ def test_a_frame_drawn_ahead_gives_way_to_a_request_between_its_stages():
     assert "raster" not in events[mark:asked], events[mark:asked]
     assert box.picture == widgets.render_png(Slow(), {"t": 0.05, "sigma_min": 0.33})
     assert box.shown == {"t": 0.05, "sigma_min": 0.33} and box.redraws == 2
+
+
+class Gate:
+    """A render for a bare Redrawer that waits inside its frame until released."""
+
+    def __init__(self):
+        self.inside, self.release, self.shown = threading.Event(), threading.Event(), []
+
+    def __call__(self, values: dict, give_way) -> bool:
+        self.inside.set()
+        assert self.release.wait(60), "never released"  # a hang detector
+        self.shown.append(values["t"])
+        return True
+
+
+def _until(done, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout  # a hang detector
+    while not done():
+        assert time.monotonic() < deadline, "the redraw thread hangs"
+        time.sleep(0.005)
+
+
+def test_give_way_holds_the_screen_to_min_fps(monkeypatch):
+    """The rule: an outdated frame makes room for newer values only while their picture, drawn
+    now, would still come within 1/MIN_FPS s of the screen going out of date (a frozen clock
+    makes the choice certain)."""
+    now = [10.0]
+    monkeypatch.setattr(panel_module, "_clock", lambda: now[0])
+    gate = Gate()
+    redrawer = panel_module.Redrawer(gate, on_error=lambda exc: None)
+    redrawer.request({"t": 0.1})  # the screen is out of date from 10.0 on
+    assert gate.inside.wait(60)
+    assert not redrawer.give_way()  # nothing newer is waiting
+    now[0] = 10.05
+    redrawer.request({"t": 0.2})
+    assert redrawer.give_way()  # 0.05 s out of date + the last frame's 0 s < 1/8 s
+    now[0] = 10.0 + 1 / panel_module.MIN_FPS
+    assert not redrawer.give_way()  # out of date for 1/8 s: finish this frame
+    gate.release.set()
+    _until(lambda: redrawer.drawn >= 2 and redrawer.idle())
+    assert gate.shown == [0.1, 0.2] and redrawer.abandoned == 0
+
+    # a frame shown after 0.1 s of the clock: the next one is expected to take as long
+    gate.inside.clear()
+    gate.release.clear()
+    redrawer.request({"t": 0.3})
+    assert gate.inside.wait(60)
+    now[0] += 0.1
+    gate.release.set()
+    _until(lambda: redrawer.drawn >= 3 and redrawer.idle())
+    gate.inside.clear()
+    gate.release.clear()
+    redrawer.request({"t": 0.4})  # the screen is out of date from now on
+    assert gate.inside.wait(60)
+    redrawer.request({"t": 0.5})
+    now[0] += 0.02
+    assert redrawer.give_way()  # 0.02 s + 0.1 s < 1/8 s
+    now[0] += 0.01
+    assert not redrawer.give_way()  # 0.03 s + 0.1 s > 1/8 s
+    gate.release.set()
+    _until(lambda: redrawer.drawn >= 5 and redrawer.idle())
+    assert gate.shown == [0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def _gated_panel(release: threading.Event, inside: threading.Event):
+    """A Slow panel whose requested frame at t = 0.05 waits inside its maths; its events."""
+    view = Slow()
+    events = []
+    raster, update = view.raster, view.update
+
+    def gated_update(**values):
+        events.append(("update", values["t"]))
+        if values["t"] == 0.05 and not release.is_set():
+            inside.set()
+            release.wait(60)
+        update(**values)
+
+    view.raster = lambda stop=None: (events.append("raster"), raster(stop))[1]
+    view.update = gated_update
+    return widgets.panel(view), events
+
+
+def test_an_outdated_frame_gives_way_to_the_newer_value_after_its_maths(monkeypatch):
+    monkeypatch.setattr(panel_module, "_clock", lambda: 0.0)  # the screen is never late
+    inside, release = threading.Event(), threading.Event()
+    box, events = _gated_panel(release, inside)
+    box.set(t=0.05)
+    assert inside.wait(60), "the frame asked for was not drawn"  # a hang detector
+    box.set(t=0.1)  # asked while the frame of 0.05 is in its maths
+    release.set()
+    box.wait()
+    start = events.index(("update", 0.05))
+    # the outdated frame stopped after its maths: no raster before the newer value's maths
+    assert events[start + 1] == ("update", 0.1), events[start:]
+    assert box.picture == widgets.render_png(Slow(), {"t": 0.1, "sigma_min": 0.0})
+    assert box.shown == {"t": 0.1, "sigma_min": 0.0} and box.abandoned == 1
+
+
+def test_an_outdated_frame_is_finished_when_the_screen_has_waited_too_long(monkeypatch):
+    ticks = iter(range(10**6))  # every look at the clock: 0.2 s later than the last one
+    monkeypatch.setattr(panel_module, "_clock", lambda: 0.2 * next(ticks))
+    inside, release = threading.Event(), threading.Event()
+    box, events = _gated_panel(release, inside)
+    box.set(t=0.05)
+    assert inside.wait(60), "the frame asked for was not drawn"
+    box.set(t=0.1)
+    release.set()
+    box.wait()
+    start = events.index(("update", 0.05))
+    assert events[start + 1] == "raster" and box.abandoned == 0  # 0.05's picture was shown
+    assert box.picture == widgets.render_png(Slow(), {"t": 0.1, "sigma_min": 0.0})
 
 
 def test_the_panel_api_checks_its_arguments_and_detects_a_hang():

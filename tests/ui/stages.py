@@ -11,6 +11,9 @@ machine's wall clock, so one move's final value can be followed end to end:
 
     event -> send        the frontend (noUiSlider -> widget model -> comm; ipywidgets sends
                          at most one message per widget until the kernel is idle again)
+    reply in transit     of which: the kernel's "idle" after the previous value, from its
+                         making in the kernel to its arrival in the browser (blank when the
+                         value did not wait for it)
     send -> handled      websocket + server + the kernel taking the message
     handled -> start     waiting for the frame being drawn (a previous value, or a frame
                          drawn ahead)
@@ -28,13 +31,14 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 JS_INSTALL = """() => {
     const nb = window.jupyterapp.shell.currentWidget;
     const kernel = nb.sessionContext.session.kernel;
     const now = () => performance.timeOrigin + performance.now();
-    const trace = { events: [], sends: [], recvs: [], swaps: [], loads: [] };
+    const trace = { events: [], sends: [], recvs: [], swaps: [], loads: [], idles: [] };
     window.__uiStages = trace;
     if (window.__uiStagesKernel === kernel) return;
     window.__uiStagesKernel = kernel;
@@ -42,6 +46,10 @@ JS_INSTALL = """() => {
         document.addEventListener(type, () => window.__uiStages.events.push(now()), true);
     kernel.anyMessage.connect((_, args) => {
         const m = args.msg, t = now(), tr = window.__uiStages;
+        if (m.header.msg_type === "status" && args.direction === "recv") {
+            if (m.content.execution_state === "idle") tr.idles.push([t, m.header.date]);
+            return;
+        }
         if (m.header.msg_type !== "comm_msg") return;
         if (args.direction === "send" && m.content.data && m.content.data.method === "update")
             tr.sends.push([t, m.header.msg_id, JSON.stringify(m.content.data.state)]);
@@ -64,6 +72,7 @@ JS_TAKE = "() => { const t = window.__uiStages; return t; }"
 
 STAGES = (
     "event -> send",
+    "reply in transit",
     "send -> handled",
     "handled -> start",
     "maths",
@@ -122,9 +131,15 @@ def breakdown(browser: dict, kernel: list[dict], start_ms: float) -> Breakdown |
     loads = [x for x in browser["loads"] if src is not None and x[1] == src and x[0] >= t_swap]
     t_load = loads[0][0] if loads else None
     ms = lambda s: None if s is None else 1000 * s  # noqa: E731
+    # the reply the value waited for: the last "idle" to arrive between its event and its send
+    idles = [
+        i for i in browser.get("idles", []) if t_event is not None and t_event < i[0] <= t_send
+    ]
+    made = datetime.fromisoformat(idles[-1][1]).timestamp() * 1000 if idles else None
     diff = lambda a, b: None if a is None or b is None else b - a  # noqa: E731
     stages = {
         "event -> send": diff(t_event, t_send),
+        "reply in transit": diff(made, idles[-1][0]) if idles else None,
         "send -> handled": diff(t_send, ms(ask["t"])),
         "handled -> start": diff(ms(ask["t"]), ms(show["t0"])),
         "maths": ms(show.get("maths", 0.0)),

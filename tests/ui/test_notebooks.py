@@ -133,6 +133,8 @@ def test_notebook_runs_and_widgets_redraw(
         counts = page.evaluate(jlab.JS_EXECUTION_COUNTS)
         assert None not in counts, f"code cells that did not run (execution counts {counts})"
 
+        # `make install` enables fmlib.lab_server: replies and pictures without Nagle's delay
+        assert "without Nagle's delay" in lab.log.read_text(errors="replace"), "no lab_server"
         n_panels = page.evaluate(jlab.JS_TAG_PANELS)
         assert n_panels >= 1, "no widget panel (a box with a slider and an Output widget)"
         live = []
