@@ -75,3 +75,24 @@ def test_static_draws_return_figures():
     fig = fig11.inverse_samples_figure(prior, post, {0.2: {"a": x, "b": x}})
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 3 + 1  # + the colour bar
     plt.close(fig)
+
+
+def test_a_built_view_has_every_setting_s_maths_ready():
+    """Building the view computes what each (sigma_y, method, steps) needs, so a redraw at a
+    setting never shown computes nothing but p_t on the grid (counted as cache misses)."""
+    cached = (
+        fig11.posterior_trajectories,
+        fig11.posterior_scores,
+        fig11.posterior_floor,
+        fig11.proposal_ess,
+        fig11._prior_proposals,
+    )
+    for f in cached:
+        f.cache_clear()
+    view = fig11.PosteriorSampling()
+    misses = [f.cache_info().misses for f in cached]
+    for sigma_y in fig11.SIGMA_Y_OPTIONS:
+        for method in fig11.POSTERIOR_METHODS:
+            for steps in fig11.POSTERIOR_STEPS:
+                view.update(sigma_y=sigma_y, method=method, steps=steps, t=0.5)
+    assert [f.cache_info().misses for f in cached] == misses
