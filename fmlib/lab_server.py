@@ -2,14 +2,16 @@
 
 jupyter_server (2.x) leaves Nagle's algorithm on for the kernel's websocket: a small message
 (a status, a widget's reply) written while the previous one is not yet acknowledged waits
-for the browser's delayed ACK, up to 40 ms on Linux. A panel pays it twice per slider value:
-ipywidgets sends the next value only after the kernel's reply to the last one, and the new
-picture comes the same way. Measured on 2 cores (benchmarks/RESULTS.md): a kernel's reply,
+for the browser's delayed ACK, up to 40 ms on Linux. A panel can pay it twice per slider
+value: ipywidgets sends the next value only after the kernel's reply to the last one, and the
+new picture comes the same way. Measured on 2 cores (benchmarks/RESULTS.md): a kernel's reply,
 made in the kernel -> read by a websocket client, 40.2 ms median (44.3 at worst) before,
 1.2 ms (2.1) after.
 
-`make install` enables it for the course's environment (`jupyter server extension enable
---sys-prefix fmlib.lab_server`), so `make lab`, `make lecture` and the browser tests use it.
+`make install` enables it for the course's environment: it writes
+.venv/etc/jupyter/jupyter_server_config.d/fmlib.lab_server.json (`jupyter server extension
+enable` only toggles an extension already listed there), so `make lab`, `make lecture` and the
+browser tests use it; `jupyter server extension list` shows it (tests/test_lab_server.py).
 """
 
 from __future__ import annotations
