@@ -30,6 +30,10 @@ SETTINGS = {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
+    # Every cell rendered: with JupyterLab 4.6's default ("contentVisibility") the deck's
+    # opening throws "Cannot read properties of null (reading 'observe')" twice (the notebook's
+    # IntersectionObserver is gone when its cells change; tests/ui/test_lecture.py saw it).
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 
 

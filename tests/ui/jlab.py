@@ -69,6 +69,8 @@ JS_STATE = f"""() => {{ {_NOTEBOOK}
 
 # Error outputs only: tracebacks in cell outputs (from the models) and in Output widgets,
 # and widget views that failed to render. Warnings and tqdm bars on stderr are fine.
+# textContent, not innerText: it needs no layout and reads the cells the browser skips off
+# screen (JupyterLab's default windowing mode).
 JS_ERRORS = f"""() => {{ {_NOTEBOOK}
     const errors = [];
     const ANSI = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
@@ -79,11 +81,11 @@ JS_ERRORS = f"""() => {{ {_NOTEBOOK}
                 + o.traceback.join(String.fromCharCode(10)).replace(ANSI, "").slice(-1500));
     }});
     for (const el of document.querySelectorAll(".jp-Notebook .widget-output .jp-OutputArea-output"))
-        if (el.innerText.includes("Traceback (most recent call last)"))
-            errors.push("traceback in a widget output: " + el.innerText.slice(0, 1500));
+        if (el.textContent.includes("Traceback (most recent call last)"))
+            errors.push("traceback in a widget output: " + el.textContent.slice(0, 1500));
     for (const el of document.querySelectorAll(".jp-Notebook .jp-OutputArea-output"))
-        if (el.innerText.includes("Error displaying widget"))
-            errors.push("widget view: " + el.innerText.slice(0, 300));
+        if (el.textContent.includes("Error displaying widget"))
+            errors.push("widget view: " + el.textContent.slice(0, 300));
     return errors;
 }}"""
 
@@ -98,16 +100,22 @@ JS_TAG_PANELS = """() => {
     return inner.length;
 }""".replace("__IMG__", IMG)
 
-# Watch a panel's figure: every change of the picture (a new src) with its time, t0 = the next
-# pointerup/keydown (the release of a drag, a key press), or `error` = a traceback.
+# Watch a panel's figure: every new picture shown, t0 = the next pointerup/keydown (the
+# release of a drag, a key press), or `error` = a traceback. A picture counts as shown at the
+# first animation frame after its <img> loaded (one not current by then never reached the
+# screen). The watch only listens (a MutationObserver, the load event, one animation frame
+# per picture) and reads textContent: a poll every frame that reads innerText kept the page
+# drawing and laying out 60 times a second (Chromium's trace, session 11), work of the
+# observer that a student's browser does not do.
 JS_WATCH = """(index) => {
     const panel = document.querySelector(`[data-ui-panel="${index}"]`);
     const img = () => panel.querySelector("__IMG__");
     const first = img() ? img().src : null;
-    const readouts = () => [...panel.querySelectorAll(".widget-readout")].map((r) => r.innerText)
+    const readouts = () => [...panel.querySelectorAll(".widget-readout")].map((r) => r.textContent)
         .join("|");
     const watch = { t0: null, first, last: first, changes: [], error: null,
                     readout: readouts(), readoutAt: null, asked: [] };
+    if (window.__uiWatch && window.__uiWatch.stop) window.__uiWatch.stop();
     window.__uiWatch = watch;
     if (!window.__uiListening) {
         window.__uiListening = true;
@@ -116,10 +124,8 @@ JS_WATCH = """(index) => {
         document.addEventListener("pointerup", stamp, true);
         document.addEventListener("keydown", stamp, true);
     }
-    const poll = () => {
-        if (window.__uiWatch !== watch) return;
-        const el = img();
-        const text = panel.innerText;
+    const changed = () => {
+        const text = panel.textContent;
         if (text.includes("redraw failed") || text.includes("Traceback (most recent call"))
             watch.error = text.slice(0, 2000);
         const now = readouts();
@@ -128,13 +134,21 @@ JS_WATCH = """(index) => {
             watch.readoutAt = performance.now();
             watch.asked.push(watch.readoutAt);
         }
-        if (el && el.src && el.src !== watch.last) {
+    };
+    const loaded = (e) => {
+        const el = e.target;
+        if (el.tagName !== "IMG" || !el.src || el.src === watch.last) return;
+        requestAnimationFrame(() => {
+            const now = img();
+            if (now !== el || now.src !== el.src || el.src === watch.last) return;
             watch.last = el.src;
             watch.changes.push(performance.now());
-        }
-        requestAnimationFrame(poll);
+        });
     };
-    poll();
+    const observer = new MutationObserver(changed);
+    observer.observe(panel, { subtree: true, childList: true, characterData: true });
+    panel.addEventListener("load", loaded, true);
+    watch.stop = () => { observer.disconnect(); panel.removeEventListener("load", loaded, true); };
 }""".replace("__IMG__", IMG)
 
 # Settled: the key/pointer event happened, and neither the picture nor a readout changed for
@@ -204,8 +218,35 @@ def wait_idle(page: Page, timeout_s: float = 60) -> None:
     page.wait_for_function(JS_IDLE, timeout=timeout_s * 1000, polling=100)
 
 
+def wait_settled(page: Page, timeout_s: float) -> None:
+    """Wait until JS_WATCH_DONE. The page is left alone for the first SETTLE_MS / 2 (the
+    watch's times are taken in the page, and settling takes SETTLE_MS anyway): setting up
+    Playwright's poller costs the page's main thread 9-17 ms (Chromium's trace, session 11),
+    which would otherwise fall between a release and its picture."""
+    page.wait_for_timeout(SETTLE_MS / 2)  # the driver's timer: no message to the page
+    page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling=100)
+
+
+def scroll_into_view(page: Page, element: Locator, timeout_s: float = 10) -> dict:
+    """Scroll `element` into view and return its box once it stops moving: cells the browser
+    skipped off screen take their real height when first drawn (JupyterLab's default
+    windowing mode), which can move what is below them after the scroll."""
+    element.scroll_into_view_if_needed()
+    box, deadline = element.bounding_box(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        element.scroll_into_view_if_needed()
+        again = element.bounding_box()
+        if again == box:
+            return box
+        box = again
+    raise AssertionError(f"{element} kept moving for {timeout_s} s after scrolling to it")
+
+
 def slider_label(slider: Locator) -> str:
-    return slider.locator(".widget-label").first.inner_text().strip()
+    # textContent: a cell the browser skips off screen has no innerText (JupyterLab's default
+    # windowing mode); the labels are plain text
+    return slider.locator(".widget-label").first.text_content().strip()
 
 
 def sliders_to_move(panel: Locator) -> list[tuple[Locator, str]]:
@@ -225,8 +266,7 @@ def sliders_to_move(panel: Locator) -> list[tuple[Locator, str]]:
 def _drag(page: Page, slider: Locator) -> None:
     """Press the handle, move it 35% of the track towards the side with more room, release."""
     handle = slider.locator(".noUi-handle").first
-    handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
+    box = scroll_into_view(page, handle)
     track = slider.locator(".noUi-target").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     right_room = track["x"] + track["width"] - x
@@ -266,23 +306,23 @@ def move_slider(page: Page, index: int, slider: Locator, method: str, timeout_s:
     target = slider.locator(".noUi-target").first
     readout = slider.locator(".widget-readout").first
     state = target.evaluate(JS_SLIDER_STATE)
-    before = readout.inner_text().strip()
+    before = readout.text_content().strip()
+    name = slider_label(slider)  # now: after the move, Playwright's calls cost the page time
     page.evaluate(JS_WATCH, index)
     if method == "drag":
         _drag(page, slider)
         expected = None
     else:
         key, expected = _press(page, slider, state)
-    name = slider_label(slider)
     try:
-        page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling="raf")
+        wait_settled(page, timeout_s)
     except PlaywrightTimeoutError:
         raise AssertionError(f"{name}: no redraw {timeout_s} s after the {method}") from None
     error = page.evaluate("() => window.__uiWatch.error")
     assert error is None, f"{name}: the figure became a traceback after the {method}:\n{error}"
     latency = page.evaluate(JS_LATENCY_MS)
     changed = page.evaluate("() => window.__uiWatch.last !== window.__uiWatch.first")
-    after = readout.inner_text().strip()
+    after = readout.text_content().strip()
     value = target.evaluate(JS_SLIDER_STATE)["value"]
     assert after != before, f"{name}: readout still {before!r} after {method}"
     decimals = len(after.split(".")[1]) if "." in after else 0
@@ -333,7 +373,7 @@ class Live:
 
 def _settle(page: Page, index: int, timeout_s: float) -> float:
     """Wait until the picture stops changing after the last event; ms from event to picture."""
-    page.wait_for_function(JS_WATCH_DONE, timeout=timeout_s * 1000, polling="raf")
+    wait_settled(page, timeout_s)
     error = page.evaluate("() => window.__uiWatch.error")
     assert error is None, f"panel {index}: the redraw failed:\n{error}"
     return page.evaluate(JS_LATENCY_MS)
@@ -363,9 +403,8 @@ def drag_live(page: Page, index: int, slider: Locator, seconds: float, timeout_s
     handle follows the clock (its position is a function of the time elapsed), so the hand
     asks for every value twice in `seconds` however long each pointer event takes to send."""
     handle = slider.locator(".noUi-handle").first
-    handle.scroll_into_view_if_needed()
+    box = scroll_into_view(page, handle)
     track = slider.locator(".noUi-target").first.bounding_box()
-    box = handle.bounding_box()
     y = box["y"] + box["height"] / 2
     left, right = track["x"] + 0.02 * track["width"], track["x"] + 0.98 * track["width"]
     page.mouse.move(box["x"] + box["width"] / 2, y)

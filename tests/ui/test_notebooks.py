@@ -52,6 +52,7 @@ def _live(page, index: int, notebook: Path, rows: list[str]) -> list[str]:
     Play where there is one. The fps target applies where the hand can ask for that many
     different values (a 4-option slider dragged end to end and back offers 6)."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
+    jlab.scroll_into_view(page, panel)
     sliders = {jlab.slider_label(s): s for s in panel.locator(".widget-slider").all()}
     slider = sliders.get("t") or max(sliders.values(), key=_values)
     runs = [jlab.drag_live(page, index, slider, LIVE_SECONDS, REDRAW_TIMEOUT_S)]
@@ -88,6 +89,7 @@ def _exercise_panel(
     """Move the panel's sliders REPEATS times each (the figure must change); table rows."""
     panel = page.locator(f'[data-ui-panel="{index}"]')
     panel.locator(jlab.IMG).first.wait_for(timeout=REDRAW_TIMEOUT_S * 1000)
+    jlab.scroll_into_view(page, panel)
     page.evaluate(stages.JS_INSTALL)
     for slider, method in jlab.sliders_to_move(panel):
         moves = [
