@@ -26,6 +26,7 @@ from torch import Tensor
 
 from fmlib import figure_check
 from fmlib.checks import check_int
+from fmlib.glyphs import keep_glyphs
 
 CMAP = "viridis"  # one colormap for every density and heatmap in the course
 DIVERGING = "RdBu_r"  # for signed quantities (residuals, errors)
@@ -272,12 +273,14 @@ class LiveFigure:
 
         Texts and legends (most of a redraw's time is matplotlib laying out and rendering
         glyphs) are pasted from a picture of the same text at the same place when one exists
-        (`_layer`); every other artist is drawn. `stop`, asked before each artist, may abandon
-        the picture (None; a frame drawn ahead giving way to the hand)."""
+        (`_layer`); every other artist is drawn. A text drawn anew (new numbers, an axis whose
+        limits moved) takes its glyphs' bitmaps from fmlib.glyphs. `stop`, asked before each
+        artist, may abandon the picture (None; a frame drawn ahead giving way to the hand)."""
         with self.lock:
             if self._background is None:
                 self._capture_background()
             canvas = self.fig.canvas
+            keep_glyphs(canvas.get_renderer())  # titles and tick labels whose numbers change
             canvas.restore_region(self._background)
             pixels = None
             for artist in sorted(self._dynamic, key=lambda a: a.get_zorder()):  # as matplotlib
@@ -306,7 +309,7 @@ class LiveFigure:
         if key not in layers:
             width, height = self.fig.canvas.get_width_height(physical=True)
             if self._scratch is None or self._scratch.width != width:
-                self._scratch = RendererAgg(width, height, self.fig.dpi)
+                self._scratch = keep_glyphs(RendererAgg(width, height, self.fig.dpi))
             self._scratch.clear()
             if artist.get_visible():
                 artist.draw(self._scratch)

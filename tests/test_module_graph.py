@@ -15,7 +15,14 @@ import fmlib
 
 PACKAGE = Path(fmlib.__file__).parent
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-DRAWING = ("fmlib.figures", "fmlib.plots", "fmlib.widgets", "fmlib.panel", "fmlib.figure_check")
+DRAWING = (
+    "fmlib.figures",
+    "fmlib.plots",
+    "fmlib.glyphs",
+    "fmlib.widgets",
+    "fmlib.panel",
+    "fmlib.figure_check",
+)
 DRAWING_LIBRARIES = ("matplotlib", "ipywidgets")
 # fmlib.repro.versions() reports the installed versions of the drawing libraries too
 THIRD_PARTY_EXCEPTIONS = {"fmlib.repro"}
