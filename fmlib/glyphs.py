@@ -48,11 +48,11 @@ def keep_glyphs(renderer: RendererAgg) -> RendererAgg:
 
         def draw(gc, x, y, angle, glyphs, boxes):
             glyphs = list(glyphs)
-            if not enabled or angle or boxes or not gc.get_antialiased():
-                return original(gc, x, y, angle, glyphs, boxes)
-            if any(slant or extend != 1 for _, _, _, slant, extend, _, _ in glyphs):
-                return original(gc, x, y, angle, glyphs, boxes)
-            _paste(renderer, gc, x, y, glyphs)
+            upright = not angle and all(g[3] == 0 and g[4] == 1 for g in glyphs)  # slant, extend
+            if enabled and upright and not boxes and gc.get_antialiased():
+                _paste(renderer, gc, x, y, glyphs)
+            else:
+                original(gc, x, y, angle, glyphs, boxes)
 
         renderer._draw_text_glyphs_and_boxes = draw
         renderer._fmlib_glyphs = True

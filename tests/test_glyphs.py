@@ -52,10 +52,9 @@ def test_a_live_view_is_the_same_picture(monkeypatch):
     pictures = {}
     for use in (False, True):
         monkeypatch.setattr(glyphs, "enabled", use)
-        view = entry.make()
-        pictures[use] = [
-            view.raster() if view.update(**{**entry.values, "sigma_min": s}) is None else None
-            for s in (0.12, 0.27, 0.12)
-        ]
+        view, pictures[use] = entry.make(), []
+        for sigma_min in (0.12, 0.27, 0.12):  # new numbers in the titles, then the same again
+            view.update(**{**entry.values, "sigma_min": sigma_min})
+            pictures[use].append(view.raster())
     for plain, kept in zip(pictures[False], pictures[True], strict=True):
         assert np.array_equal(plain, kept)
