@@ -19,6 +19,7 @@ DRAWING = (
     "fmlib.figures",
     "fmlib.plots",
     "fmlib.glyphs",
+    "fmlib.png",
     "fmlib.widgets",
     "fmlib.panel",
     "fmlib.figure_check",

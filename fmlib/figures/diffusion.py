@@ -11,7 +11,6 @@ sqrt(2) g_t with the drift of g_t) and noise without the score drift (drift u_t 
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict
 from functools import lru_cache
 
@@ -34,6 +33,7 @@ from fmlib.solvers import position_at
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0)
 SAMPLERS = ("SDE", "mistake: noise twice", "mistake: no score drift")
 STEPS_OPTIONS = (4, 8, 16, 32, 64, 128)
+STEPS_MAX = max(STEPS_OPTIONS)
 SIGMA_MIN_OPTIONS = (0.0, 0.05, 0.1, 0.25)
 T_OPTIONS = tuple(round(0.05 * i, 2) for i in range(21))
 STD = 0.3  # std of each of notebook 03's eight Gaussians
@@ -125,35 +125,28 @@ _RUNS: OrderedDict[tuple, Tensor] = OrderedDict()  # (sampler, gamma, steps, sig
 _RUNS_KEPT = 64
 
 
-def _noise_rows(gen: torch.Generator, i: int) -> Tensor:
-    """Setting i's rows of the batched run's next draw randn([len(SETTINGS) N_PARTICLES, 2]):
-    torch draws a normal sample's uniforms in order, one per value (checked by the test), so
-    the uniforms of the rows before and after are drawn as uniforms to skip them."""
-    torch.rand(2 * N_PARTICLES * i, generator=gen, dtype=torch.float64)
-    z = torch.randn(N_PARTICLES, 2, generator=gen, dtype=torch.float64)
-    torch.rand(2 * N_PARTICLES * (len(SETTINGS) - 1 - i), generator=gen, dtype=torch.float64)
-    return z
+@lru_cache(maxsize=1)
+def _noise() -> list[Tensor]:
+    """The batched run's draws, step after step, for as many steps as the most the panel
+    offers: randn([len(SETTINGS) N_PARTICLES, 2]) per step from the seed `_all_trajectories`
+    uses, as it draws them. Drawn once, when the view is built (0.07 s, 31 MB), so that no
+    redraw waits for noise; a setting's noise at step k is its rows of draw k."""
+    gen = torch.Generator().manual_seed(13)
+    shape = (len(SETTINGS) * N_PARTICLES, 2)
+    return [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(STEPS_MAX)]
 
 
-class _SettingNoise:
-    """Setting i's rows of the batched run's draws, step after step, kept: every `steps` uses
-    the first `steps` draws of one seeded stream, so a new step count draws only the steps
-    not drawn yet (skipping the other settings' uniforms costs 0.2 ms a step, measured)."""
-
-    def __init__(self, i: int):
-        self.i, self.gen, self.rows = i, torch.Generator().manual_seed(13), []
-        self.lock = threading.Lock()  # two panels of this view draw on two threads
-
-    def first(self, steps: int) -> list[Tensor]:
-        with self.lock:
-            while len(self.rows) < steps:
-                self.rows.append(_noise_rows(self.gen, self.i))
-            return self.rows[:steps]
-
-
-@lru_cache(maxsize=len(SETTINGS))
-def _setting_noise(i: int) -> _SettingNoise:
-    return _SettingNoise(i)
+def _setting_noise(i: int, steps: int) -> list[Tensor]:
+    """Setting i's rows of the batched run's first `steps` draws."""
+    if steps > STEPS_MAX:  # beyond the panel's steps (tests, other callers): draw as it does
+        gen = torch.Generator().manual_seed(13)
+        draws = [
+            torch.randn(len(SETTINGS) * N_PARTICLES, 2, generator=gen, dtype=torch.float64)
+            for _ in range(steps)
+        ]
+    else:
+        draws = _noise()[:steps]
+    return [z[i * N_PARTICLES : (i + 1) * N_PARTICLES] for z in draws]
 
 
 def _run(settings: tuple[tuple[str, float], ...], steps: int, sigma_min: float) -> Tensor:
@@ -161,13 +154,12 @@ def _run(settings: tuple[tuple[str, float], ...], steps: int, sigma_min: float) 
     [steps + 1, len(settings), N_PARTICLES, 2]. The same x0, levels and Euler-Maruyama step
     (fmlib.diffusion.euler_maruyama with sde_drift), u_t evaluated once per step, the score
     term only where a level c is > 0, and per setting with noise its rows of the batched
-    run's seeded draws (kept by `_setting_noise`; none at noise 0, where the term is 0)."""
+    run's seeded draws (`_setting_noise`; none at noise 0, where the term is 0)."""
     path, u = OTPath(sigma_min), marginal(sigma_min).velocity
     pairs = torch.tensor([levels(s, g) for s, g in settings], dtype=torch.float64)
     c, n = (pairs[:, j].repeat_interleave(N_PARTICLES) for j in (0, 1))
     noises = [
-        _setting_noise(SETTINGS.index(st)).first(steps) if levels(*st)[1] > 0 else None
-        for st in settings
+        _setting_noise(SETTINGS.index(st), steps) if levels(*st)[1] > 0 else None for st in settings
     ]
     scored, noisy = bool((c > 0).any()), any(z is not None for z in noises)
     zeros = torch.zeros(N_PARTICLES, 2, dtype=torch.float64)
@@ -294,6 +286,12 @@ class SDESampler(plots.LiveFigure):
         return {"sampler": "no effect when γ = 0 (every sampler is the ODE)"} if gamma == 0 else {}
 
     def build(self) -> Figure:
+        # What a move of gamma, steps or sigma_min would otherwise wait for, made before the
+        # panel shows (about 0.3 s, once per kernel): every step's noise, and the TV floor
+        # of each sigma_min (benchmarks/RESULTS.md, "Notebook 12's first visits").
+        _noise()
+        for sigma_min in SIGMA_MIN_OPTIONS:
+            tv_floor(sigma_min)
         fig, (ax_p, ax_x, ax_tv) = plots.new_axes(3, size=4.2)
         ext = (-VIEW, VIEW, -VIEW, VIEW)
         self.image = ax_p.imshow(
