@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmlib import data, manifolds
+from fmlib import reward_tuning as rt
 from fmlib.continuity import continuity_residual
 from fmlib.divergence import divergence, draw_probes, hutchinson, jacobian, value_and_hutchinson
 from fmlib.flows import CouplingLayer, GaussianFlow, log_abs_det
@@ -347,6 +348,30 @@ def _euler_maruyama(source: str) -> None:
         torch.testing.assert_close(got, want, rtol=0, atol=1e-13)
 
 
+def _reward(source: str) -> None:
+    """11: the notebook's `reward_fn` is fmlib.reward_tuning.reward, r(x) = -|x - c|^2 / 2."""
+    c = torch.tensor(rt.REWARD_CENTRE, dtype=D64)
+    reward_fn = definitions(source, "11", c_reward=c)["reward_fn"]
+    x = 3 * torch.randn(500, 2, generator=torch.Generator().manual_seed(11), dtype=D64)
+    assert torch.equal(reward_fn(x), rt.reward(x))
+
+
+def _weighted_cfm_loss(source: str) -> None:
+    """11: the notebook's `weighted_cfm_loss` is fmlib.reward_tuning.weighted_cfm_loss (the
+    loss rt.finetune trains with), on a network, with weights and with all weights 1 (then
+    fmlib.losses.l_cfm on the OT path)."""
+    lesson = definitions(source, "11")["weighted_cfm_loss"]
+    g = torch.Generator().manual_seed(57)
+    torch.manual_seed(57)
+    model = rt.make_model()
+    x0, x1 = torch.randn(256, 2, generator=g), 2 * torch.randn(256, 2, generator=g)
+    t, w = torch.rand(256, generator=g), 2 * torch.rand(256, generator=g)
+    with torch.no_grad():
+        assert torch.equal(lesson(model, x0, x1, t, w), rt.weighted_cfm_loss(model, x0, x1, t, w))
+        ones = lesson(model, x0, x1, t, torch.ones(256))
+        torch.testing.assert_close(ones, l_cfm(model, x0, x1, t, OTPath(0.0)), rtol=1e-6, atol=0)
+
+
 NB13 = "13_riemannian_flow_matching"
 CASES = {
     "fmlib.paths.GaussianPath.u_t": Case(
@@ -441,6 +466,14 @@ CASES = {
         "12_flows_and_diffusion.ipynb",
         _conversion("score_to_velocity"),
         ("(d_alpha * x + den * score)", "(d_alpha * x - den * score)"),
+    ),
+    "fmlib.reward_tuning.reward": Case(
+        "11_model_adaptation.ipynb", _reward, ("-0.5 * ((x - c_reward)", "-0.49 * ((x - c_reward)")
+    ),
+    "fmlib.reward_tuning.weighted_cfm_loss": Case(
+        "11_model_adaptation.ipynb",
+        _weighted_cfm_loss,
+        ("t[:, None] * x1\n", "t[:, None] * x1 * 1.001\n"),
     ),
     "fmlib.diffusion.euler_maruyama": Case(
         "12_flows_and_diffusion.ipynb",
