@@ -24,7 +24,6 @@ from torch import Tensor
 from fmlib import continuity, diffusion, plots, widgets
 from fmlib.checks import check_int
 from fmlib.data import eight_gaussians_means
-from fmlib.divergence import batch_time
 from fmlib.marginal import GaussianMixture, MixtureMarginal
 from fmlib.paths import OTPath
 from fmlib.repro import one_thread
@@ -163,18 +162,21 @@ def _run(settings: tuple[tuple[str, float], ...], steps: int, sigma_min: float) 
     ]
     scored, noisy = bool((c > 0).any()), any(z is not None for z in noises)
     zeros = torch.zeros(N_PARTICLES, 2, dtype=torch.float64)
-    h = 1.0 / steps
+    h, rate = 1.0 / steps, 1.0 - path.sigma_min  # OT: alpha_t = t, sigma_t = 1 - rate t
     x = _x0().repeat(len(settings), 1)
     states = [x]
     with one_thread():
         for k in range(steps):
             t = k * h  # a float: fmlib.paths.as_time checks it without tensor ops
             b = u(x, t)
-            sigma = path.sigma_t(batch_time(t, x)) if noisy else None
+            # path.sigma_t(t) and velocity_to_score(path, x, t, b) with the OT schedule as
+            # floats: the same IEEE operations in the same order (alpha' = 1, sigma' = -rate,
+            # D_t = alpha' sigma^2 - alpha sigma sigma'), without their per-call tensors
+            sigma = 1 - rate * t
             if scored:
-                b = b + (c * sigma).reshape(-1, 1) ** 2 / 2 * diffusion.velocity_to_score(
-                    path, x, t, b
-                )
+                den = torch.tensor([[sigma**2 - t * (sigma * -rate)]], dtype=torch.float64)
+                score = -(x - t * b) / den  # a [1, 1] tensor: divided element by element
+                b = b + (c * sigma).reshape(-1, 1) ** 2 / 2 * score
             if noisy:
                 z = torch.cat([zeros if rows is None else rows[k] for rows in noises])
                 x = x + h * b + (n * sigma).reshape(-1, 1) * math.sqrt(h) * z
