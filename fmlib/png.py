@@ -5,9 +5,8 @@ Pillow's PNG writer tries five row filters on every row and keeps the best (adap
 filtering); on a figure of flat colours and anti-aliased lines that search costs more than
 the compression it saves: half of Pillow's time at zlib level 1, for files from 19 % smaller
 to 18 % larger over the course's 17 live views (benchmarks/RESULTS.md, "PNG without the
-filter search"). Here every row has
-filter 0 (none) and zlib compresses the pixels as they are: a valid PNG (ISO/IEC 15948),
-decoded by any browser to the same pixels.
+filter search"). Here every row has filter 0 (none) and zlib compresses the pixels as they
+are: a valid PNG (ISO/IEC 15948), decoded by any browser to the same pixels.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ VIEW = 4.0
 BINS = 20
 HEAT = 80
 N_PARTICLES = 1000
+NOISE_SEED = 13  # the batched run's Euler-Maruyama draws (every setting's noise is its rows)
 N_TRACKS = 10
 P_MAX = 0.25  # fixed colour scale (square root) of p_t over every setting
 
@@ -111,7 +112,7 @@ def _all_trajectories(steps: int, sigma_min: float) -> Tensor:
     u = marginal(sigma_min).velocity
     drift = diffusion.sde_drift(u, diffusion.score_field(path, u), lambda t: c * path.sigma_t(t))
     noise = lambda t: n * path.sigma_t(t)  # noqa: E731
-    gen = torch.Generator().manual_seed(13)
+    gen = torch.Generator().manual_seed(NOISE_SEED)
     with one_thread():
         states = diffusion.euler_maruyama(
             drift, noise, _x0().repeat(len(SETTINGS), 1), steps, gen, trajectory=True
@@ -124,27 +125,26 @@ _RUNS: OrderedDict[tuple, Tensor] = OrderedDict()  # (sampler, gamma, steps, sig
 _RUNS_KEPT = 64
 
 
+def _draws(steps: int) -> list[Tensor]:
+    """The batched run's first `steps` draws, randn([len(SETTINGS) N_PARTICLES, 2]) each, from
+    its seed, in its order."""
+    gen = torch.Generator().manual_seed(NOISE_SEED)
+    shape = (len(SETTINGS) * N_PARTICLES, 2)
+    return [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(steps)]
+
+
 @lru_cache(maxsize=1)
 def _noise() -> list[Tensor]:
-    """The batched run's draws, step after step, for as many steps as the most the panel
-    offers: randn([len(SETTINGS) N_PARTICLES, 2]) per step from the seed `_all_trajectories`
-    uses, as it draws them. Drawn once, when the view is built (0.07 s, 31 MB), so that no
-    redraw waits for noise; a setting's noise at step k is its rows of draw k."""
-    gen = torch.Generator().manual_seed(13)
-    shape = (len(SETTINGS) * N_PARTICLES, 2)
-    return [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(STEPS_MAX)]
+    """`_draws` for the most steps the panel offers, drawn once, when the view is built (0.07 s,
+    31 MB), so that no redraw waits for noise; a setting's noise at step k is its rows of
+    draw k."""
+    return _draws(STEPS_MAX)
 
 
 def _setting_noise(i: int, steps: int) -> list[Tensor]:
-    """Setting i's rows of the batched run's first `steps` draws."""
-    if steps > STEPS_MAX:  # beyond the panel's steps (tests, other callers): draw as it does
-        gen = torch.Generator().manual_seed(13)
-        draws = [
-            torch.randn(len(SETTINGS) * N_PARTICLES, 2, generator=gen, dtype=torch.float64)
-            for _ in range(steps)
-        ]
-    else:
-        draws = _noise()[:steps]
+    """Setting i's rows of the batched run's first `steps` draws (beyond the panel's most
+    steps, as tests ask, drawn afresh)."""
+    draws = _noise()[:steps] if steps <= STEPS_MAX else _draws(steps)
     return [z[i * N_PARTICLES : (i + 1) * N_PARTICLES] for z in draws]
 
 
